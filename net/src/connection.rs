@@ -1,0 +1,117 @@
+//! One client connection: read requests, let the engine answer them, write responses in order.
+//!
+//! Requests on a connection are handled one at a time and answered in the order they arrived,
+//! as Kafka guarantees; clients pipeline by sending several requests before reading, and those
+//! wait in the socket buffer and in [`FrameReader`]'s buffer.
+
+use crate::frame::{FrameError, FrameReader};
+use crate::listener::ShutdownSignal;
+use crate::request::RawRequest;
+use crate::response::{Response, ResponsePart};
+use crate::zero_copy::write_file_region;
+use bytes::BytesMut;
+use futures_lite::future;
+use futures_lite::io::AsyncWriteExt;
+use glommio::net::TcpStream;
+use std::future::Future;
+use std::io;
+use tracing::debug;
+
+/// What the engine provides to answer requests.
+pub trait RequestHandler {
+    /// Answers one request; `None` means no response is sent (Produce with acks=0), and
+    /// `Err` closes the connection (the request could not be understood at all).
+    fn handle(&self, request: RawRequest) -> impl Future<Output = Result<Option<Response>, String>>;
+}
+
+/// Limits applied to every connection.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLimits {
+    /// `socket.request.max.bytes`: larger frames close the connection.
+    pub max_request_bytes: usize,
+}
+
+/// Byte parts smaller than this are coalesced with the frame prefix into one write.
+const COALESCE_LIMIT: usize = 64 * 1024;
+
+/// Serves one connection until the peer closes it, it misbehaves, or `shutdown` is raised
+/// (a request already being handled is finished and answered first).
+pub async fn serve_connection<H: RequestHandler>(
+    mut stream: TcpStream,
+    handler: &H,
+    limits: ConnectionLimits,
+    shutdown: &ShutdownSignal,
+) {
+    let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_else(|_| "?".into());
+    let mut reader = FrameReader::new(limits.max_request_bytes);
+    loop {
+        if shutdown.is_triggered() && !reader.has_buffered_frame() {
+            break;
+        }
+        let frame = future::or(async { Some(reader.read_frame(&mut stream).await) }, async {
+            shutdown.wait().await;
+            None
+        })
+        .await;
+        let frame = match frame {
+            None => break,
+            Some(Ok(frame)) => frame,
+            Some(Err(FrameError::Closed)) => break,
+            Some(Err(e)) => {
+                debug!(%peer, "closing connection: {e}");
+                break;
+            }
+        };
+        let request = match RawRequest::parse(frame) {
+            Ok(r) => r,
+            Err(e) => {
+                debug!(%peer, "closing connection: bad request header: {e}");
+                break;
+            }
+        };
+        match handler.handle(request).await {
+            Ok(Some(response)) => {
+                if let Err(e) = write_response(&mut stream, &response).await {
+                    debug!(%peer, "closing connection: write failed: {e}");
+                    break;
+                }
+            }
+            Ok(None) => {}
+            Err(reason) => {
+                debug!(%peer, "closing connection: {reason}");
+                break;
+            }
+        }
+    }
+    let _ = stream.close().await;
+}
+
+/// Writes one response: the prefix and small byte parts coalesced, file regions by sendfile.
+pub async fn write_response(stream: &mut TcpStream, response: &Response) -> io::Result<()> {
+    let mut pending = BytesMut::new();
+    pending.extend_from_slice(&response.frame_prefix());
+    for part in &response.parts {
+        match part {
+            ResponsePart::Bytes(b) if b.len() + pending.len() <= COALESCE_LIMIT => {
+                pending.extend_from_slice(b)
+            }
+            ResponsePart::Bytes(b) => {
+                flush(stream, &mut pending).await?;
+                stream.write_all(b).await?;
+            }
+            ResponsePart::File(region) => {
+                flush(stream, &mut pending).await?;
+                write_file_region(stream, region).await?;
+            }
+        }
+    }
+    flush(stream, &mut pending).await
+}
+
+async fn flush(stream: &mut TcpStream, pending: &mut BytesMut) -> io::Result<()> {
+    if !pending.is_empty() {
+        stream.write_all(pending).await?;
+        pending.clear();
+    }
+    Ok(())
+}

@@ -1,0 +1,58 @@
+//! The partition log of Sluice: Kafka's on-disk format, written with plain synchronous file I/O.
+//!
+//! # Layout
+//!
+//! A partition replica lives in `<log_dir>/<topic>-<partition>/`, exactly as in Apache Kafka:
+//!
+//! * `<20-digit base offset>.log` — record batches (magic v2) back to back, as produced by
+//!   clients, with `baseOffset` and `partitionLeaderEpoch` rewritten by the broker;
+//! * `<base>.index` — sparse offset index: 8-byte entries (relative offset u32, position u32);
+//! * `<base>.timeindex` — sparse time index: 12-byte entries (timestamp i64, relative offset u32);
+//! * `leader-epoch-checkpoint` — leader epochs and their start offsets.
+//!
+//! Broker-wide checkpoint files (`recovery-point-offset-checkpoint`, …) are read and written with
+//! [`checkpoint`].
+//!
+//! # Invariants
+//!
+//! * Offsets strictly increase through the log: every batch's base offset is the previous batch's
+//!   last offset plus one, and each segment's base offset is the first offset it holds.
+//! * Index entries strictly increase in offset (and in timestamp for the time index), and point at
+//!   the start of a batch inside their segment.
+//! * Everything below the recovery point has been fsynced; everything above it is re-verified
+//!   (CRC32C) when the log is opened, and cut at the first torn or corrupt batch.
+//! * Data read from disk or received from the network never panics the broker: it yields errors.
+//!
+//! The crate knows nothing of the network or of the executor: the engine calls it from its core's
+//! executor and may run [`PendingFlush::sync`] on a blocking thread (group commit).
+
+#![warn(missing_docs)]
+
+pub mod batch;
+pub mod checkpoint;
+mod error;
+pub mod index;
+pub mod leader_epoch;
+pub mod log;
+pub mod producer_state;
+mod records_walk;
+mod scan;
+pub mod segment;
+
+pub use batch::{
+    patched_prefix, validate_records, BatchError, BatchHeader, Compression, TimestampType,
+    ValidatedBatch, ValidationConfig,
+};
+pub use checkpoint::{read_checkpoint, write_checkpoint};
+pub use error::StorageError;
+pub use index::{OffsetIndex, TimeIndex};
+pub use leader_epoch::LeaderEpochCache;
+pub use log::{
+    AppendError, AppendInfo, FileSlice, LogConfig, PartitionLog, PendingFlush, ReadError,
+    RecoveryReport,
+};
+pub use producer_state::{BatchMetadata, ProducerError, ProducerStateTable};
+pub use segment::Segment;
+
+#[cfg(test)]
+mod test_util;

@@ -1,0 +1,168 @@
+//! Walks the records of an uncompressed v2 batch to check their framing (varint lengths, record
+//! count, exact fit) without decoding or copying them.
+
+/// Reads an unsigned LEB128 value of at most `max_bytes` bytes.
+fn read_unsigned(buf: &[u8], pos: &mut usize, max_bytes: usize) -> Option<u64> {
+    let mut value = 0u64;
+    for i in 0..max_bytes {
+        let byte = *buf.get(*pos)?;
+        *pos += 1;
+        value |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            return Some(value);
+        }
+    }
+    None
+}
+
+/// Reads a zigzag-encoded varint (i32).
+pub(crate) fn read_varint(buf: &[u8], pos: &mut usize) -> Option<i32> {
+    let raw = read_unsigned(buf, pos, 5)?;
+    let raw = u32::try_from(raw).ok()?;
+    Some(((raw >> 1) as i32) ^ -((raw & 1) as i32))
+}
+
+/// Reads a zigzag-encoded varlong (i64).
+pub(crate) fn read_varlong(buf: &[u8], pos: &mut usize) -> Option<i64> {
+    let raw = read_unsigned(buf, pos, 10)?;
+    Some(((raw >> 1) as i64) ^ -((raw & 1) as i64))
+}
+
+/// Skips a varint-length-prefixed byte string; -1 means null when `nullable`.
+fn skip_bytes(buf: &[u8], pos: &mut usize, nullable: bool, what: &str) -> Result<(), String> {
+    let len = read_varint(buf, pos).ok_or_else(|| format!("bad {what} length"))?;
+    if len == -1 && nullable {
+        return Ok(());
+    }
+    let len = usize::try_from(len).map_err(|_| format!("negative {what} length {len}"))?;
+    if buf.len() - *pos < len {
+        return Err(format!("{what} overruns its record"));
+    }
+    *pos += len;
+    Ok(())
+}
+
+/// Checks one record's body (everything after its length prefix); it must be consumed exactly.
+fn walk_record(body: &[u8], expected_offset_delta: i32) -> Result<(), String> {
+    let mut pos = 0usize;
+    if body.is_empty() {
+        return Err("empty record".into());
+    }
+    pos += 1; // attributes
+    read_varlong(body, &mut pos).ok_or("bad timestamp delta")?;
+    let offset_delta = read_varint(body, &mut pos).ok_or("bad offset delta")?;
+    if offset_delta != expected_offset_delta {
+        return Err(format!(
+            "record offset delta {offset_delta}, expected {expected_offset_delta}"
+        ));
+    }
+    skip_bytes(body, &mut pos, true, "key")?;
+    skip_bytes(body, &mut pos, true, "value")?;
+    let headers = read_varint(body, &mut pos).ok_or("bad header count")?;
+    if headers < 0 {
+        return Err(format!("negative header count {headers}"));
+    }
+    for _ in 0..headers {
+        skip_bytes(body, &mut pos, false, "header key")?;
+        skip_bytes(body, &mut pos, true, "header value")?;
+    }
+    if pos != body.len() {
+        return Err(format!(
+            "record declares {} bytes but its fields use {pos}",
+            body.len()
+        ));
+    }
+    Ok(())
+}
+
+/// Checks that `records` (the bytes after a batch header) hold exactly `count` well-framed
+/// records with consecutive offset deltas. Returns a description of the first problem.
+pub(crate) fn walk_records(records: &[u8], count: i32) -> Result<(), String> {
+    let mut pos = 0usize;
+    for i in 0..count {
+        let len =
+            read_varint(records, &mut pos).ok_or_else(|| format!("record {i}: bad length"))?;
+        let len = usize::try_from(len).map_err(|_| format!("record {i}: negative length"))?;
+        if records.len() - pos < len {
+            return Err(format!("record {i} overruns the batch"));
+        }
+        walk_record(&records[pos..pos + len], i).map_err(|e| format!("record {i}: {e}"))?;
+        pos += len;
+    }
+    if pos != records.len() {
+        return Err(format!(
+            "{} bytes after the {count} declared records",
+            records.len() - pos
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn zigzag(v: i64) -> Vec<u8> {
+        let mut z = ((v << 1) ^ (v >> 63)) as u64;
+        let mut out = Vec::new();
+        loop {
+            let b = (z & 0x7f) as u8;
+            z >>= 7;
+            if z == 0 {
+                out.push(b);
+                return out;
+            }
+            out.push(b | 0x80);
+        }
+    }
+
+    fn record(offset_delta: i64, value: &[u8]) -> Vec<u8> {
+        let mut body = vec![0u8];
+        body.extend(zigzag(0));
+        body.extend(zigzag(offset_delta));
+        body.extend(zigzag(-1));
+        body.extend(zigzag(value.len() as i64));
+        body.extend_from_slice(value);
+        body.extend(zigzag(1));
+        body.extend(zigzag(1));
+        body.push(b'h');
+        body.extend(zigzag(-1));
+        let mut out = zigzag(body.len() as i64);
+        out.extend(body);
+        out
+    }
+
+    #[test]
+    fn varints_round_trip() {
+        for v in [0i64, 1, -1, 63, -64, 300, i32::MAX as i64, i32::MIN as i64] {
+            let enc = zigzag(v);
+            let mut pos = 0;
+            assert_eq!(read_varint(&enc, &mut pos), Some(v as i32));
+            let mut pos = 0;
+            assert_eq!(read_varlong(&enc, &mut pos), Some(v));
+        }
+        let mut pos = 0;
+        assert_eq!(read_varint(&[0xff; 6], &mut pos), None);
+    }
+
+    #[test]
+    fn accepts_well_framed_records() {
+        let mut data = record(0, b"abc");
+        data.extend(record(1, b""));
+        assert_eq!(walk_records(&data, 2), Ok(()));
+    }
+
+    #[test]
+    fn rejects_bad_framing() {
+        let mut data = record(0, b"abc");
+        data.extend(record(1, b"de"));
+        assert!(walk_records(&data, 1).is_err(), "trailing record");
+        assert!(walk_records(&data, 3).is_err(), "missing record");
+        assert!(
+            walk_records(&data[..data.len() - 1], 2).is_err(),
+            "truncated"
+        );
+        let skipped = record(2, b"x");
+        assert!(walk_records(&skipped, 1).is_err(), "offset delta");
+    }
+}

@@ -1,0 +1,453 @@
+//! One segment of a partition log: `<20-digit base offset>.log` with its `.index` and
+//! `.timeindex`.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::io::IoSlice;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use nix::errno::Errno;
+
+use crate::batch::{BatchHeader, HEADER_SIZE};
+use crate::error::{IoContext, StorageError};
+use crate::index::{OffsetIndex, TimeIndex};
+use crate::scan::{scan_segment, ScanOutcome};
+
+/// File name of a segment file: the base offset on 20 digits, then `.ext` (Kafka's naming).
+pub fn file_name(base_offset: i64, ext: &str) -> String {
+    format!("{base_offset:020}.{ext}")
+}
+
+/// When the sparse indexes get an entry, following Kafka's `LogSegment.append`: once more than
+/// `index_interval_bytes` have been appended since the last entry, the next batch gets one.
+#[derive(Debug, Clone, Copy)]
+struct IndexCadence {
+    bytes_since_last_entry: u64,
+    max_timestamp: i64,
+    offset_of_max_timestamp: i64,
+}
+
+/// Index entries due for one batch: (last offset, position) and (max timestamp, its offset).
+type DueEntries = ((i64, u64), (i64, i64));
+
+impl IndexCadence {
+    fn new() -> Self {
+        IndexCadence {
+            bytes_since_last_entry: 0,
+            max_timestamp: -1,
+            offset_of_max_timestamp: -1,
+        }
+    }
+
+    /// Accounts for a batch written at `position`; returns the index entries it earns.
+    fn on_batch(
+        &mut self,
+        header: &BatchHeader,
+        position: u64,
+        interval: u32,
+    ) -> Option<DueEntries> {
+        if header.max_timestamp > self.max_timestamp || self.offset_of_max_timestamp < 0 {
+            self.max_timestamp = header.max_timestamp;
+            self.offset_of_max_timestamp = header.last_offset();
+        }
+        let due = (self.bytes_since_last_entry > u64::from(interval)).then(|| {
+            self.bytes_since_last_entry = 0;
+            (
+                (header.last_offset(), position),
+                (self.max_timestamp, self.offset_of_max_timestamp),
+            )
+        });
+        self.bytes_since_last_entry += header.total_size() as u64;
+        due
+    }
+}
+
+/// What opening a segment found.
+#[derive(Debug)]
+pub(crate) struct OpenedSegment {
+    pub segment: Segment,
+    pub scan: ScanOutcome,
+    pub batches: u64,
+    pub original_size: u64,
+}
+
+/// A segment: a log file of record batches starting at `base_offset`, and its sparse indexes.
+#[derive(Debug)]
+pub struct Segment {
+    base_offset: i64,
+    log_path: PathBuf,
+    log: Arc<File>,
+    size: u64,
+    next_offset: i64,
+    offset_index: OffsetIndex,
+    time_index: TimeIndex,
+    cadence: IndexCadence,
+    created_at_ms: i64,
+}
+
+impl Segment {
+    /// Creates a new empty segment in `dir` (replacing stale files of the same name).
+    pub fn create(dir: &Path, base_offset: i64, now_ms: i64) -> Result<Segment, StorageError> {
+        let log_path = dir.join(file_name(base_offset, "log"));
+        let log = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&log_path)
+            .at(&log_path)?;
+        let index_path = dir.join(file_name(base_offset, "index"));
+        let time_path = dir.join(file_name(base_offset, "timeindex"));
+        Ok(Segment {
+            base_offset,
+            log: Arc::new(log),
+            size: 0,
+            next_offset: base_offset,
+            offset_index: OffsetIndex::create(&index_path, base_offset).at(&index_path)?,
+            time_index: TimeIndex::create(&time_path, base_offset).at(&time_path)?,
+            cadence: IndexCadence::new(),
+            created_at_ms: now_ms,
+            log_path,
+        })
+    }
+
+    /// Opens an existing segment and scans it (verifying CRCs if `verify_crc`), calling
+    /// `on_batch` for every valid batch. The file is cut at the first bad batch. The indexes are
+    /// rebuilt from the scan when the segment was verified or cut, or when their files are
+    /// missing or invalid; otherwise the files are kept.
+    pub(crate) fn open(
+        dir: &Path,
+        base_offset: i64,
+        now_ms: i64,
+        index_interval_bytes: u32,
+        verify_crc: bool,
+        mut on_batch: impl FnMut(&BatchHeader),
+    ) -> Result<OpenedSegment, StorageError> {
+        let log_path = dir.join(file_name(base_offset, "log"));
+        let log = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&log_path)
+            .at(&log_path)?;
+        let original_size = log.metadata().at(&log_path)?.len();
+        let mut cadence = IndexCadence::new();
+        let mut offset_entries = Vec::new();
+        let mut time_entries: Vec<(i64, i64)> = Vec::new();
+        let mut next_offset = base_offset;
+        let mut first_timestamp = None;
+        let mut batches = 0u64;
+        let scan = scan_segment(&log, original_size, base_offset, verify_crc, |pos, h| {
+            if let Some((offset_entry, time_entry)) = cadence.on_batch(h, pos, index_interval_bytes)
+            {
+                offset_entries.push(offset_entry);
+                if time_entries.last().is_none_or(|l| l.0 < time_entry.0) {
+                    time_entries.push(time_entry);
+                }
+            }
+            first_timestamp.get_or_insert(h.max_timestamp);
+            next_offset = h.next_offset();
+            batches += 1;
+            on_batch(h);
+        })
+        .at(&log_path)?;
+        if scan.problem.is_some() {
+            log.set_len(scan.valid_len).at(&log_path)?;
+        }
+        let index_path = dir.join(file_name(base_offset, "index"));
+        let time_path = dir.join(file_name(base_offset, "timeindex"));
+        let rebuild = verify_crc || scan.problem.is_some();
+        let loaded = if rebuild {
+            None
+        } else {
+            let offsets =
+                OffsetIndex::load(&index_path, base_offset, scan.valid_len).at(&index_path)?;
+            let times = TimeIndex::load(&time_path, base_offset).at(&time_path)?;
+            offsets.zip(times)
+        };
+        let (offset_index, time_index) = match loaded {
+            Some(pair) => pair,
+            None => {
+                let mut offsets = OffsetIndex::create(&index_path, base_offset).at(&index_path)?;
+                offsets.replace_all(&offset_entries).at(&index_path)?;
+                let mut times = TimeIndex::create(&time_path, base_offset).at(&time_path)?;
+                times.replace_all(&time_entries).at(&time_path)?;
+                (offsets, times)
+            }
+        };
+        let segment = Segment {
+            base_offset,
+            log: Arc::new(log),
+            size: scan.valid_len,
+            next_offset,
+            offset_index,
+            time_index,
+            cadence,
+            created_at_ms: first_timestamp.map_or(now_ms, |ts: i64| ts.min(now_ms)),
+            log_path,
+        };
+        Ok(OpenedSegment {
+            segment,
+            scan,
+            batches,
+            original_size,
+        })
+    }
+
+    /// Appends a batch whose first 61 bytes are `prefix` (already patched with its offsets) and
+    /// whose records are `records`, with one vectored `pwrite` at the end of the file.
+    /// `header` describes the batch as written.
+    pub fn append(
+        &mut self,
+        header: &BatchHeader,
+        prefix: &[u8; HEADER_SIZE],
+        records: &[u8],
+        index_interval_bytes: u32,
+    ) -> io::Result<()> {
+        debug_assert!(
+            header.base_offset >= self.next_offset,
+            "offsets must increase"
+        );
+        debug_assert_eq!(header.total_size(), HEADER_SIZE + records.len());
+        let position = self.size;
+        write_all_vectored_at(&self.log, [prefix, records], position)?;
+        if let Some((offset_entry, time_entry)) =
+            self.cadence
+                .on_batch(header, position, index_interval_bytes)
+        {
+            self.offset_index.append(offset_entry.0, offset_entry.1)?;
+            self.time_index.maybe_append(time_entry.0, time_entry.1)?;
+        }
+        self.size += header.total_size() as u64;
+        self.next_offset = header.next_offset();
+        Ok(())
+    }
+
+    /// Adds the final time-index entry for the segment's max timestamp (Kafka does this when a
+    /// segment stops being active) and syncs both indexes.
+    pub fn seal(&mut self) -> io::Result<()> {
+        if let Some((ts, offset)) = self.max_timestamp() {
+            self.time_index.maybe_append(ts, offset)?;
+        }
+        self.offset_index.file().sync_data()?;
+        self.time_index.file().sync_data()
+    }
+
+    /// The first batch (position, header) whose last offset is >= `offset`, found from the
+    /// offset index; `None` when every batch ends before it.
+    pub fn find_batch(&self, offset: i64) -> io::Result<Option<(u64, BatchHeader)>> {
+        let (_, position) = self.offset_index.lookup(offset);
+        self.scan_headers(position, |h| h.last_offset() >= offset)
+    }
+
+    /// The first batch whose max timestamp is >= `timestamp`, found from the time index.
+    pub fn find_batch_by_timestamp(
+        &self,
+        timestamp: i64,
+    ) -> io::Result<Option<(u64, BatchHeader)>> {
+        let (_, offset) = self.time_index.lookup(timestamp);
+        let (_, position) = self.offset_index.lookup(offset);
+        self.scan_headers(position, |h| h.max_timestamp >= timestamp)
+    }
+
+    /// Position of the first batch whose base offset is >= `offset`, or the segment size.
+    pub fn position_of(&self, offset: i64) -> io::Result<u64> {
+        let (_, position) = self.offset_index.lookup(offset);
+        Ok(self
+            .scan_headers(position, |h| h.base_offset >= offset)?
+            .map_or(self.size, |(pos, _)| pos))
+    }
+
+    /// Reads batch headers from `position` on until `pred` holds.
+    fn scan_headers(
+        &self,
+        mut position: u64,
+        pred: impl Fn(&BatchHeader) -> bool,
+    ) -> io::Result<Option<(u64, BatchHeader)>> {
+        let mut buf = [0u8; HEADER_SIZE];
+        while position + HEADER_SIZE as u64 <= self.size {
+            self.log.read_exact_at(&mut buf, position)?;
+            let header = BatchHeader::parse(&buf).map_err(|e| {
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("{} at position {position}: {e}", self.log_path.display()),
+                )
+            })?;
+            if pred(&header) {
+                return Ok(Some((position, header)));
+            }
+            position += header.total_size() as u64;
+        }
+        Ok(None)
+    }
+
+    /// Reads the whole batch at `position`.
+    pub fn read_batch(&self, position: u64, header: &BatchHeader) -> io::Result<Vec<u8>> {
+        let mut buf = vec![0u8; header.total_size()];
+        self.log.read_exact_at(&mut buf, position)?;
+        Ok(buf)
+    }
+
+    /// Removes the segment's three files.
+    pub fn delete(self) -> Result<(), StorageError> {
+        let index_path = self.offset_index.path().to_path_buf();
+        let time_path = index_path.with_extension("timeindex");
+        for path in [&self.log_path, &index_path, &time_path] {
+            match std::fs::remove_file(path) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e).at(path),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// First offset of the segment.
+    pub fn base_offset(&self) -> i64 {
+        self.base_offset
+    }
+
+    /// Offset after the segment's last batch (its base offset when empty).
+    pub fn next_offset(&self) -> i64 {
+        self.next_offset
+    }
+
+    /// Bytes in the log file.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// The log file, shared so that the network layer can `sendfile` from it.
+    pub fn log_file(&self) -> &Arc<File> {
+        &self.log
+    }
+
+    /// Path of the log file.
+    pub fn log_path(&self) -> &Path {
+        &self.log_path
+    }
+
+    /// Largest timestamp in the segment and the last offset of the first batch that has it.
+    pub fn max_timestamp(&self) -> Option<(i64, i64)> {
+        (self.cadence.offset_of_max_timestamp >= 0).then_some((
+            self.cadence.max_timestamp,
+            self.cadence.offset_of_max_timestamp,
+        ))
+    }
+
+    /// When the segment was created (or its first batch's timestamp, once reopened): the start
+    /// of the `segment.ms` clock.
+    pub fn created_at_ms(&self) -> i64 {
+        self.created_at_ms
+    }
+
+    /// The offset index.
+    pub fn offset_index(&self) -> &OffsetIndex {
+        &self.offset_index
+    }
+
+    /// The time index.
+    pub fn time_index(&self) -> &TimeIndex {
+        &self.time_index
+    }
+}
+
+/// Writes `parts` contiguously at `position` with `pwritev`, finishing a short write with
+/// plain positioned writes.
+fn write_all_vectored_at(file: &File, parts: [&[u8]; 2], position: u64) -> io::Result<()> {
+    let offset = i64::try_from(position).map_err(io::Error::other)?;
+    let written = loop {
+        match nix::sys::uio::pwritev(
+            file,
+            &[IoSlice::new(parts[0]), IoSlice::new(parts[1])],
+            offset,
+        ) {
+            Ok(n) => break n,
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    };
+    let mut skip = written;
+    let mut at = position + written as u64;
+    for part in parts {
+        if skip >= part.len() {
+            skip -= part.len();
+            continue;
+        }
+        file.write_all_at(&part[skip..], at)?;
+        at += (part.len() - skip) as u64;
+        skip = 0;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_util::{batch_bytes, with_base_offset};
+
+    fn append_raw(seg: &mut Segment, bytes: &[u8]) -> BatchHeader {
+        let header = BatchHeader::parse(bytes).unwrap();
+        let mut prefix = [0u8; HEADER_SIZE];
+        prefix.copy_from_slice(&bytes[..HEADER_SIZE]);
+        seg.append(&header, &prefix, &bytes[HEADER_SIZE..], 256)
+            .unwrap();
+        header
+    }
+
+    #[test]
+    fn append_index_and_find() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut seg = Segment::create(dir.path(), 100, 5).unwrap();
+        let mut positions = Vec::new();
+        for i in 0..10 {
+            positions.push(seg.size());
+            append_raw(
+                &mut seg,
+                &with_base_offset(&batch_bytes(2, 1000 + i * 10), 100 + i * 2),
+            );
+        }
+        assert_eq!(seg.next_offset(), 120);
+        assert!(
+            !seg.offset_index().is_empty(),
+            "batches exceed the interval"
+        );
+        assert_eq!(seg.max_timestamp(), Some((1091, 119)));
+        let (pos, h) = seg.find_batch(107).unwrap().unwrap();
+        assert_eq!((pos, h.base_offset), (positions[3], 106));
+        assert_eq!(seg.find_batch(120).unwrap(), None);
+        let (pos, h) = seg.find_batch_by_timestamp(1035).unwrap().unwrap();
+        assert_eq!((pos, h.base_offset), (positions[4], 108));
+        assert_eq!(seg.position_of(107).unwrap(), positions[4]);
+        assert_eq!(seg.position_of(500).unwrap(), seg.size());
+        let bytes = seg.read_batch(pos, &h).unwrap();
+        assert_eq!(BatchHeader::parse(&bytes).unwrap(), h);
+        seg.seal().unwrap();
+        assert_eq!(seg.time_index().last_entry(), Some((1091, 119)));
+        assert!(dir.path().join("00000000000000000100.log").exists());
+        seg.delete().unwrap();
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn reopen_keeps_or_rebuilds_indexes() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut seg = Segment::create(dir.path(), 0, 5).unwrap();
+        for i in 0..6 {
+            append_raw(&mut seg, &with_base_offset(&batch_bytes(3, 50 + i), i * 3));
+        }
+        seg.seal().unwrap();
+        let entries = seg.offset_index().len();
+        drop(seg);
+        let mut count = 0;
+        let opened = Segment::open(dir.path(), 0, 99, 256, false, |_| count += 1).unwrap();
+        assert_eq!((opened.batches, count), (6, 6));
+        assert_eq!(opened.segment.offset_index().len(), entries);
+        assert_eq!(opened.segment.next_offset(), 18);
+        assert_eq!(opened.segment.created_at_ms(), 52);
+        std::fs::remove_file(dir.path().join(file_name(0, "index"))).unwrap();
+        let opened = Segment::open(dir.path(), 0, 99, 256, true, |_| {}).unwrap();
+        assert_eq!(opened.segment.offset_index().len(), entries);
+        assert!(opened.scan.problem.is_none());
+    }
+}

@@ -1,0 +1,76 @@
+//! Builders of real record batches (with kafka-protocol's encoder) for the unit tests.
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::indexmap::IndexMap;
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+
+/// Identity of an idempotent producer for a test batch: (producer id, epoch, base sequence).
+pub(crate) type Producer = (i64, i16, i32);
+
+/// No producer id.
+pub(crate) const NO_PRODUCER: Producer = (-1, -1, -1);
+
+/// Encodes one v2 batch of `count` records with timestamps `first_ts`, `first_ts + 1`, ….
+pub(crate) fn encode_batch(
+    count: usize,
+    first_ts: i64,
+    compression: Compression,
+    producer: Producer,
+) -> Bytes {
+    let timestamps: Vec<i64> = (0..count as i64).map(|i| first_ts + i).collect();
+    encode_with_timestamps(&timestamps, compression, producer)
+}
+
+/// Encodes one v2 batch with one record per timestamp in `timestamps`.
+pub(crate) fn encode_with_timestamps(
+    timestamps: &[i64],
+    compression: Compression,
+    producer: Producer,
+) -> Bytes {
+    let records: Vec<Record> = timestamps
+        .iter()
+        .enumerate()
+        .map(|(i, &ts)| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id: producer.0,
+            producer_epoch: producer.1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            // The encoder starts a new batch when `offset - sequence` changes, so sequences
+            // advance with offsets even without a producer (base sequence -1).
+            sequence: producer.2.wrapping_add(i as i32),
+            timestamp: ts,
+            key: Some(Bytes::from(format!("key-{i}"))),
+            value: Some(Bytes::from(vec![b'v'; 100 + i % 7])),
+            headers: IndexMap::new(),
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        &records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression,
+        },
+    )
+    .expect("encode test batch");
+    buf.freeze()
+}
+
+/// An uncompressed batch of `count` records without a producer id, as a `Vec`.
+pub(crate) fn batch_bytes(count: usize, first_ts: i64) -> Vec<u8> {
+    encode_batch(count, first_ts, Compression::None, NO_PRODUCER).to_vec()
+}
+
+/// A copy of `batch` with its baseOffset (outside the CRC) set to `offset`.
+pub(crate) fn with_base_offset(batch: &[u8], offset: i64) -> Vec<u8> {
+    let mut out = batch.to_vec();
+    out[..8].copy_from_slice(&offset.to_be_bytes());
+    out
+}
