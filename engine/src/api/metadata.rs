@@ -1,0 +1,118 @@
+//! Metadata: the nodes (one per shard), topics, and which shard node leads each partition.
+//! Unknown topics are created here when auto-creation is allowed (`auto.create.topics.enable`).
+
+use super::{decode, respond, str_bytes, HandlerResult};
+use crate::controller::validate_topic_name;
+use crate::messages::{ControllerCommand, NewTopic};
+use crate::metadata::MetadataImage;
+use crate::shard::Shard;
+use kafka_protocol::messages::metadata_response::{MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic};
+use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
+use kafka_protocol::ResponseError;
+use sluice_net::RawRequest;
+use std::rc::Rc;
+use uuid::Uuid;
+
+/// "Authorized operations not requested" in Kafka's encoding.
+const OPERATIONS_OMITTED: i32 = i32::MIN;
+
+/// Answers Metadata, creating requested topics that don't exist when that is allowed.
+pub async fn handle_metadata(shard: &Rc<Shard>, req: &RawRequest) -> HandlerResult {
+    let request: MetadataRequest = decode(req)?;
+    let all_topics = match &request.topics {
+        None => true,
+        Some(t) => t.is_empty() && req.api_version == 0,
+    };
+    let allow_auto_create = (req.api_version < 4 || request.allow_auto_topic_creation) && shard.config.auto_create_topics_enable;
+    let requested: Vec<(Option<String>, Uuid)> = request
+        .topics
+        .iter()
+        .flatten()
+        .map(|t| (t.name.as_ref().map(|n| n.0.to_string()), t.topic_id))
+        .collect();
+
+    let mut image = shard.image();
+    if allow_auto_create {
+        let missing: Vec<NewTopic> = requested
+            .iter()
+            .filter_map(|(name, _)| name.as_ref())
+            .filter(|name| image.topic(name).is_none() && validate_topic_name(name).is_ok())
+            .map(|name| NewTopic {
+                name: name.clone(),
+                num_partitions: -1,
+                replication_factor: -1,
+                assignments: vec![],
+                configs: vec![],
+            })
+            .collect();
+        if !missing.is_empty() {
+            shard
+                .router
+                .call_controller(ControllerCommand::CreateTopics { topics: missing, validate_only: false })
+                .await
+                .map_err(|e| e.to_string())?;
+            image = shard.image();
+        }
+    }
+
+    let topics: Vec<MetadataResponseTopic> = if all_topics {
+        image.state.topics.keys().map(|name| describe_topic(&image, Some(name), None)).collect()
+    } else {
+        requested.iter().map(|(name, id)| describe_topic(&image, name.as_deref(), Some(*id))).collect()
+    };
+    let brokers = image
+        .nodes
+        .iter()
+        .map(|n| {
+            MetadataResponseBroker::default()
+                .with_node_id(BrokerId(n.node_id))
+                .with_host(str_bytes(n.host.clone()))
+                .with_port(n.port)
+        })
+        .collect();
+    let response = MetadataResponse::default()
+        .with_brokers(brokers)
+        .with_cluster_id(Some(str_bytes(image.state.cluster_id.clone())))
+        .with_controller_id(BrokerId(image.controller_node()))
+        .with_cluster_authorized_operations(OPERATIONS_OMITTED)
+        .with_topics(topics);
+    respond(req, &response)
+}
+
+/// One topic's entry: by name, or by id when no name was given (Metadata v10+).
+fn describe_topic(image: &MetadataImage, name: Option<&str>, id: Option<Uuid>) -> MetadataResponseTopic {
+    let resolved = match name {
+        Some(n) => Some(n.to_string()),
+        None => id.and_then(|id| image.topic_name(&id).map(str::to_string)),
+    };
+    let base = MetadataResponseTopic::default().with_topic_authorized_operations(OPERATIONS_OMITTED);
+    let Some((name, topic)) = resolved.as_ref().and_then(|n| image.topic(n).map(|t| (n, t))) else {
+        let code = match (name, resolved) {
+            (None, _) => ResponseError::UnknownTopicId,
+            (Some(n), _) if validate_topic_name(n).is_err() => ResponseError::InvalidTopicException,
+            _ => ResponseError::UnknownTopicOrPartition,
+        };
+        return base
+            .with_error_code(code.code())
+            .with_name(name.map(|n| TopicName(str_bytes(n))))
+            .with_topic_id(id.unwrap_or(Uuid::nil()));
+    };
+    let partitions = topic
+        .partitions
+        .iter()
+        .enumerate()
+        .map(|(index, p)| {
+            let leader = BrokerId(image.node_of(p.shard));
+            MetadataResponsePartition::default()
+                .with_partition_index(index as i32)
+                .with_leader_id(leader)
+                .with_leader_epoch(p.leader_epoch)
+                .with_replica_nodes(vec![leader])
+                .with_isr_nodes(vec![leader])
+        })
+        .collect();
+    base.with_name(Some(TopicName(str_bytes(name.clone()))))
+        .with_topic_id(topic.id)
+        .with_is_internal(topic.internal)
+        .with_partitions(partitions)
+}

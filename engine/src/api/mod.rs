@@ -1,0 +1,121 @@
+//! The Kafka API handlers, one file per API, and the dispatch between them.
+//!
+//! Every handler has the same shape: `handle_<api>(shard, request) -> HandlerResult`. It decodes
+//! its request with `kafka-protocol`, does the work on this shard (or asks the controller), and
+//! encodes the response. A request that cannot even be decoded closes the connection, as Kafka
+//! does; everything else is answered with Kafka error codes.
+
+pub mod api_versions;
+pub mod create_partitions;
+pub mod create_topics;
+pub mod delete_topics;
+pub mod describe_cluster;
+pub mod describe_configs;
+pub mod fetch;
+pub mod init_producer_id;
+pub mod list_offsets;
+pub mod metadata;
+pub mod offset_for_leader_epoch;
+pub mod produce;
+
+use crate::shard::Shard;
+use bytes::BytesMut;
+use kafka_protocol::messages::ApiKey;
+use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
+use sluice_net::{RawRequest, RequestHandler, Response};
+use std::future::Future;
+use std::rc::Rc;
+
+/// What a handler returns: a response, no response (acks=0), or a reason to close the
+/// connection.
+pub type HandlerResult = Result<Option<Response>, String>;
+
+/// The APIs this broker implements and their version ranges (Kafka 4.x's ranges).
+pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
+    (ApiKey::Produce, 3, 13),
+    (ApiKey::Fetch, 4, 17),
+    (ApiKey::ListOffsets, 1, 10),
+    (ApiKey::Metadata, 0, 13),
+    (ApiKey::ApiVersions, 0, 4),
+    (ApiKey::CreateTopics, 2, 7),
+    (ApiKey::DeleteTopics, 1, 6),
+    (ApiKey::InitProducerId, 0, 5),
+    (ApiKey::OffsetForLeaderEpoch, 2, 4),
+    (ApiKey::DescribeConfigs, 1, 4),
+    (ApiKey::CreatePartitions, 0, 3),
+    (ApiKey::DescribeCluster, 0, 2),
+];
+
+/// The supported version range of `key`, if the API is implemented.
+pub fn supported_versions(key: ApiKey) -> Option<(i16, i16)> {
+    SUPPORTED_APIS.iter().find(|(k, _, _)| *k == key).map(|&(_, lo, hi)| (lo, hi))
+}
+
+/// Answers requests arriving on one shard's connections.
+pub struct ApiHandler {
+    shard: Rc<Shard>,
+}
+
+impl ApiHandler {
+    /// A handler for connections of `shard`.
+    pub fn new(shard: Rc<Shard>) -> ApiHandler {
+        ApiHandler { shard }
+    }
+}
+
+impl RequestHandler for ApiHandler {
+    fn handle(&self, request: RawRequest) -> impl Future<Output = HandlerResult> {
+        dispatch(self.shard.clone(), request)
+    }
+}
+
+/// Routes a request to its handler after checking the API and version are supported.
+pub async fn dispatch(shard: Rc<Shard>, req: RawRequest) -> HandlerResult {
+    let Some((lo, hi)) = supported_versions(req.api_key) else {
+        return Err(format!("{:?} (key {}) is not supported", req.api_key, req.api_key as i16));
+    };
+    if req.api_version < lo || req.api_version > hi {
+        if req.api_key == ApiKey::ApiVersions {
+            return api_versions::unsupported_version_response(&req);
+        }
+        return Err(format!("{:?} v{} is not supported (supported: v{lo}-v{hi})", req.api_key, req.api_version));
+    }
+    let shard = &shard;
+    let req = &req;
+    match req.api_key {
+        ApiKey::ApiVersions => api_versions::handle_api_versions(shard, req).await,
+        ApiKey::Metadata => metadata::handle_metadata(shard, req).await,
+        ApiKey::Produce => produce::handle_produce(shard, req).await,
+        ApiKey::Fetch => fetch::handle_fetch(shard, req).await,
+        ApiKey::ListOffsets => list_offsets::handle_list_offsets(shard, req).await,
+        ApiKey::CreateTopics => create_topics::handle_create_topics(shard, req).await,
+        ApiKey::DeleteTopics => delete_topics::handle_delete_topics(shard, req).await,
+        ApiKey::CreatePartitions => create_partitions::handle_create_partitions(shard, req).await,
+        ApiKey::InitProducerId => init_producer_id::handle_init_producer_id(shard, req).await,
+        ApiKey::OffsetForLeaderEpoch => offset_for_leader_epoch::handle_offset_for_leader_epoch(shard, req).await,
+        ApiKey::DescribeConfigs => describe_configs::handle_describe_configs(shard, req).await,
+        ApiKey::DescribeCluster => describe_cluster::handle_describe_cluster(shard, req).await,
+        other => Err(format!("{other:?} is not supported")),
+    }
+}
+
+/// Decodes the request body as `T` at the request's version.
+pub fn decode<T: Decodable>(req: &RawRequest) -> Result<T, String> {
+    let mut body = req.body.clone();
+    T::decode(&mut body, req.api_version)
+        .map_err(|e| format!("malformed {:?} v{} request: {e}", req.api_key, req.api_version))
+}
+
+/// Encodes `body` as the response to `req`.
+pub fn respond<T: Encodable + HeaderVersion>(req: &RawRequest, body: &T) -> HandlerResult {
+    let mut buf = BytesMut::new();
+    body.encode(&mut buf, req.api_version)
+        .map_err(|e| format!("cannot encode {:?} v{} response: {e}", req.api_key, req.api_version))?;
+    let flexible = T::header_version(req.api_version) >= 1;
+    Ok(Some(Response::from_body(req.correlation_id, flexible, buf.freeze())))
+}
+
+/// A `StrBytes` from an owned string.
+pub fn str_bytes(s: impl Into<String>) -> StrBytes {
+    StrBytes::from_string(s.into())
+}

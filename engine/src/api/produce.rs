@@ -1,0 +1,101 @@
+//! Produce: validate and append record batches on the shard that leads each partition.
+//!
+//! Record data stays the `Bytes` slice of the request frame all the way into the segment file
+//! (the log patches offsets in a separate 61-byte prefix). Durability follows `acks` and the
+//! flush policy: a partition whose `flush.messages` is due, or any partition of an acks=all
+//! request when `sluice.fsync.acks.all` is on, waits for the shard's group commit before the
+//! response goes out.
+
+use super::{decode, respond, str_bytes, HandlerResult};
+use crate::error::append_error_code;
+use crate::partition::Partition;
+use crate::shard::Shard;
+use crate::time::now_ms;
+use kafka_protocol::messages::produce_response::{LeaderIdAndEpoch, PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{BrokerId, ProduceRequest, ProduceResponse};
+use kafka_protocol::ResponseError;
+use sluice_net::RawRequest;
+use std::rc::Rc;
+use uuid::Uuid;
+
+/// Answers Produce.
+pub async fn handle_produce(shard: &Rc<Shard>, req: &RawRequest) -> HandlerResult {
+    let request: ProduceRequest = decode(req)?;
+    let acks = request.acks;
+    let image = shard.image();
+    let now = now_ms();
+    let mut responses = Vec::with_capacity(request.topic_data.len());
+    let mut to_sync: Vec<(usize, usize, Rc<Partition>)> = Vec::new();
+    for (t, topic) in request.topic_data.iter().enumerate() {
+        let name = if req.api_version >= 13 {
+            image.topic_name(&topic.topic_id).map(str::to_string)
+        } else {
+            Some(topic.name.0.to_string())
+        };
+        let mut partitions = Vec::with_capacity(topic.partition_data.len());
+        for (i, data) in topic.partition_data.iter().enumerate() {
+            let mut out = PartitionProduceResponse::default().with_index(data.index).with_base_offset(-1).with_log_append_time_ms(-1).with_log_start_offset(-1);
+            let partition = name.as_deref().and_then(|n| shard.partition(n, data.index));
+            match (&name, partition) {
+                _ if !matches!(acks, -1..=1) => out.error_code = ResponseError::InvalidRequiredAcks.code(),
+                (None, _) => out.error_code = ResponseError::UnknownTopicId.code(),
+                (Some(n), None) => match image.topic(n).and_then(|t| t.partitions.get(data.index as usize)) {
+                    Some(placement) => {
+                        out.error_code = ResponseError::NotLeaderOrFollower.code();
+                        out.current_leader = LeaderIdAndEpoch::default()
+                            .with_leader_id(BrokerId(image.node_of(placement.shard)))
+                            .with_leader_epoch(placement.leader_epoch);
+                    }
+                    None => out.error_code = ResponseError::UnknownTopicOrPartition.code(),
+                },
+                (Some(_), Some(p)) => {
+                    let Some(records) = &data.records else {
+                        out.error_code = ResponseError::InvalidRecord.code();
+                        out.error_message = Some(str_bytes("the partition's records are null"));
+                        partitions.push(out);
+                        continue;
+                    };
+                    let result = p.log.borrow_mut().append(records, p.leader_epoch.get(), now);
+                    match result {
+                        Ok(info) => {
+                            out.base_offset = info.base_offset;
+                            out.log_append_time_ms = info.log_append_time_ms;
+                            out.log_start_offset = info.log_start_offset;
+                            if !info.duplicate {
+                                p.notify_appended();
+                            }
+                            let fsync_for_acks = acks == -1 && shard.config.fsync_acks_all;
+                            if fsync_for_acks || p.log.borrow().needs_flush(now) {
+                                to_sync.push((t, i, p.clone()));
+                            }
+                        }
+                        Err(e) => {
+                            out.error_code = append_error_code(&e);
+                            out.error_message = Some(str_bytes(e.to_string()));
+                            out.log_start_offset = p.log_start_offset();
+                        }
+                    }
+                }
+            }
+            partitions.push(out);
+        }
+        responses.push(
+            TopicProduceResponse::default()
+                .with_name(topic.name.clone())
+                .with_topic_id(if req.api_version >= 13 { topic.topic_id } else { Uuid::nil() })
+                .with_partition_responses(partitions),
+        );
+    }
+    let synced = futures::future::join_all(to_sync.iter().map(|(_, _, p)| shard.group_commit.sync(p.clone()))).await;
+    for ((t, i, _), result) in to_sync.iter().zip(synced) {
+        if let Err(e) = result {
+            let out = &mut responses[*t].partition_responses[*i];
+            out.error_code = ResponseError::KafkaStorageError.code();
+            out.error_message = Some(str_bytes(e.to_string()));
+        }
+    }
+    if acks == 0 {
+        return Ok(None);
+    }
+    respond(req, &ProduceResponse::default().with_responses(responses))
+}

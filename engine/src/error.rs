@@ -1,0 +1,37 @@
+//! Engine errors, and their mapping to Kafka error codes at the API edge.
+
+use kafka_protocol::ResponseError;
+use sluice_storage::{AppendError, BatchError, ReadError};
+
+/// Kafka's error code for "no error".
+pub const NONE: i16 = 0;
+
+/// The Kafka error code a failed append is reported with.
+pub fn append_error_code(e: &AppendError) -> i16 {
+    match e {
+        AppendError::Batch(b) => batch_error_code(b),
+        AppendError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber.code(),
+        AppendError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch.code(),
+        AppendError::RecordListTooLarge { .. } => ResponseError::RecordListTooLarge.code(),
+        AppendError::Io(_) => ResponseError::KafkaStorageError.code(),
+    }
+}
+
+/// The Kafka error code an invalid record batch is reported with.
+pub fn batch_error_code(e: &BatchError) -> i16 {
+    match e {
+        BatchError::CorruptMessage(_) => ResponseError::CorruptMessage.code(),
+        BatchError::UnsupportedMagic(_) => ResponseError::UnsupportedForMessageFormat.code(),
+        BatchError::MessageTooLarge { .. } => ResponseError::MessageTooLarge.code(),
+        BatchError::InvalidRecord(_) => ResponseError::InvalidRecord.code(),
+        BatchError::InvalidTimestamp { .. } => ResponseError::InvalidTimestamp.code(),
+    }
+}
+
+/// The Kafka error code a failed read is reported with.
+pub fn read_error_code(e: &ReadError) -> i16 {
+    match e {
+        ReadError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange.code(),
+        ReadError::Io(_) => ResponseError::KafkaStorageError.code(),
+    }
+}

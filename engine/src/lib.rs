@@ -1,0 +1,32 @@
+//! The Sluice broker engine: shards, the metadata image, the controller and the Kafka API
+//! handlers.
+//!
+//! # Shape
+//!
+//! A broker runs one [`shard::Shard`] per core, each on its own pinned glommio executor. A shard
+//! owns the partition replicas placed on it outright — their logs, their fetch waiters, their
+//! group commit — and is advertised to clients as its own Kafka node
+//! (`broker.id * 1000 + shard`, port `listener port + shard`), so clients send every partition
+//! request straight to the core that owns the data ([`api`] answers `NOT_LEADER_OR_FOLLOWER`
+//! when they don't).
+//!
+//! Shards share no mutable state. The cluster metadata (topics, partition placement, configs,
+//! producer-id blocks) is owned by the [`controller`] on shard 0, which publishes immutable
+//! [`metadata::MetadataImage`]s to every shard over the cross-shard channels of
+//! [`messages`]. Those channels carry only controller traffic; produce and fetch never leave
+//! their shard.
+
+pub mod api;
+pub mod broker;
+pub mod config;
+pub mod controller;
+pub mod error;
+pub mod group_commit;
+pub mod messages;
+pub mod metadata;
+pub mod partition;
+pub mod shard;
+pub mod time;
+
+pub use broker::{run_broker, BrokerError};
+pub use config::BrokerConfig;

@@ -1,0 +1,175 @@
+//! Cross-shard messages: the only traffic between cores.
+//!
+//! Shards talk over unbounded channels whose receivers live on the destination shard (glommio
+//! wakes a task from another thread through its foreign-wake queue). Two kinds of message
+//! exist, matching DESIGN §1: controller requests forwarded to shard 0, and new metadata images
+//! published by the controller to every shard. Produce and fetch never appear here.
+
+use crate::metadata::MetadataImage;
+use futures::channel::{mpsc, oneshot};
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// A topic to create, as CreateTopics or auto-creation describe it.
+#[derive(Debug, Clone)]
+pub struct NewTopic {
+    /// Topic name.
+    pub name: String,
+    /// Partition count; -1 means `num.partitions`.
+    pub num_partitions: i32,
+    /// Replication factor; -1 means `default.replication.factor`.
+    pub replication_factor: i16,
+    /// Manual assignment: partition index → replica node ids.
+    pub assignments: Vec<(i32, Vec<i32>)>,
+    /// Topic-level config overrides.
+    pub configs: Vec<(String, Option<String>)>,
+}
+
+/// A topic named by name or by id (DeleteTopics v6 allows either).
+#[derive(Debug, Clone)]
+pub struct TopicRef {
+    /// The name, if given.
+    pub name: Option<String>,
+    /// The id, if given (the nil UUID counts as absent).
+    pub id: Option<Uuid>,
+}
+
+/// Partitions to add to a topic (CreatePartitions).
+#[derive(Debug, Clone)]
+pub struct PartitionGrowth {
+    /// Topic name.
+    pub name: String,
+    /// The new total partition count.
+    pub count: i32,
+    /// Replica node ids for each new partition, if the client chose them.
+    pub assignments: Option<Vec<Vec<i32>>>,
+}
+
+/// The controller's answer for one topic.
+#[derive(Debug, Clone)]
+pub struct TopicOutcome {
+    /// Topic name (empty when an unknown id was given).
+    pub name: String,
+    /// Topic id (nil when unknown).
+    pub topic_id: Uuid,
+    /// Kafka error code.
+    pub error_code: i16,
+    /// Human-readable reason for the error.
+    pub error_message: Option<String>,
+    /// Partition count after the operation.
+    pub num_partitions: i32,
+    /// Replication factor.
+    pub replication_factor: i16,
+}
+
+/// Work only the controller (shard 0) may do, because it changes the cluster metadata.
+#[derive(Debug, Clone)]
+pub enum ControllerCommand {
+    /// Create topics (or only validate the request).
+    CreateTopics {
+        /// The topics.
+        topics: Vec<NewTopic>,
+        /// Check everything but change nothing.
+        validate_only: bool,
+    },
+    /// Delete topics.
+    DeleteTopics {
+        /// The topics.
+        topics: Vec<TopicRef>,
+    },
+    /// Add partitions to topics.
+    CreatePartitions {
+        /// The topics and their new counts.
+        topics: Vec<PartitionGrowth>,
+        /// Check everything but change nothing.
+        validate_only: bool,
+    },
+    /// Hand out a block of producer ids.
+    AllocateProducerIds {
+        /// How many ids.
+        count: i64,
+    },
+}
+
+/// The controller's answer.
+#[derive(Debug, Clone)]
+pub enum ControllerReply {
+    /// One outcome per topic, in request order.
+    Topics(Vec<TopicOutcome>),
+    /// The first id of a block of producer ids.
+    ProducerIds {
+        /// First id of the block.
+        first: i64,
+    },
+}
+
+/// A message to a shard.
+pub enum ShardMessage {
+    /// For shard 0: run a controller command and reply.
+    Controller {
+        /// The command.
+        command: ControllerCommand,
+        /// Where the reply goes.
+        reply: oneshot::Sender<ControllerReply>,
+    },
+    /// Adopt a new metadata image (open / close partition logs accordingly), then confirm.
+    ApplyMetadata {
+        /// The image.
+        image: Arc<MetadataImage>,
+        /// Completed once the shard has adopted it.
+        done: oneshot::Sender<()>,
+    },
+}
+
+/// The sending ends of every shard's inbox.
+#[derive(Clone)]
+pub struct ShardRouter {
+    inboxes: Vec<mpsc::UnboundedSender<ShardMessage>>,
+}
+
+/// Why a cross-shard call got no answer.
+#[derive(Debug, thiserror::Error)]
+#[error("shard {0} is not running (the broker is shutting down)")]
+pub struct ShardUnavailable(pub u32);
+
+impl ShardRouter {
+    /// Channels for `shards` shards; the receivers go to the shards, by index.
+    pub fn new(shards: u32) -> (ShardRouter, Vec<mpsc::UnboundedReceiver<ShardMessage>>) {
+        let (inboxes, receivers) = (0..shards).map(|_| mpsc::unbounded()).unzip();
+        (ShardRouter { inboxes }, receivers)
+    }
+
+    /// How many shards there are.
+    pub fn shards(&self) -> u32 {
+        self.inboxes.len() as u32
+    }
+
+    /// Sends `command` to the controller and waits for its reply.
+    pub async fn call_controller(&self, command: ControllerCommand) -> Result<ControllerReply, ShardUnavailable> {
+        let (reply, answer) = oneshot::channel();
+        self.send(0, ShardMessage::Controller { command, reply })?;
+        answer.await.map_err(|_| ShardUnavailable(0))
+    }
+
+    /// Publishes `image` to every shard and waits until all have adopted it.
+    pub async fn publish(&self, image: Arc<MetadataImage>) -> Result<(), ShardUnavailable> {
+        let mut pending = Vec::with_capacity(self.inboxes.len());
+        for shard in 0..self.shards() {
+            let (done, adopted) = oneshot::channel();
+            self.send(shard, ShardMessage::ApplyMetadata { image: image.clone(), done })?;
+            pending.push((shard, adopted));
+        }
+        for (shard, adopted) in pending {
+            adopted.await.map_err(|_| ShardUnavailable(shard))?;
+        }
+        Ok(())
+    }
+
+    fn send(&self, shard: u32, message: ShardMessage) -> Result<(), ShardUnavailable> {
+        self.inboxes
+            .get(shard as usize)
+            .ok_or(ShardUnavailable(shard))?
+            .unbounded_send(message)
+            .map_err(|_| ShardUnavailable(shard))
+    }
+}

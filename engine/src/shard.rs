@@ -1,0 +1,385 @@
+//! A shard: one core's share of the broker.
+//!
+//! [`run_shard`] is the body of one pinned executor. The shard opens the logs of the partitions
+//! placed on it, listens on its own port (`listener port + shard`), and serves connections. It
+//! owns its partitions' logs, their fetch waiters and its group commit; its checkpoint files live
+//! in `<log dir>/shard-<k>/` so that no two shards ever write the same file.
+
+use crate::api::ApiHandler;
+use crate::config::BrokerConfig;
+use crate::controller::Controller;
+use crate::group_commit::GroupCommit;
+use crate::messages::{ShardMessage, ShardRouter};
+use crate::metadata::{ClusterState, MetadataImage};
+use crate::partition::{log_config, Partition};
+use crate::time::now_ms;
+use futures::channel::mpsc::UnboundedReceiver;
+use futures::StreamExt;
+use sluice_net::listener::{bind_listener, ShutdownSignal};
+use sluice_net::{serve_connection, ConnectionLimits};
+use sluice_storage::{read_checkpoint, write_checkpoint, PartitionLog};
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tracing::{error, info, warn};
+
+/// Name of the per-shard recovery point checkpoint (Kafka's file name and format).
+const RECOVERY_CHECKPOINT: &str = "recovery-point-offset-checkpoint";
+/// Marker written at the end of a clean shutdown (Kafka's name).
+const CLEAN_SHUTDOWN_MARKER: &str = ".kafka_cleanshutdown";
+/// How often the shard writes its recovery point checkpoint (Kafka's
+/// `log.flush.offset.checkpoint.interval.ms` default).
+const CHECKPOINT_INTERVAL_MS: i64 = 60_000;
+/// How often the shard's housekeeping runs (stop flag, `flush.ms`, checkpoints).
+const TICK: Duration = Duration::from_millis(50);
+/// How long shutdown waits for in-flight requests.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Everything a shard needs to start.
+pub struct ShardStart {
+    /// Shard index.
+    pub id: u32,
+    /// Broker configuration.
+    pub config: Arc<BrokerConfig>,
+    /// The metadata image at start.
+    pub image: Arc<MetadataImage>,
+    /// Channels to every shard.
+    pub router: ShardRouter,
+    /// This shard's inbox.
+    pub inbox: UnboundedReceiver<ShardMessage>,
+    /// Raised by the main thread on SIGTERM / SIGINT (or when another shard failed).
+    pub stop: Arc<AtomicBool>,
+    /// For shard 0: the controller's persisted state and where it lives.
+    pub controller_state: Option<(ClusterState, PathBuf)>,
+}
+
+/// Partitions this shard leads, by topic name then partition index.
+type PartitionTable = HashMap<String, Vec<Option<Rc<Partition>>>>;
+
+/// One shard's state, shared by its tasks (never by other shards).
+pub struct Shard {
+    /// Shard index (0-based).
+    pub id: u32,
+    /// The Kafka node id clients know this shard by.
+    pub node_id: i32,
+    /// Broker configuration.
+    pub config: Arc<BrokerConfig>,
+    /// Channels to every shard.
+    pub router: ShardRouter,
+    /// The controller, on shard 0 only.
+    pub controller: Option<Rc<Controller>>,
+    /// Group commit of this shard's appends.
+    pub group_commit: Rc<GroupCommit>,
+    /// Raised when the shard stops.
+    pub shutdown: ShutdownSignal,
+    image: RefCell<Arc<MetadataImage>>,
+    partitions: RefCell<PartitionTable>,
+    recovery_points: RefCell<HashMap<(String, i32), i64>>,
+    shard_dir: PathBuf,
+    connections: Cell<usize>,
+}
+
+/// Why a shard could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ShardError {
+    /// The listener could not be bound.
+    #[error("shard {shard} cannot listen on {addr}: {source} (is another broker using the port? change `listeners`)")]
+    Bind {
+        /// Shard index.
+        shard: u32,
+        /// The address.
+        addr: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file the shard needs could not be used.
+    #[error("shard {shard}: {message}")]
+    Storage {
+        /// Shard index.
+        shard: u32,
+        /// What failed.
+        message: String,
+    },
+}
+
+impl Shard {
+    /// The current metadata image.
+    pub fn image(&self) -> Arc<MetadataImage> {
+        self.image.borrow().clone()
+    }
+
+    /// The partition `topic`/`index` if this shard leads it.
+    pub fn partition(&self, topic: &str, index: i32) -> Option<Rc<Partition>> {
+        let table = self.partitions.borrow();
+        table.get(topic)?.get(usize::try_from(index).ok()?)?.clone()
+    }
+
+    /// Every partition this shard leads.
+    pub fn all_partitions(&self) -> Vec<Rc<Partition>> {
+        self.partitions.borrow().values().flatten().flatten().cloned().collect()
+    }
+
+    /// Adopts `image`: opens logs of partitions newly placed here, deletes logs of topics that
+    /// were deleted, and refreshes topic configs.
+    pub fn apply_metadata(&self, image: Arc<MetadataImage>) {
+        let mut table = self.partitions.borrow_mut();
+        let mut removed = Vec::new();
+        table.retain(|topic, parts| match image.topic(topic) {
+            Some(t) if parts.iter().flatten().all(|p| p.topic_id == t.id) => true,
+            _ => {
+                removed.extend(parts.drain(..).flatten());
+                false
+            }
+        });
+        for (name, topic) in &image.state.topics {
+            let effective = topic.configs.effective(&self.config);
+            let slots = table.entry(name.clone()).or_default();
+            slots.resize(topic.partitions.len().max(slots.len()), None);
+            for (index, placement) in topic.partitions.iter().enumerate() {
+                match &slots[index] {
+                    Some(p) if placement.shard == self.id => {
+                        *p.config.borrow_mut() = effective.clone();
+                        p.leader_epoch.set(placement.leader_epoch);
+                    }
+                    Some(_) => removed.extend(slots[index].take()),
+                    None if placement.shard == self.id => {
+                        slots[index] = self.open_partition(name, index as i32, topic.id, placement.leader_epoch, &effective)
+                    }
+                    None => {}
+                }
+            }
+        }
+        table.retain(|_, parts| parts.iter().any(Option::is_some));
+        drop(table);
+        for p in removed {
+            let deleted = image.topic(&p.topic).map(|t| t.id != p.topic_id).unwrap_or(true);
+            if deleted {
+                delete_partition_dir(&p);
+            }
+        }
+        *self.image.borrow_mut() = image;
+    }
+
+    fn open_partition(&self, topic: &str, index: i32, topic_id: uuid::Uuid, epoch: i32, effective: &crate::config::EffectiveTopicConfig) -> Option<Rc<Partition>> {
+        let dir_name = format!("{topic}-{index}");
+        let log_dir = self
+            .config
+            .log_dirs
+            .iter()
+            .find(|d| d.join(&dir_name).is_dir())
+            .unwrap_or(&self.config.log_dirs[self.id as usize % self.config.log_dirs.len()]);
+        let recovery_point = self.recovery_points.borrow().get(&(topic.to_string(), index)).copied().unwrap_or(0);
+        match PartitionLog::open(log_dir, topic, index, log_config(effective), recovery_point, now_ms()) {
+            Ok((log, report)) => {
+                if report.truncated_at_offset.is_some() {
+                    warn!(shard = self.id, "recovery of {topic}-{index}: {report}");
+                }
+                Some(Rc::new(Partition::new(topic.to_string(), index, topic_id, log, epoch, effective.clone())))
+            }
+            Err(e) => {
+                error!(shard = self.id, "cannot open log of {topic}-{index}; the partition stays offline: {e}");
+                None
+            }
+        }
+    }
+
+    /// Writes this shard's recovery point checkpoint.
+    fn write_recovery_checkpoint(&self) {
+        let entries: Vec<(String, i32, i64)> = self
+            .all_partitions()
+            .iter()
+            .map(|p| (p.topic.clone(), p.index, p.log.borrow().recovery_point()))
+            .collect();
+        if let Err(e) = write_checkpoint(&self.shard_dir.join(RECOVERY_CHECKPOINT), &entries) {
+            error!(shard = self.id, "cannot write recovery point checkpoint: {e}");
+        }
+    }
+
+    /// Periodic housekeeping: `flush.ms`, checkpoints, and the stop flag.
+    async fn housekeeping(self: Rc<Self>, stop: Arc<AtomicBool>) {
+        let mut last_checkpoint = now_ms();
+        while !self.shutdown.is_triggered() {
+            glommio::timer::sleep(TICK).await;
+            if stop.load(Ordering::Relaxed) {
+                self.shutdown.trigger();
+                break;
+            }
+            let now = now_ms();
+            for p in self.all_partitions() {
+                if p.log.borrow().needs_flush(now) {
+                    let gc = self.group_commit.clone();
+                    glommio::spawn_local(async move {
+                        let _ = gc.sync(p).await;
+                    })
+                    .detach();
+                }
+            }
+            if now - last_checkpoint >= CHECKPOINT_INTERVAL_MS {
+                last_checkpoint = now;
+                self.write_recovery_checkpoint();
+            }
+        }
+    }
+
+    /// Flushes every log and writes the checkpoint and the clean-shutdown marker.
+    fn finish(&self) {
+        for p in self.all_partitions() {
+            if let Err(e) = p.log.borrow_mut().flush_now() {
+                error!(shard = self.id, "flush of {}-{} failed at shutdown: {e}", p.topic, p.index);
+                return;
+            }
+        }
+        self.write_recovery_checkpoint();
+        if let Err(e) = std::fs::write(self.shard_dir.join(CLEAN_SHUTDOWN_MARKER), b"") {
+            error!(shard = self.id, "cannot write clean shutdown marker: {e}");
+        }
+    }
+}
+
+/// Runs one shard until the stop flag is raised; returns after a clean shutdown.
+pub async fn run_shard(start: ShardStart) -> Result<(), ShardError> {
+    let ShardStart { id, config, image, router, inbox, stop, controller_state } = start;
+    let shard_dir = config.log_dirs[id as usize % config.log_dirs.len()].join(format!("shard-{id}"));
+    let storage_err = |message: String| ShardError::Storage { shard: id, message };
+    std::fs::create_dir_all(&shard_dir).map_err(|e| storage_err(format!("cannot create {}: {e}", shard_dir.display())))?;
+    let clean = remove_marker(&shard_dir);
+    let recovery_points = load_recovery_points(&shard_dir).map_err(storage_err)?;
+    if !clean && !recovery_points.is_empty() {
+        info!(shard = id, "previous shutdown was not clean: recovering logs from their recovery points");
+    }
+    let controller = controller_state
+        .map(|(state, dir)| Rc::new(Controller::new(state, dir, config.clone(), image.shards, router.clone())));
+    let shard = Rc::new(Shard {
+        id,
+        node_id: image.node_of(id),
+        config: config.clone(),
+        router,
+        controller,
+        group_commit: Rc::new(GroupCommit::default()),
+        shutdown: ShutdownSignal::default(),
+        image: RefCell::new(image.clone()),
+        partitions: RefCell::new(HashMap::new()),
+        recovery_points: RefCell::new(recovery_points),
+        shard_dir,
+        connections: Cell::new(0),
+    });
+    shard.apply_metadata(image);
+
+    let addr = listen_address(&config, id)?;
+    let listener = bind_listener(addr).map_err(|source| ShardError::Bind { shard: id, addr: addr.to_string(), source })?;
+    info!(shard = id, node = shard.node_id, %addr, partitions = shard.all_partitions().len(), "shard ready");
+
+    glommio::spawn_local(serve_inbox(shard.clone(), inbox)).detach();
+    glommio::spawn_local(shard.clone().housekeeping(stop)).detach();
+
+    let limits = ConnectionLimits { max_request_bytes: config.socket_request_max_bytes as usize };
+    loop {
+        let accepted = futures_lite::future::or(async { Some(listener.accept().await) }, async {
+            shard.shutdown.wait().await;
+            None
+        })
+        .await;
+        match accepted {
+            None => break,
+            Some(Ok(stream)) => {
+                let shard = shard.clone();
+                shard.connections.set(shard.connections.get() + 1);
+                glommio::spawn_local(async move {
+                    let _ = stream.set_nodelay(true);
+                    let handler = ApiHandler::new(shard.clone());
+                    serve_connection(stream, &handler, limits, &shard.shutdown).await;
+                    shard.connections.set(shard.connections.get() - 1);
+                })
+                .detach();
+            }
+            Some(Err(e)) => {
+                warn!(shard = id, "accept failed: {e}");
+                glommio::timer::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+    drop(listener);
+    let deadline = std::time::Instant::now() + DRAIN_TIMEOUT;
+    while shard.connections.get() > 0 && std::time::Instant::now() < deadline {
+        glommio::timer::sleep(Duration::from_millis(10)).await;
+    }
+    shard.finish();
+    info!(shard = id, "shard stopped cleanly");
+    Ok(())
+}
+
+/// Handles cross-shard messages; each runs as its own task so none blocks another.
+async fn serve_inbox(shard: Rc<Shard>, mut inbox: UnboundedReceiver<ShardMessage>) {
+    while let Some(message) = inbox.next().await {
+        let shard = shard.clone();
+        glommio::spawn_local(async move {
+            match message {
+                ShardMessage::ApplyMetadata { image, done } => {
+                    shard.apply_metadata(image);
+                    let _ = done.send(());
+                }
+                ShardMessage::Controller { command, reply } => match &shard.controller {
+                    Some(c) => {
+                        let _ = reply.send(c.execute(command).await);
+                    }
+                    None => error!(shard = shard.id, "controller command sent to a shard without the controller"),
+                },
+            }
+        })
+        .detach();
+    }
+}
+
+fn listen_address(config: &BrokerConfig, shard: u32) -> Result<SocketAddr, ShardError> {
+    let listener = &config.listeners[0];
+    let port = listener.port as u32 + shard;
+    let host = if listener.host.is_empty() { "0.0.0.0" } else { listener.host.as_str() };
+    let text = format!("{host}:{port}");
+    let bind_err = |message: &str| ShardError::Bind {
+        shard,
+        addr: text.clone(),
+        source: std::io::Error::new(std::io::ErrorKind::InvalidInput, message.to_string()),
+    };
+    if port > u16::MAX as u32 {
+        return Err(bind_err("port out of range"));
+    }
+    (host, port as u16)
+        .to_socket_addrs()
+        .map_err(|e| ShardError::Bind { shard, addr: text.clone(), source: e })?
+        .next()
+        .ok_or_else(|| bind_err("host does not resolve"))
+}
+
+fn remove_marker(dir: &Path) -> bool {
+    std::fs::remove_file(dir.join(CLEAN_SHUTDOWN_MARKER)).is_ok()
+}
+
+fn load_recovery_points(dir: &Path) -> Result<HashMap<(String, i32), i64>, String> {
+    let entries = read_checkpoint(&dir.join(RECOVERY_CHECKPOINT)).map_err(|e| e.to_string())?;
+    Ok(entries.into_iter().map(|(t, p, o)| ((t, p), o)).collect())
+}
+
+/// Renames a deleted partition's directory to Kafka's `-delete` form, then removes it on a
+/// blocking thread so a large log does not stall the core.
+fn delete_partition_dir(p: &Partition) {
+    let dir = p.log.borrow().dir().to_path_buf();
+    let Some(parent) = dir.parent() else { return };
+    let doomed = parent.join(format!("{}-{}.{}-delete", p.topic, p.index, uuid::Uuid::new_v4().simple()));
+    if let Err(e) = std::fs::rename(&dir, &doomed) {
+        error!("cannot rename {} for deletion: {e}", dir.display());
+        return;
+    }
+    glommio::spawn_local(async move {
+        let path = doomed.clone();
+        if let Err(e) = glommio::executor().spawn_blocking(move || std::fs::remove_dir_all(&path)).await {
+            error!("cannot remove {}: {e}", doomed.display());
+        }
+    })
+    .detach();
+}

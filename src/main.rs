@@ -1,0 +1,86 @@
+//! The `sluice` command line: a thin layer over the engine.
+
+use clap::{Parser, Subcommand};
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+use sluice_engine::{run_broker, BrokerConfig};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use tracing_subscriber::EnvFilter;
+
+/// Sluice: a Kafka-compatible message broker, thread-per-core on io_uring.
+#[derive(Parser)]
+#[command(name = "sluice", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a broker. With no options: 127.0.0.1:9092 (shard k on port 9092+k), data in
+    /// ./sluice-data, one shard per online CPU.
+    Start(StartArgs),
+}
+
+#[derive(clap::Args)]
+struct StartArgs {
+    /// A Kafka-style properties file (server.properties): listeners, log.dirs, num.partitions, …
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Set one config key, overriding the file; repeatable (e.g. --set num.partitions=4).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    /// Number of shards (cores) to run; default: every online CPU (same as sluice.cores).
+    #[arg(long, value_name = "N")]
+    cores: Option<usize>,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Start(args) => start(args),
+    }
+}
+
+fn start(args: StartArgs) -> ExitCode {
+    let mut overrides = args.set;
+    if let Some(cores) = args.cores {
+        overrides.push(format!("sluice.cores={cores}"));
+    }
+    let config = match BrokerConfig::load(args.config.as_deref(), &overrides) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("sluice: invalid configuration:\n{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut signals = match Signals::new([SIGTERM, SIGINT]) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("sluice: cannot install signal handlers: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let flag = stop.clone();
+    std::thread::spawn(move || {
+        if let Some(signal) = signals.forever().next() {
+            tracing::info!("received signal {signal}; shutting down");
+            flag.store(true, Ordering::Relaxed);
+        }
+    });
+    match run_broker(config, stop) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("sluice: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
