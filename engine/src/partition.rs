@@ -37,11 +37,11 @@ impl Partition {
         }
     }
 
-    /// The high watermark. With a single replica every appended record is on every replica
-    /// in the ISR, so it is the log end offset (replication will make this the ISR minimum).
+    /// The high watermark: the minimum log end offset of the in-sync replicas, which today
+    /// are only this leader (so it equals the log end offset).
     pub fn high_watermark(&self) -> i64 {
         let log = self.log.borrow();
-        let hw = log.log_end_offset();
+        let hw = sluice_replication::high_watermark(log.log_end_offset(), &[]);
         debug_assert!(hw >= log.log_start_offset(), "high watermark below log start");
         hw
     }

@@ -1,11 +1,92 @@
-//! PLACEHOLDER being written by a helper.
+//! OffsetForLeaderEpoch (v2–v4): the end offset of a leader epoch, on the shard that leads each
+//! partition. Consumers use it to detect log truncation after a leader change (KIP-320);
+//! followers will use it to truncate (replication is a later issue).
+//!
+//! Follows Kafka 4.x (`Partition.lastOffsetForLeaderEpoch`, `UnifiedLog.endOffsetForEpoch`):
+//! `current_leader_epoch` fences stale requesters (FENCED_LEADER_EPOCH / UNKNOWN_LEADER_EPOCH);
+//! the answer is the largest epoch <= the requested one with the offset where it ended (the
+//! log end offset for the latest epoch), or -1 / -1 when the epoch is unknown (beyond the
+//! latest, or the cache is empty). `replica_id` (v3+) is not used yet: with no followers every
+//! request is answered by the leader.
 
-use super::HandlerResult;
+use super::list_offsets::leader_epoch_error;
+use super::{decode, respond, HandlerResult};
 use crate::shard::Shard;
+use kafka_protocol::messages::offset_for_leader_epoch_response::{EpochEndOffset, OffsetForLeaderTopicResult};
+use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
+use kafka_protocol::ResponseError;
 use sluice_net::RawRequest;
+use sluice_storage::PartitionLog;
 use std::rc::Rc;
 
-/// Placeholder.
-pub async fn handle_offset_for_leader_epoch(_shard: &Rc<Shard>, req: &RawRequest) -> HandlerResult {
-    Err(format!("{:?} not implemented yet", req.api_key))
+/// One partition's answer for a local partition: (leader epoch, end offset), -1 / -1 when the
+/// epoch is unknown to the log.
+pub fn epoch_end_offset(log: &PartitionLog, leader_epoch: i32) -> (i32, i64) {
+    let (epoch, offset) = log.end_offset_for_epoch(leader_epoch);
+    if offset < 0 {
+        (-1, -1)
+    } else {
+        (epoch, offset)
+    }
+}
+
+/// Answers OffsetForLeaderEpoch.
+pub async fn handle_offset_for_leader_epoch(shard: &Rc<Shard>, req: &RawRequest) -> HandlerResult {
+    let request: OffsetForLeaderEpochRequest = decode(req)?;
+    let image = shard.image();
+    let topics = request
+        .topics
+        .iter()
+        .map(|topic| {
+            let name = topic.topic.0.as_str();
+            let partitions = topic
+                .partitions
+                .iter()
+                .map(|p| {
+                    let out = EpochEndOffset::default().with_partition(p.partition);
+                    let Some(partition) = shard.partition(name, p.partition) else {
+                        let exists = image
+                            .topic(name)
+                            .is_some_and(|t| p.partition >= 0 && (p.partition as usize) < t.partitions.len());
+                        let code = if exists { ResponseError::NotLeaderOrFollower } else { ResponseError::UnknownTopicOrPartition };
+                        return out.with_error_code(code.code());
+                    };
+                    if let Some(e) = leader_epoch_error(p.current_leader_epoch, partition.leader_epoch.get()) {
+                        return out.with_error_code(e.code());
+                    }
+                    let (epoch, end_offset) = epoch_end_offset(&partition.log.borrow(), p.leader_epoch);
+                    out.with_leader_epoch(epoch).with_end_offset(end_offset)
+                })
+                .collect();
+            OffsetForLeaderTopicResult::default().with_topic(topic.topic.clone()).with_partitions(partitions)
+        })
+        .collect();
+    respond(req, &OffsetForLeaderEpochResponse::default().with_topics(topics))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::list_offsets::tests::batch;
+    use sluice_storage::LogConfig;
+
+    #[test]
+    fn end_offsets_per_epoch() {
+        let now = 1_700_000_000_000;
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, _) = PartitionLog::open(dir.path(), "t", 0, LogConfig::default(), 0, now).unwrap();
+        assert_eq!(epoch_end_offset(&log, 0), (-1, -1));
+        log.append(&batch(&[now, now]), 1, now).unwrap();
+        log.append(&batch(&[now, now, now]), 3, now).unwrap();
+        // Latest epoch ends at the log end offset.
+        assert_eq!(epoch_end_offset(&log, 3), (3, 5));
+        // Epoch 2 was never used: the largest epoch below it (1) ends where epoch 3 starts.
+        assert_eq!(epoch_end_offset(&log, 2), (1, 2));
+        assert_eq!(epoch_end_offset(&log, 1), (1, 2));
+        // Older than every known epoch: the requested epoch ends where the first one starts.
+        assert_eq!(epoch_end_offset(&log, 0), (0, 0));
+        // Unknown future epoch and "no epoch".
+        assert_eq!(epoch_end_offset(&log, 4), (-1, -1));
+        assert_eq!(epoch_end_offset(&log, -1), (-1, -1));
+    }
 }

@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# tests/run.sh - Sluice's whole test suite, the one command CI runs.
+#
+#   1. cargo test --profile ci --workspace --no-fail-fast   (unit tests of every crate and the
+#      end-to-end tests in tests/*.rs, which start real `sluice` processes)
+#   2. a `sluice` broker on 127.0.0.1:$SLUICE_TEST_PORT (--set num.partitions=4,
+#      a temporary data dir), and librdkafka's own integration suite against it
+#      (../shared/tools/librdkafka-suite.sh, selection $LIBRDKAFKA_SELECTION)
+#   3. the broker is stopped with SIGTERM and must exit 0
+#
+# Exits non-zero if anything failed. Environment (all optional):
+#   LIBRDKAFKA_SELECTION  librdkafka tests to run (default b0: one broker,
+#                         no consumer groups); e.g. "0012,0017" to narrow
+#   LIBRDKAFKA_SUITE      path of librdkafka-suite.sh
+#                         (default: <dir above the repo>/shared/tools/librdkafka-suite.sh)
+#   SKIP_CARGO_TESTS=1    skip step 1
+#   SKIP_LIBRDKAFKA=1     skip steps 2-3
+#   SLUICE_TEST_PORT      listener port for step 2 (default 9092)
+#   SLUICE_CORES          --cores for the step-2 broker (default: the broker's default)
+#   CARGO_TEST_ARGS       extra arguments after `cargo test ... --` (e.g. a test name filter)
+set -uo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$REPO"
+SELECTION=${LIBRDKAFKA_SELECTION:-b0}
+SUITE=${LIBRDKAFKA_SUITE:-$(dirname "$REPO")/shared/tools/librdkafka-suite.sh}
+PORT=${SLUICE_TEST_PORT:-9092}
+TARGET=${CARGO_TARGET_DIR:-$REPO/target}
+BIN="$TARGET/ci/sluice"
+LOGDIR=$(mktemp -d /tmp/sluice-run.XXXXXX)
+
+PASSED=0
+FAILED=0
+STEPS=()
+say() { printf '\n=== %s\n' "$*"; }
+record() { # name rc
+  if [ "$2" -eq 0 ]; then STEPS+=("ok      $1"); else STEPS+=("FAILED  $1 (exit $2)"); fi
+}
+
+BROKER_PID=
+cleanup() {
+  if [ -n "$BROKER_PID" ] && kill -0 "$BROKER_PID" 2>/dev/null; then
+    kill -KILL "$BROKER_PID" 2>/dev/null
+  fi
+}
+trap cleanup EXIT
+
+# --- 1. cargo tests -----------------------------------------------------------
+if [ "${SKIP_CARGO_TESTS:-0}" != 1 ]; then
+  say "step 1: cargo test --profile ci --workspace --no-fail-fast"
+  # shellcheck disable=SC2086
+  cargo test --profile ci --workspace --no-fail-fast -- ${CARGO_TEST_ARGS:-} 2>&1 | tee "$LOGDIR/cargo-test.log"
+  rc=${PIPESTATUS[0]}
+  # Count the test results of every test binary.
+  read -r p f < <(awk '/^test result:/ {
+        for (i = 1; i <= NF; i++) {
+          if ($(i+1) ~ /^passed/) p += $i
+          if ($(i+1) ~ /^failed/) f += $i
+        }
+      } END { print p + 0, f + 0 }' "$LOGDIR/cargo-test.log")
+  PASSED=$((PASSED + p)); FAILED=$((FAILED + f))
+  if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then FAILED=$((FAILED + 1)); fi  # build failure etc.
+  record "cargo test ($p passed, $f failed)" "$rc"
+else
+  say "step 1: skipped (SKIP_CARGO_TESTS=1)"
+fi
+
+# --- 2. librdkafka's suite against a real broker --------------------------------
+if [ "${SKIP_LIBRDKAFKA:-0}" != 1 ]; then
+  say "step 2: librdkafka suite ($SELECTION) against sluice on 127.0.0.1:$PORT"
+  ok=1
+  if ! cargo build --profile ci --bin sluice; then
+    record "build sluice" 1; FAILED=$((FAILED + 1)); ok=0
+  elif [ ! -f "$SUITE" ]; then
+    echo "librdkafka suite not found at $SUITE (set LIBRDKAFKA_SUITE)"
+    record "librdkafka suite present" 1; FAILED=$((FAILED + 1)); ok=0
+  elif (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
+    echo "127.0.0.1:$PORT is already in use (set SLUICE_TEST_PORT)"
+    record "port $PORT free" 1; FAILED=$((FAILED + 1)); ok=0
+  fi
+  if [ $ok = 1 ]; then
+    DATA="$LOGDIR/data"
+    ARGS=(start --set "listeners=PLAINTEXT://127.0.0.1:$PORT" --set "log.dirs=$DATA"
+          --set num.partitions=4)
+    [ -n "${SLUICE_CORES:-}" ] && ARGS+=(--cores "$SLUICE_CORES")
+    echo "+ $BIN ${ARGS[*]}   (log: $LOGDIR/broker.log)"
+    RUST_LOG=${RUST_LOG:-info} "$BIN" "${ARGS[@]}" > "$LOGDIR/broker.log" 2>&1 &
+    BROKER_PID=$!
+    up=0
+    for _ in $(seq 600); do
+      if ! kill -0 "$BROKER_PID" 2>/dev/null; then break; fi
+      if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then up=1; break; fi
+      sleep 0.1
+    done
+    if [ $up = 0 ]; then
+      echo "sluice did not come up on 127.0.0.1:$PORT; its log:"
+      tail -n 50 "$LOGDIR/broker.log"
+      record "start sluice" 1; FAILED=$((FAILED + 1))
+    else
+      echo "+ $SUITE 127.0.0.1:$PORT $SELECTION"
+      bash "$SUITE" "127.0.0.1:$PORT" "$SELECTION" 2>&1 | tee "$LOGDIR/librdkafka.log"
+      rc=${PIPESTATUS[0]}
+      p=; f=
+      read -r p f < <(sed -n 's/^\([0-9]\+\) passed, \([0-9]\+\) failed$/\1 \2/p' "$LOGDIR/librdkafka.log" | tail -n 1)
+      p=${p:-0}; f=${f:-0}
+      PASSED=$((PASSED + p)); FAILED=$((FAILED + f))
+      if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then FAILED=$((FAILED + 1)); fi
+      record "librdkafka suite $SELECTION ($p passed, $f failed)" "$rc"
+
+      # --- 3. clean shutdown ----------------------------------------------------
+      say "step 3: SIGTERM the broker, expect exit code 0"
+      if kill -0 "$BROKER_PID" 2>/dev/null; then
+        kill -TERM "$BROKER_PID"
+        for _ in $(seq 600); do kill -0 "$BROKER_PID" 2>/dev/null || break; sleep 0.1; done
+        if kill -0 "$BROKER_PID" 2>/dev/null; then
+          echo "sluice still running 60 s after SIGTERM"
+          kill -KILL "$BROKER_PID"; wait "$BROKER_PID" 2>/dev/null
+          rc=124
+        else
+          wait "$BROKER_PID"; rc=$?
+        fi
+      else
+        wait "$BROKER_PID"; rc=$?
+        echo "sluice died during the librdkafka suite (exit $rc)"
+        [ "$rc" -eq 0 ] && rc=1
+      fi
+      BROKER_PID=
+      if [ "$rc" -ne 0 ]; then
+        echo "broker log (tail):"; tail -n 50 "$LOGDIR/broker.log"
+        FAILED=$((FAILED + 1))
+      else
+        PASSED=$((PASSED + 1))
+      fi
+      record "sluice clean shutdown" "$rc"
+    fi
+  fi
+else
+  say "step 2: skipped (SKIP_LIBRDKAFKA=1)"
+fi
+
+say "summary (logs in $LOGDIR)"
+for s in "${STEPS[@]}"; do echo "  $s"; done
+echo "tests: $PASSED passed, $FAILED failed"
+[ "$FAILED" -eq 0 ]
