@@ -23,6 +23,9 @@ enum Command {
     /// Run a broker. With no options: 127.0.0.1:9092 (shard k on port 9092+k), data in
     /// ./sluice-data, one shard per online CPU.
     Start(StartArgs),
+    /// Check this host against the OS guidance for a broker (filesystem, sysctls, ulimits, THP,
+    /// CPU governor, clock source); --apply changes what can be changed at runtime.
+    Tune(sluice_tuning::TuneArgs),
 }
 
 #[derive(clap::Args)]
@@ -46,6 +49,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Start(args) => start(args),
+        Command::Tune(args) => sluice_tuning::run_tune(&args),
     }
 }
 

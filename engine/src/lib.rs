@@ -24,6 +24,7 @@ pub mod error;
 pub mod group_commit;
 pub mod messages;
 pub mod metadata;
+pub mod metrics;
 pub mod partition;
 pub mod shard;
 pub mod time;

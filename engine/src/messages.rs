@@ -1,11 +1,12 @@
 //! Cross-shard messages: the only traffic between cores.
 //!
 //! Shards talk over unbounded channels whose receivers live on the destination shard (glommio
-//! wakes a task from another thread through its foreign-wake queue). Two kinds of message
-//! exist, matching DESIGN §1: controller requests forwarded to shard 0, and new metadata images
-//! published by the controller to every shard. Produce and fetch never appear here.
+//! wakes a task from another thread through its foreign-wake queue). They carry controller
+//! requests forwarded to shard 0, new metadata images published by the controller to every
+//! shard (DESIGN §1), and metrics snapshots for a scrape. Produce and fetch never appear here.
 
 use crate::metadata::MetadataImage;
+use crate::metrics::ShardSnapshot;
 use futures::channel::{mpsc, oneshot};
 use std::sync::Arc;
 use uuid::Uuid;
@@ -112,6 +113,11 @@ pub enum ShardMessage {
         /// Where the reply goes.
         reply: oneshot::Sender<ControllerReply>,
     },
+    /// Report this shard's metrics (for a scrape).
+    CollectMetrics {
+        /// Where the snapshot goes.
+        reply: oneshot::Sender<ShardSnapshot>,
+    },
     /// Adopt a new metadata image (open / close partition logs accordingly), then confirm.
     ApplyMetadata {
         /// The image.
@@ -163,6 +169,21 @@ impl ShardRouter {
             adopted.await.map_err(|_| ShardUnavailable(shard))?;
         }
         Ok(())
+    }
+
+    /// Collects every shard's metrics snapshot, in shard order.
+    pub async fn collect_metrics(&self) -> Result<Vec<ShardSnapshot>, ShardUnavailable> {
+        let mut pending = Vec::with_capacity(self.inboxes.len());
+        for shard in 0..self.shards() {
+            let (reply, snapshot) = oneshot::channel();
+            self.send(shard, ShardMessage::CollectMetrics { reply })?;
+            pending.push((shard, snapshot));
+        }
+        let mut out = Vec::with_capacity(pending.len());
+        for (shard, snapshot) in pending {
+            out.push(snapshot.await.map_err(|_| ShardUnavailable(shard))?);
+        }
+        Ok(out)
     }
 
     fn send(&self, shard: u32, message: ShardMessage) -> Result<(), ShardUnavailable> {

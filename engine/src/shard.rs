@@ -11,6 +11,7 @@ use crate::controller::Controller;
 use crate::group_commit::GroupCommit;
 use crate::messages::{ShardMessage, ShardRouter};
 use crate::metadata::{ClusterState, MetadataImage};
+use crate::metrics::{http::serve_metrics, PartitionStats, ShardMetrics, ShardSnapshot};
 use crate::partition::{log_config, Partition};
 use crate::time::now_ms;
 use futures::channel::mpsc::UnboundedReceiver;
@@ -77,6 +78,8 @@ pub struct Shard {
     pub group_commit: Rc<GroupCommit>,
     /// Raised when the shard stops.
     pub shutdown: ShutdownSignal,
+    /// This shard's counters.
+    pub metrics: ShardMetrics,
     image: RefCell<Arc<MetadataImage>>,
     partitions: RefCell<PartitionTable>,
     recovery_points: RefCell<HashMap<(String, i32), i64>>,
@@ -189,6 +192,27 @@ impl Shard {
         }
     }
 
+    /// This shard's metrics, with its partitions' gauges.
+    pub fn metrics_snapshot(&self) -> ShardSnapshot {
+        let partitions = self
+            .all_partitions()
+            .iter()
+            .map(|p| {
+                let high_watermark = p.high_watermark();
+                let log = p.log.borrow();
+                PartitionStats {
+                    topic: p.topic.clone(),
+                    partition: p.index,
+                    log_start_offset: log.log_start_offset(),
+                    log_end_offset: log.log_end_offset(),
+                    high_watermark,
+                    size_bytes: log.size_bytes(),
+                }
+            })
+            .collect();
+        self.metrics.snapshot(self.id, self.connections.get() as u64, partitions)
+    }
+
     /// Writes this shard's recovery point checkpoint.
     fn write_recovery_checkpoint(&self) {
         let entries: Vec<(String, i32, i64)> = self
@@ -263,6 +287,7 @@ pub async fn run_shard(start: ShardStart) -> Result<(), ShardError> {
         controller,
         group_commit: Rc::new(GroupCommit::default()),
         shutdown: ShutdownSignal::default(),
+        metrics: ShardMetrics::default(),
         image: RefCell::new(image.clone()),
         partitions: RefCell::new(HashMap::new()),
         recovery_points: RefCell::new(recovery_points),
@@ -275,6 +300,12 @@ pub async fn run_shard(start: ShardStart) -> Result<(), ShardError> {
     let listener = bind_listener(addr).map_err(|source| ShardError::Bind { shard: id, addr: addr.to_string(), source })?;
     info!(shard = id, node = shard.node_id, %addr, partitions = shard.all_partitions().len(), "shard ready");
 
+    if let (0, Some(metrics)) = (id, &config.metrics_listener) {
+        let addr = resolve(&metrics.host, metrics.port as u32, id)?;
+        let listener = bind_listener(addr).map_err(|source| ShardError::Bind { shard: id, addr: addr.to_string(), source })?;
+        info!(%addr, "serving Prometheus metrics at http://{addr}/metrics");
+        glommio::spawn_local(serve_metrics(listener, shard.clone())).detach();
+    }
     glommio::spawn_local(serve_inbox(shard.clone(), inbox)).detach();
     glommio::spawn_local(shard.clone().housekeeping(stop)).detach();
 
@@ -320,6 +351,9 @@ async fn serve_inbox(shard: Rc<Shard>, mut inbox: UnboundedReceiver<ShardMessage
         let shard = shard.clone();
         glommio::spawn_local(async move {
             match message {
+                ShardMessage::CollectMetrics { reply } => {
+                    let _ = reply.send(shard.metrics_snapshot());
+                }
                 ShardMessage::ApplyMetadata { image, done } => {
                     shard.apply_metadata(image);
                     let _ = done.send(());
@@ -338,8 +372,12 @@ async fn serve_inbox(shard: Rc<Shard>, mut inbox: UnboundedReceiver<ShardMessage
 
 fn listen_address(config: &BrokerConfig, shard: u32) -> Result<SocketAddr, ShardError> {
     let listener = &config.listeners[0];
-    let port = listener.port as u32 + shard;
-    let host = if listener.host.is_empty() { "0.0.0.0" } else { listener.host.as_str() };
+    resolve(&listener.host, listener.port as u32 + shard, shard)
+}
+
+/// Resolves `host:port` for binding (an empty host means every interface).
+fn resolve(host: &str, port: u32, shard: u32) -> Result<SocketAddr, ShardError> {
+    let host = if host.is_empty() { "0.0.0.0" } else { host };
     let text = format!("{host}:{port}");
     let bind_err = |message: &str| ShardError::Bind {
         shard,

@@ -22,6 +22,10 @@ pub trait RequestHandler {
     /// Answers one request; `None` means no response is sent (Produce with acks=0), and
     /// `Err` closes the connection (the request could not be understood at all).
     fn handle(&self, request: RawRequest) -> impl Future<Output = Result<Option<Response>, String>>;
+
+    /// Told after each response how many file regions went out from the page cache and how many
+    /// had to be read from disk first (for metrics).
+    fn regions_sent(&self, _page_cache: u64, _disk: u64) {}
 }
 
 /// Limits applied to every connection.
@@ -70,12 +74,14 @@ pub async fn serve_connection<H: RequestHandler>(
             }
         };
         match handler.handle(request).await {
-            Ok(Some(response)) => {
-                if let Err(e) = write_response(&mut stream, &response).await {
+            Ok(Some(response)) => match write_response(&mut stream, &response).await {
+                Ok(sent) if sent.page_cache + sent.disk > 0 => handler.regions_sent(sent.page_cache, sent.disk),
+                Ok(_) => {}
+                Err(e) => {
                     debug!(%peer, "closing connection: write failed: {e}");
                     break;
                 }
-            }
+            },
             Ok(None) => {}
             Err(reason) => {
                 debug!(%peer, "closing connection: {reason}");
@@ -86,8 +92,18 @@ pub async fn serve_connection<H: RequestHandler>(
     let _ = stream.close().await;
 }
 
+/// How the file regions of one response were sent.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RegionsSent {
+    /// Regions that were in the page cache (sent with sendfile).
+    pub page_cache: u64,
+    /// Regions read from disk first.
+    pub disk: u64,
+}
+
 /// Writes one response: the prefix and small byte parts coalesced, file regions by sendfile.
-pub async fn write_response(stream: &mut TcpStream, response: &Response) -> io::Result<()> {
+pub async fn write_response(stream: &mut TcpStream, response: &Response) -> io::Result<RegionsSent> {
+    let mut sent = RegionsSent::default();
     let mut pending = BytesMut::new();
     pending.extend_from_slice(&response.frame_prefix());
     for part in &response.parts {
@@ -101,11 +117,16 @@ pub async fn write_response(stream: &mut TcpStream, response: &Response) -> io::
             }
             ResponsePart::File(region) => {
                 flush(stream, &mut pending).await?;
-                write_file_region(stream, region).await?;
+                if write_file_region(stream, region).await? {
+                    sent.page_cache += 1;
+                } else {
+                    sent.disk += 1;
+                }
             }
         }
     }
-    flush(stream, &mut pending).await
+    flush(stream, &mut pending).await?;
+    Ok(sent)
 }
 
 async fn flush(stream: &mut TcpStream, pending: &mut BytesMut) -> io::Result<()> {

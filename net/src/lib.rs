@@ -11,6 +11,7 @@
 //!
 //! This crate knows nothing of partitions or logs: the engine decides what a request means.
 
+pub mod client;
 pub mod connection;
 pub mod frame;
 pub mod listener;

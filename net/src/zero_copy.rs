@@ -22,13 +22,14 @@ use std::os::unix::fs::FileExt;
 /// Largest chunk sent through the copying fallback after `EAGAIN`.
 const FALLBACK_CHUNK: u64 = 256 * 1024;
 
-/// Writes `region` to `stream`, zero-copy where the socket buffer has room.
-pub async fn write_file_region<S>(stream: &mut S, region: &FileRegion) -> io::Result<()>
+/// Writes `region` to `stream`, zero-copy where the socket buffer has room. Returns whether the
+/// region was in the page cache (`false`: it was read from disk off-core first).
+pub async fn write_file_region<S>(stream: &mut S, region: &FileRegion) -> io::Result<bool>
 where
     S: AsyncWrite + AsRawFd + Unpin,
 {
     if !is_cached(region) {
-        return write_cold_region(stream, region).await;
+        return write_cold_region(stream, region).await.map(|()| false);
     }
     let socket_fd = stream.as_raw_fd();
     let mut position = region.position;
@@ -53,7 +54,7 @@ where
             Err(e) => return Err(io::Error::from(e)),
         }
     }
-    Ok(())
+    Ok(true)
 }
 
 /// Reads a region that is not in the page cache off-core, then writes it.

@@ -149,7 +149,7 @@ pub fn filler(seed: u64, len: usize) -> Vec<u8> {
     out
 }
 
-fn free_range(cores: u16) -> u16 {
+pub fn free_range(cores: u16) -> u16 {
     // Ports are handed out from a per-process window (so parallel tests in one
     // binary never race for the same port) that starts at a pid-dependent
     // place (so consecutive test binaries rarely reuse a port that still has
@@ -208,7 +208,11 @@ impl BrokerBuilder {
         self.sets.push((key.to_string(), value.to_string()));
         self
     }
-    pub fn start(self) -> Broker {
+    pub fn start(mut self) -> Broker {
+        // Many test brokers run at once: the metrics endpoint is off unless a test asks for it.
+        if !self.sets.iter().any(|(k, _)| k == "metrics.listener") {
+            self.sets.push(("metrics.listener".to_string(), String::new()));
+        }
         let base_port = free_range(self.cores);
         let tmp = tempfile::Builder::new()
             .prefix("sluice-test-")

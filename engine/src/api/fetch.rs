@@ -68,8 +68,15 @@ pub async fn handle_fetch(shard: &Rc<Shard>, req: &RawRequest) -> HandlerResult 
             || shard.shutdown.is_triggered()
             || wanted.iter().all(|w| w.local.is_none());
         if done {
+            for (w, a) in wanted.iter().zip(&answers) {
+                shard.metrics.record_error(req.api_key as i16, a.error_code);
+                if let Some(r) = &a.records {
+                    shard.metrics.add_bytes_out(&w.topic, r.len);
+                }
+            }
             return Ok(Some(encode(req, &wanted, answers)));
         }
+        let _parked = shard.metrics.fetch_parked();
         let listeners: Vec<_> = wanted.iter().filter_map(|w| w.local.as_ref()).map(|p| Box::pin(p.listen())).collect();
         futures_lite::future::or(
             async {

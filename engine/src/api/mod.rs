@@ -25,6 +25,7 @@ use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
 use sluice_net::{RawRequest, RequestHandler, Response};
 use std::future::Future;
 use std::rc::Rc;
+use std::time::Instant;
 
 /// What a handler returns: a response, no response (acks=0), or a reason to close the
 /// connection.
@@ -65,7 +66,18 @@ impl ApiHandler {
 
 impl RequestHandler for ApiHandler {
     fn handle(&self, request: RawRequest) -> impl Future<Output = HandlerResult> {
-        dispatch(self.shard.clone(), request)
+        let shard = self.shard.clone();
+        async move {
+            let started = Instant::now();
+            let key = request.api_key as i16;
+            let result = dispatch(shard.clone(), request).await;
+            shard.metrics.record_request(key, started.elapsed());
+            result
+        }
+    }
+
+    fn regions_sent(&self, page_cache: u64, disk: u64) {
+        self.shard.metrics.record_reads(page_cache, disk);
     }
 }
 

@@ -58,6 +58,9 @@ pub async fn handle_produce(shard: &Rc<Shard>, req: &RawRequest) -> HandlerResul
                     let result = p.log.borrow_mut().append(records, p.leader_epoch.get(), now);
                     match result {
                         Ok(info) => {
+                            if !info.duplicate {
+                                shard.metrics.add_bytes_in(&p.topic, records.len() as u64);
+                            }
                             out.base_offset = info.base_offset;
                             out.log_append_time_ms = info.log_append_time_ms;
                             out.log_start_offset = info.log_start_offset;
@@ -86,13 +89,18 @@ pub async fn handle_produce(shard: &Rc<Shard>, req: &RawRequest) -> HandlerResul
                 .with_partition_responses(partitions),
         );
     }
+    let parked = (!to_sync.is_empty()).then(|| shard.metrics.produce_parked());
     let synced = futures::future::join_all(to_sync.iter().map(|(_, _, p)| shard.group_commit.sync(p.clone()))).await;
+    drop(parked);
     for ((t, i, _), result) in to_sync.iter().zip(synced) {
         if let Err(e) = result {
             let out = &mut responses[*t].partition_responses[*i];
             out.error_code = ResponseError::KafkaStorageError.code();
             out.error_message = Some(str_bytes(e.to_string()));
         }
+    }
+    for out in responses.iter().flat_map(|t| &t.partition_responses) {
+        shard.metrics.record_error(req.api_key as i16, out.error_code);
     }
     if acks == 0 {
         return Ok(None);
