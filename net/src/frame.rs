@@ -34,6 +34,9 @@ pub enum FrameError {
 /// an owned `Bytes` so that record data in it can travel on without a copy.
 pub struct FrameReader {
     buf: BytesMut,
+    /// How many bytes from the start of `buf`'s allocation are initialized (≥ `buf.len()`):
+    /// spare capacity is zeroed once, not before every read.
+    initialized: usize,
     max_frame: usize,
 }
 
@@ -43,7 +46,7 @@ const READ_CHUNK: usize = 64 * 1024;
 impl FrameReader {
     /// A reader that rejects frames larger than `max_frame` bytes (not counting the prefix).
     pub fn new(max_frame: usize) -> Self {
-        FrameReader { buf: BytesMut::with_capacity(READ_CHUNK), max_frame }
+        FrameReader { buf: BytesMut::with_capacity(READ_CHUNK), initialized: 0, max_frame }
     }
 
     /// Whether a whole frame is already buffered (so reading it will not wait on the socket).
@@ -72,7 +75,7 @@ impl FrameReader {
         }
         let total = 4 + size as usize;
         if self.buf.capacity() < total {
-            self.buf.reserve(total - self.buf.len());
+            self.reserve(total - self.buf.len());
         }
         while self.buf.len() < total {
             if self.fill(stream).await? == 0 {
@@ -80,18 +83,41 @@ impl FrameReader {
             }
         }
         let mut frame = self.buf.split_to(total);
+        self.initialized -= total;
         frame.advance(4);
         Ok(frame.freeze())
+    }
+
+    /// Grows the buffer; a new allocation starts with only its copied bytes initialized.
+    fn reserve(&mut self, additional: usize) {
+        let before = self.buf.as_ptr();
+        self.buf.reserve(additional);
+        if self.buf.as_ptr() != before {
+            self.initialized = self.buf.len();
+        }
     }
 
     /// Reads whatever the socket has into the spare capacity; returns the byte count (0 = EOF).
     async fn fill<S: AsyncRead + Unpin>(&mut self, stream: &mut S) -> Result<usize, FrameError> {
         if self.buf.capacity() - self.buf.len() < READ_CHUNK / 4 {
-            self.buf.reserve(READ_CHUNK);
+            self.reserve(READ_CHUNK);
         }
         let start = self.buf.len();
         let cap = self.buf.capacity();
-        self.buf.resize(cap, 0);
+        debug_assert!(self.initialized >= start && self.initialized <= cap);
+        if self.initialized < cap {
+            let spare = self.buf.spare_capacity_mut();
+            let from = self.initialized - start;
+            for byte in &mut spare[from..] {
+                byte.write(0);
+            }
+            self.initialized = cap;
+        }
+        // SAFETY: bytes [start, cap) were initialized (zeroed now or by an earlier fill; `split_to`
+        // and `truncate` never de-initialize memory, and `reserve` resets the watermark when it
+        // moves to a new allocation), so exposing them as `&mut [u8]` reads no uninitialized
+        // memory.
+        unsafe { self.buf.set_len(cap) };
         let result = stream.read(&mut self.buf[start..]).await;
         let n = *result.as_ref().unwrap_or(&0);
         self.buf.truncate(start + n);
@@ -135,6 +161,22 @@ mod tests {
         let mut cur = Cursor::new((-5i32).to_be_bytes().to_vec());
         let mut r = FrameReader::new(10);
         assert!(matches!(block_on(r.read_frame(&mut cur)), Err(FrameError::TooLarge { size: -5, .. })));
+    }
+
+    /// Many frames of varied sizes through small reads: every frame comes out intact while
+    /// the initialized-watermark logic recycles and reallocates the buffer.
+    #[test]
+    fn many_frames_through_reallocations() {
+        let bodies: Vec<Vec<u8>> = (0..300).map(|i| vec![(i % 251) as u8; (i * 997) % 70_000]).collect();
+        let refs: Vec<&[u8]> = bodies.iter().map(Vec::as_slice).collect();
+        let mut cur = Cursor::new(framed(&refs));
+        let mut r = FrameReader::new(100_000);
+        block_on(async {
+            for body in &bodies {
+                assert_eq!(&r.read_frame(&mut cur).await.unwrap()[..], &body[..]);
+            }
+            assert!(matches!(r.read_frame(&mut cur).await, Err(FrameError::Closed)));
+        });
     }
 
     #[test]
