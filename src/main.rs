@@ -26,6 +26,8 @@ enum Command {
     /// Check this host against the OS guidance for a broker (filesystem, sysctls, ulimits, THP,
     /// CPU governor, clock source); --apply changes what can be changed at runtime.
     Tune(sluice_tuning::TuneArgs),
+    /// Load-test any Kafka-compatible broker: produce, consume, end-to-end latency, mixed.
+    Bench(sluice_bench::BenchArgs),
 }
 
 #[derive(clap::Args)]
@@ -44,12 +46,15 @@ struct StartArgs {
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
         .init();
     let cli = Cli::parse();
     match cli.command {
         Command::Start(args) => start(args),
         Command::Tune(args) => sluice_tuning::run_tune(&args),
+        Command::Bench(args) => sluice_bench::run_bench(&args),
     }
 }
 

@@ -53,14 +53,24 @@ fn help_mentions_commands_and_options() {
     let o = run_bounded(&["--help"], tmp.path(), Duration::from_secs(20)).expect("--help hung");
     assert!(o.status.success(), "sluice --help failed: {}", text(&o));
     let t = text(&o);
-    assert!(t.contains("start"), "sluice --help does not mention `start`:\n{t}");
+    assert!(
+        t.contains("start"),
+        "sluice --help does not mention `start`:\n{t}"
+    );
 
     let o = run_bounded(&["start", "--help"], tmp.path(), Duration::from_secs(20))
         .expect("start --help hung");
-    assert!(o.status.success(), "sluice start --help failed: {}", text(&o));
+    assert!(
+        o.status.success(),
+        "sluice start --help failed: {}",
+        text(&o)
+    );
     let t = text(&o);
     for opt in ["--config", "--set", "--cores"] {
-        assert!(t.contains(opt), "sluice start --help does not mention {opt}:\n{t}");
+        assert!(
+            t.contains(opt),
+            "sluice start --help does not mention {opt}:\n{t}"
+        );
     }
     // --help must not have started a broker or created data.
     assert!(!tmp.path().join("sluice-data").exists());
@@ -77,7 +87,9 @@ fn start_with_bad_set(kv: &str) -> (Option<Output>, tempfile::TempDir) {
     let listeners = format!("listeners=PLAINTEXT://127.0.0.1:{port}");
     let dirs = format!("log.dirs={}", tmp.path().join("data").display());
     let o = run_bounded(
-        &["start", "--cores", "1", "--set", &listeners, "--set", &dirs, "--set", kv],
+        &[
+            "start", "--cores", "1", "--set", &listeners, "--set", &dirs, "--set", kv,
+        ],
         tmp.path(),
         Duration::from_secs(30),
     );
@@ -147,7 +159,11 @@ fn unknown_key_in_config_file_is_rejected_by_name() {
         Duration::from_secs(30),
     )
     .expect("sluice started (or hung) with an unknown key in --config");
-    assert!(!o.status.success(), "unknown key in --config accepted: {}", text(&o));
+    assert!(
+        !o.status.success(),
+        "unknown key in --config accepted: {}",
+        text(&o)
+    );
     assert!(
         text(&o).contains("log.segmnt.bytes"),
         "error output does not name the unknown key from the file:\n{}",
@@ -200,14 +216,22 @@ fn start_without_arguments_uses_9092_and_sluice_data() {
     assert!(!c.versions.is_empty());
     drop(c);
     let data = tmp.path().join("sluice-data");
-    assert!(data.is_dir(), "`sluice start` did not create ./sluice-data; stderr:\n{}", stderr());
+    assert!(
+        data.is_dir(),
+        "`sluice start` did not create ./sluice-data; stderr:\n{}",
+        stderr()
+    );
     unsafe {
         libc::kill(child.0.id() as libc::pid_t, libc::SIGTERM);
     }
     let stopped = wait_until(STOP_TIMEOUT, Duration::from_millis(20), || {
         child.0.try_wait().unwrap().is_some()
     });
-    assert!(stopped, "`sluice start` did not exit after SIGTERM:\n{}", stderr());
+    assert!(
+        stopped,
+        "`sluice start` did not exit after SIGTERM:\n{}",
+        stderr()
+    );
     let status = child.0.wait().unwrap();
     assert!(
         status.success(),

@@ -50,7 +50,12 @@ fn check_content(m: &rdkafka::message::BorrowedMessage<'_>, id: usize) -> Result
 }
 
 /// Produces messages `ids` (acks=all) and returns where each was acknowledged.
-fn produce_acked(bs: &str, topic: &str, ids: std::ops::Range<usize>, flush_every: usize) -> HashMap<usize, Acked> {
+fn produce_acked(
+    bs: &str,
+    topic: &str,
+    ids: std::ops::Range<usize>,
+    flush_every: usize,
+) -> HashMap<usize, Acked> {
     let (p, log) = producer(bs, &[("acks", "all"), ("linger.ms", "5")]);
     let deadline = Instant::now() + Duration::from_secs(180);
     let n = ids.len();
@@ -62,7 +67,12 @@ fn produce_acked(bs: &str, topic: &str, ids: std::ops::Range<usize>, flush_every
         }
     }
     wait_delivered(&p, &log, n as u64, Duration::from_secs(180));
-    assert_eq!(log.failed(), 0, "failed deliveries: {:?}", log.first_failures(10));
+    assert_eq!(
+        log.failed(),
+        0,
+        "failed deliveries: {:?}",
+        log.first_failures(10)
+    );
     let acked = std::mem::take(&mut *log.acked.lock().unwrap());
     acked
 }
@@ -70,7 +80,12 @@ fn produce_acked(bs: &str, topic: &str, ids: std::ops::Range<usize>, flush_every
 /// Reads partitions `0..partitions` from offset 0 to their high watermarks
 /// and checks every message against what was acknowledged. Returns the
 /// number of messages read.
-fn read_and_check_all(bs: &str, topic: &str, partitions: i32, acked: &HashMap<usize, Acked>) -> u64 {
+fn read_and_check_all(
+    bs: &str,
+    topic: &str,
+    partitions: i32,
+    acked: &HashMap<usize, Acked>,
+) -> u64 {
     let mut ranges = Vec::new();
     let mut total = 0;
     for p in 0..partitions {
@@ -79,27 +94,39 @@ fn read_and_check_all(bs: &str, topic: &str, partitions: i32, acked: &HashMap<us
         total += hi;
         ranges.push((p, 0, hi));
     }
-    assert_eq!(total as usize, acked.len(), "messages in the log vs acknowledged");
+    assert_eq!(
+        total as usize,
+        acked.len(),
+        "messages in the log vs acknowledged"
+    );
     let by_pos: HashMap<(i32, i64), usize> = acked
         .iter()
         .map(|(id, a)| ((a.partition, a.offset), *id))
         .collect();
     let mut bad = Vec::new();
-    let rep = consume(bs, topic, &ranges, Duration::from_secs(180), Duration::from_millis(500), |m| {
-        let pos = (m.partition(), m.offset());
-        let r = match by_pos.get(&pos) {
-            None => Err(format!("unexpected message at {pos:?}")),
-            Some(&id) if id_of(m) != Some(id) => {
-                Err(format!("at {pos:?}: message {:?}, acknowledged there: {id}", id_of(m)))
+    let rep = consume(
+        bs,
+        topic,
+        &ranges,
+        Duration::from_secs(180),
+        Duration::from_millis(500),
+        |m| {
+            let pos = (m.partition(), m.offset());
+            let r = match by_pos.get(&pos) {
+                None => Err(format!("unexpected message at {pos:?}")),
+                Some(&id) if id_of(m) != Some(id) => Err(format!(
+                    "at {pos:?}: message {:?}, acknowledged there: {id}",
+                    id_of(m)
+                )),
+                Some(&id) => check_content(m, id),
+            };
+            if let Err(e) = r {
+                if bad.len() < 20 {
+                    bad.push(e);
+                }
             }
-            Some(&id) => check_content(m, id),
-        };
-        if let Err(e) = r {
-            if bad.len() < 20 {
-                bad.push(e);
-            }
-        }
-    });
+        },
+    );
     assert!(bad.is_empty(), "bad messages:\n{}", bad.join("\n"));
     assert!(rep.errors.is_empty(), "consumer errors: {:?}", rep.errors);
     assert_eq!(rep.messages as usize, acked.len());
@@ -111,24 +138,59 @@ fn read_and_check_all(bs: &str, topic: &str, partitions: i32, acked: &HashMap<us
 /// CRC-32C, contiguous offsets up to `end`.
 fn check_layout(broker: &Broker, topic: &str, partition: i32, end: i64) {
     let dir = broker.partition_dir(topic, partition);
-    assert!(dir.is_dir(), "missing partition directory {}", dir.display());
+    assert!(
+        dir.is_dir(),
+        "missing partition directory {}",
+        dir.display()
+    );
     let segs = segment_files(&dir);
     assert!(!segs.is_empty(), "no .log segment in {}", dir.display());
-    assert_eq!(segment_base(&segs[0]), 0, "first segment {}", segs[0].display());
+    assert_eq!(
+        segment_base(&segs[0]),
+        0,
+        "first segment {}",
+        segs[0].display()
+    );
     let mut next = 0i64;
     for s in &segs {
         let base = segment_base(s);
-        assert_eq!(base, next, "segment {} does not start where the previous ended", s.display());
+        assert_eq!(
+            base,
+            next,
+            "segment {} does not start where the previous ended",
+            s.display()
+        );
         let data = std::fs::read(s).unwrap();
         for b in scan_batches(&data) {
-            assert_eq!(b.magic, 2, "{}: batch at {} has magic {}", s.display(), b.pos, b.magic);
-            assert!(batch_crc_ok(&data, &b), "{}: bad CRC in batch at {}", s.display(), b.pos);
-            assert_eq!(b.base_offset, next, "{}: batch at byte {}", s.display(), b.pos);
+            assert_eq!(
+                b.magic,
+                2,
+                "{}: batch at {} has magic {}",
+                s.display(),
+                b.pos,
+                b.magic
+            );
+            assert!(
+                batch_crc_ok(&data, &b),
+                "{}: bad CRC in batch at {}",
+                s.display(),
+                b.pos
+            );
+            assert_eq!(
+                b.base_offset,
+                next,
+                "{}: batch at byte {}",
+                s.display(),
+                b.pos
+            );
             assert_eq!(b.record_count, b.last_offset_delta + 1);
             next = b.next_offset();
         }
     }
-    assert_eq!(next, end, "{topic}-{partition}: offsets on disk end at {next}, high watermark {end}");
+    assert_eq!(
+        next, end,
+        "{topic}-{partition}: offsets on disk end at {next}, high watermark {end}"
+    );
 }
 
 #[test]
@@ -153,8 +215,15 @@ fn clean_restart_keeps_everything() {
         let more = produce_acked(&bs, &topic, 20_000..21_000, 0);
         let mut all = acked.clone();
         for (id, a) in &more {
-            let before = acked.values().filter(|x| x.partition == a.partition).count() as i64;
-            assert!(a.offset >= before, "new message {id} got offset {} below the old end {before}", a.offset);
+            let before = acked
+                .values()
+                .filter(|x| x.partition == a.partition)
+                .count() as i64;
+            assert!(
+                a.offset >= before,
+                "new message {id} got offset {} below the old end {before}",
+                a.offset
+            );
             all.insert(*id, *a);
         }
         read_and_check_all(&bs, &topic, 3, &all);
@@ -200,8 +269,14 @@ fn kill9_loses_no_acknowledged_message() {
             })
         };
         // Let a good number of acknowledgements through, then kill -9 mid-stream.
-        let ok = wait_until(Duration::from_secs(240), Duration::from_millis(5), || log.acked() >= 20_000);
-        assert!(ok, "only {} messages acknowledged before the kill", log.acked());
+        let ok = wait_until(Duration::from_secs(240), Duration::from_millis(5), || {
+            log.acked() >= 20_000
+        });
+        assert!(
+            ok,
+            "only {} messages acknowledged before the kill",
+            log.acked()
+        );
         broker.kill9();
         let acked_at_kill = log.acked();
         stop.store(true, Ordering::SeqCst);
@@ -218,7 +293,11 @@ fn kill9_loses_no_acknowledged_message() {
         // final delivery report (acknowledged or failed).
         wait_delivered(&p, &log, sent as u64, Duration::from_secs(240));
         let acked = std::mem::take(&mut *log.acked.lock().unwrap());
-        eprintln!("{} acknowledged in all, {} failed", acked.len(), log.failed());
+        eprintln!(
+            "{} acknowledged in all, {} failed",
+            acked.len(),
+            log.failed()
+        );
         drop(p);
 
         let mut ranges = Vec::new();
@@ -229,23 +308,38 @@ fn kill9_loses_no_acknowledged_message() {
         }
         let mut served: HashMap<(i32, i64), usize> = HashMap::new();
         let mut bad = Vec::new();
-        let rep = consume(&bs, &topic, &ranges, Duration::from_secs(240), Duration::from_millis(500), |m| {
-            // Everything served must be one of our messages, intact. (Without
-            // idempotence a retried batch may be stored twice: allowed.)
-            let r = match id_of(m) {
-                Some(id) if id < sent => check_content(m, id).map(|_| id),
-                other => Err(format!("p{}@{}: not one of ours ({other:?})", m.partition(), m.offset())),
-            };
-            match r {
-                Ok(id) => {
-                    served.insert((m.partition(), m.offset()), id);
+        let rep = consume(
+            &bs,
+            &topic,
+            &ranges,
+            Duration::from_secs(240),
+            Duration::from_millis(500),
+            |m| {
+                // Everything served must be one of our messages, intact. (Without
+                // idempotence a retried batch may be stored twice: allowed.)
+                let r = match id_of(m) {
+                    Some(id) if id < sent => check_content(m, id).map(|_| id),
+                    other => Err(format!(
+                        "p{}@{}: not one of ours ({other:?})",
+                        m.partition(),
+                        m.offset()
+                    )),
+                };
+                match r {
+                    Ok(id) => {
+                        served.insert((m.partition(), m.offset()), id);
+                    }
+                    Err(e) if bad.len() < 20 => bad.push(e),
+                    Err(_) => {}
                 }
-                Err(e) if bad.len() < 20 => bad.push(e),
-                Err(_) => {}
-            }
-        });
+            },
+        );
         assert!(rep.errors.is_empty(), "consumer errors: {:?}", rep.errors);
-        assert!(bad.is_empty(), "malformed or foreign messages served:\n{}", bad.join("\n"));
+        assert!(
+            bad.is_empty(),
+            "malformed or foreign messages served:\n{}",
+            bad.join("\n")
+        );
         let mut lost = Vec::new();
         for (id, a) in &acked {
             if served.get(&(a.partition, a.offset)) != Some(id) {
@@ -287,11 +381,20 @@ fn recover_from(damage: Damage) {
         let last_seg = segs.last().unwrap().clone();
         let data = std::fs::read(&last_seg).unwrap();
         let batches = scan_batches(&data);
-        assert!(batches.len() >= 2, "want several batches in {}, found {}", last_seg.display(), batches.len());
+        assert!(
+            batches.len() >= 2,
+            "want several batches in {}, found {}",
+            last_seg.display(),
+            batches.len()
+        );
         let last = *batches.last().unwrap();
         let keep_end = last.base_offset; // everything before the damaged batch
         assert!(last.size > 61 + 10);
-        let f = std::fs::OpenOptions::new().read(true).write(true).open(&last_seg).unwrap();
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&last_seg)
+            .unwrap();
         match damage {
             Damage::Truncate => f.set_len(last.end() - 3).unwrap(),
             Damage::FlipByte => {
@@ -302,7 +405,10 @@ fn recover_from(damage: Damage) {
                 b[0] ^= 0x5a;
                 f.write_all_at(&b, pos).unwrap();
                 let data = std::fs::read(&last_seg).unwrap();
-                assert!(!batch_crc_ok(&data, &last), "the flip did not break the CRC");
+                assert!(
+                    !batch_crc_ok(&data, &last),
+                    "the flip did not break the CRC"
+                );
             }
         }
         f.sync_all().unwrap();
@@ -328,30 +434,50 @@ fn recover_from(damage: Damage) {
         assert_eq!(kept.len() as i64, keep_end);
         let mut past_end = Vec::new();
         let mut bad = Vec::new();
-        let rep = consume(&bs, &topic, &[(0, 0, keep_end)], Duration::from_secs(120), Duration::from_secs(1), |m| {
-            if m.offset() >= keep_end {
-                past_end.push(m.offset());
-                return;
-            }
-            let want = kept.iter().find(|(_, a)| a.offset == m.offset()).map(|(i, _)| *i);
-            let r = match want {
-                Some(id) if id_of(m) == Some(id) => check_content(m, id),
-                _ => Err(format!("offset {}: got {:?}, want {want:?}", m.offset(), id_of(m))),
-            };
-            if let Err(e) = r {
-                if bad.len() < 20 {
-                    bad.push(e);
+        let rep = consume(
+            &bs,
+            &topic,
+            &[(0, 0, keep_end)],
+            Duration::from_secs(120),
+            Duration::from_secs(1),
+            |m| {
+                if m.offset() >= keep_end {
+                    past_end.push(m.offset());
+                    return;
                 }
-            }
-        });
+                let want = kept
+                    .iter()
+                    .find(|(_, a)| a.offset == m.offset())
+                    .map(|(i, _)| *i);
+                let r = match want {
+                    Some(id) if id_of(m) == Some(id) => check_content(m, id),
+                    _ => Err(format!(
+                        "offset {}: got {:?}, want {want:?}",
+                        m.offset(),
+                        id_of(m)
+                    )),
+                };
+                if let Err(e) = r {
+                    if bad.len() < 20 {
+                        bad.push(e);
+                    }
+                }
+            },
+        );
         assert!(rep.errors.is_empty(), "consumer errors: {:?}", rep.errors);
         assert!(bad.is_empty(), "bad messages:\n{}", bad.join("\n"));
-        assert!(past_end.is_empty(), "served offsets past the recovered end: {past_end:?}");
+        assert!(
+            past_end.is_empty(),
+            "served offsets past the recovered end: {past_end:?}"
+        );
         assert_eq!(rep.messages as i64, keep_end);
 
         // The next append continues exactly at the recovered end.
         let more = produce_acked(&bs, &topic, 5_000..5_001, 0);
-        assert_eq!(more[&5_000].offset, keep_end, "offset of the first append after recovery");
+        assert_eq!(
+            more[&5_000].offset, keep_end,
+            "offset of the first append after recovery"
+        );
         broker.stop();
         check_layout(&broker, &topic, 0, keep_end + 1);
     })

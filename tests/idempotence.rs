@@ -100,34 +100,51 @@ fn idempotent_producer_survives_broker_restart() {
         let mut seen = vec![0u32; N];
         let mut last: HashMap<i32, usize> = HashMap::new();
         let mut bad = Vec::new();
-        let rep = consume(&bs, &topic, &ranges, Duration::from_secs(300), Duration::from_millis(500), |m| {
-            let mut fail = |s: String| {
-                if bad.len() < 20 {
-                    bad.push(s)
+        let rep = consume(
+            &bs,
+            &topic,
+            &ranges,
+            Duration::from_secs(300),
+            Duration::from_millis(500),
+            |m| {
+                let mut fail = |s: String| {
+                    if bad.len() < 20 {
+                        bad.push(s)
+                    }
+                };
+                let Some(seq) = seq_of(m).filter(|s| *s < N) else {
+                    fail(format!(
+                        "p{}@{}: not one of ours",
+                        m.partition(),
+                        m.offset()
+                    ));
+                    return;
+                };
+                seen[seq] += 1;
+                if m.payload() != message(seq).value.as_deref()
+                    || m.key() != message(seq).key.as_deref()
+                {
+                    fail(format!("message {seq}: content differs"));
                 }
-            };
-            let Some(seq) = seq_of(m).filter(|s| *s < N) else {
-                fail(format!("p{}@{}: not one of ours", m.partition(), m.offset()));
-                return;
-            };
-            seen[seq] += 1;
-            if m.payload() != message(seq).value.as_deref() || m.key() != message(seq).key.as_deref() {
-                fail(format!("message {seq}: content differs"));
-            }
-            if let Some(prev) = last.insert(m.partition(), seq) {
-                if seq <= prev {
-                    fail(format!("partition {}: sequence {seq} after {prev} (offset {})", m.partition(), m.offset()));
+                if let Some(prev) = last.insert(m.partition(), seq) {
+                    if seq <= prev {
+                        fail(format!(
+                            "partition {}: sequence {seq} after {prev} (offset {})",
+                            m.partition(),
+                            m.offset()
+                        ));
+                    }
                 }
-            }
-            match acked.get(&seq) {
-                Some(a) if a.partition == m.partition() && a.offset == m.offset() => {}
-                other => fail(format!(
-                    "message {seq} at p{}@{}, acknowledged at {other:?}",
-                    m.partition(),
-                    m.offset()
-                )),
-            }
-        });
+                match acked.get(&seq) {
+                    Some(a) if a.partition == m.partition() && a.offset == m.offset() => {}
+                    other => fail(format!(
+                        "message {seq} at p{}@{}, acknowledged at {other:?}",
+                        m.partition(),
+                        m.offset()
+                    )),
+                }
+            },
+        );
         assert!(rep.errors.is_empty(), "consumer errors: {:?}", rep.errors);
         let dups: Vec<usize> = (0..N).filter(|s| seen[*s] > 1).take(10).collect();
         let gaps: Vec<usize> = (0..N).filter(|s| seen[*s] == 0).take(10).collect();

@@ -21,10 +21,18 @@ fn ts(offset: i64) -> i64 {
 }
 
 /// Raw ListOffsets for partition 0: (error, timestamp, offset).
-fn raw_list_offsets(broker: &Broker, topic: &str, timestamp: i64, min_version: i16) -> (i16, i64, i64) {
+fn raw_list_offsets(
+    broker: &Broker,
+    topic: &str,
+    timestamp: i64,
+    min_version: i16,
+) -> (i16, i64, i64) {
     let mut c = RawClient::connect_negotiated(broker.addr(0));
     let v = c.version::<ListOffsetsRequest>(9);
-    assert!(v >= min_version, "broker supports ListOffsets only up to v{v}, need v{min_version}");
+    assert!(
+        v >= min_version,
+        "broker supports ListOffsets only up to v{v}, need v{min_version}"
+    );
     let req = ListOffsetsRequest::default()
         .with_replica_id(BrokerId(-1))
         .with_isolation_level(0)
@@ -42,7 +50,8 @@ fn raw_list_offsets(broker: &Broker, topic: &str, timestamp: i64, min_version: i
 /// offsets_for_times for one timestamp, as a raw offset (-1 = none).
 fn offset_for_time(c: &rdkafka::consumer::BaseConsumer, topic: &str, t: i64) -> i64 {
     let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, 0, Offset::Offset(t)).unwrap();
+    tpl.add_partition_offset(topic, 0, Offset::Offset(t))
+        .unwrap();
     let r = c
         .offsets_for_times(tpl, Duration::from_secs(15))
         .unwrap_or_else(|e| panic!("offsets_for_times({t}): {e}"));
@@ -63,7 +72,10 @@ fn list_offsets_across_segments() {
         let topic = unique("list-offsets");
         create_topic(&bs, &topic, 1);
 
-        let (p, log) = producer(&bs, &[("acks", "all"), ("linger.ms", "5"), ("batch.size", "4000")]);
+        let (p, log) = producer(
+            &bs,
+            &[("acks", "all"), ("linger.ms", "5"), ("batch.size", "4000")],
+        );
         let deadline = Instant::now() + Duration::from_secs(120);
         for i in 0..N {
             let mut value = format!("{i}:").into_bytes();
@@ -88,7 +100,11 @@ fn list_offsets_across_segments() {
         drop(p);
 
         let segs = segment_files(&broker.partition_dir(&topic, 0));
-        assert!(segs.len() >= 3, "want >= 3 segments with log.segment.bytes=16384, found {}", segs.len());
+        assert!(
+            segs.len() >= 3,
+            "want >= 3 segments with log.segment.bytes=16384, found {}",
+            segs.len()
+        );
         let bases: Vec<i64> = segs.iter().map(|s| segment_base(s)).collect();
         assert_eq!(bases[0], 0);
         eprintln!("segment base offsets: {bases:?}");
@@ -110,12 +126,20 @@ fn list_offsets_across_segments() {
 
         let check_all = |broker: &mut Broker, when: &str| {
             assert_eq!(watermarks(&bs, &topic, 0), (0, N), "{when}: watermarks");
-            assert_eq!(raw_list_offsets(broker, &topic, -2, 1), (0, -1, 0), "{when}: raw earliest");
+            assert_eq!(
+                raw_list_offsets(broker, &topic, -2, 1),
+                (0, -1, 0),
+                "{when}: raw earliest"
+            );
             let (e, _, o) = raw_list_offsets(broker, &topic, -1, 1);
             assert_eq!((e, o), (0, N), "{when}: raw latest");
             let c = plain_consumer(&bs);
             for &(t, want) in &probes {
-                assert_eq!(offset_for_time(&c, &topic, t), want, "{when}: offsets_for_times({t})");
+                assert_eq!(
+                    offset_for_time(&c, &topic, t),
+                    want,
+                    "{when}: offsets_for_times({t})"
+                );
             }
             // The raw answer also carries the found record's timestamp.
             for &(t, want) in probes.iter().filter(|(_, w)| *w >= 0).step_by(3) {
@@ -126,7 +150,11 @@ fn list_offsets_across_segments() {
                 );
             }
             let (e, t, o) = raw_list_offsets(broker, &topic, ts(N - 1) + 1, 1);
-            assert_eq!((e, t, o), (0, -1, -1), "{when}: raw ListOffsets past the last timestamp");
+            assert_eq!(
+                (e, t, o),
+                (0, -1, -1),
+                "{when}: raw ListOffsets past the last timestamp"
+            );
             // Max timestamp (KIP-734, v7+).
             assert_eq!(
                 raw_list_offsets(broker, &topic, -3, 7),

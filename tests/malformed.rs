@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 use bytes::{BufMut, Bytes, BytesMut};
 use common::*;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse, ProduceRequest, TopicName};
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, ProduceRequest, TopicName,
+};
 use kafka_protocol::protocol::{Decodable, StrBytes};
 use kafka_protocol::records::{Compression, IEEE};
 use rand::{Rng, RngCore, SeedableRng};
@@ -48,7 +50,11 @@ fn produce_error(broker: &Broker, topic: &str, records: Bytes) -> i16 {
 fn valid_batch() -> Bytes {
     let v = filler(7, 300);
     encode_batch(
-        &[(Some(b"a"), Some(&v[..])), (Some(b"b"), Some(b"second")), (None, Some(b"third"))],
+        &[
+            (Some(b"a"), Some(&v[..])),
+            (Some(b"b"), Some(b"second")),
+            (None, Some(b"third")),
+        ],
         1_700_000_000_000,
         Compression::None,
     )
@@ -102,7 +108,8 @@ fn malformed_input_is_contained() {
         let stop = Arc::new(AtomicBool::new(false));
         let sent = Arc::new(AtomicUsize::new(0));
         let sender = {
-            let (p, stop, sent, topic) = (p.clone(), stop.clone(), sent.clone(), good_topic.clone());
+            let (p, stop, sent, topic) =
+                (p.clone(), stop.clone(), sent.clone(), good_topic.clone());
             std::thread::spawn(move || {
                 let deadline = Instant::now() + Duration::from_secs(300);
                 let mut id = 0;
@@ -122,7 +129,9 @@ fn malformed_input_is_contained() {
                 }
             })
         };
-        let ok = wait_until(Duration::from_secs(60), Duration::from_millis(10), || log.acked() >= 100);
+        let ok = wait_until(Duration::from_secs(60), Duration::from_millis(10), || {
+            log.acked() >= 100
+        });
         assert!(ok, "the good producer got no acknowledgements");
 
         let mut rng = rand::rngs::StdRng::seed_from_u64(0x5eed);
@@ -210,15 +219,26 @@ fn malformed_input_is_contained() {
         //    CORRUPT_MESSAGE or INVALID_RECORD depending on the path).
         let code = produce_error(&broker, &raw_topic, magic1_message_set());
         assert!(
-            [errors::UNSUPPORTED_FOR_MESSAGE_FORMAT, errors::CORRUPT_MESSAGE, errors::INVALID_RECORD]
-                .contains(&code),
+            [
+                errors::UNSUPPORTED_FOR_MESSAGE_FORMAT,
+                errors::CORRUPT_MESSAGE,
+                errors::INVALID_RECORD
+            ]
+            .contains(&code),
             "Produce with a magic-1 message set got error code {code}"
         );
         broker.assert_alive();
-        assert_eq!(watermarks(&bs, &raw_topic, 0), (0, 0), "a rejected batch was appended");
+        assert_eq!(
+            watermarks(&bs, &raw_topic, 0),
+            (0, 0),
+            "a rejected batch was appended"
+        );
 
         // A valid batch on the same kind of connection still works.
-        assert_eq!(produce_error(&broker, &raw_topic, valid_batch()), errors::NONE);
+        assert_eq!(
+            produce_error(&broker, &raw_topic, valid_batch()),
+            errors::NONE
+        );
         assert_eq!(watermarks(&bs, &raw_topic, 0), (0, 3));
 
         // 7. ApiVersions with a version the broker does not know: the v0-format
@@ -230,20 +250,30 @@ fn malformed_input_is_contained() {
             let mut resp = c.read_frame().expect("no response to ApiVersions v99");
             let corr = bytes::Buf::get_i32(&mut resp);
             assert_eq!(corr, 4242, "correlation id");
-            let r = ApiVersionsResponse::decode(&mut resp, 0).expect("decode v0 ApiVersionsResponse");
-            assert_eq!(r.error_code, errors::UNSUPPORTED_VERSION, "ApiVersions v99 error code");
+            let r =
+                ApiVersionsResponse::decode(&mut resp, 0).expect("decode v0 ApiVersionsResponse");
+            assert_eq!(
+                r.error_code,
+                errors::UNSUPPORTED_VERSION,
+                "ApiVersions v99 error code"
+            );
             let av = r
                 .api_keys
                 .iter()
                 .find(|k| k.api_key == ApiKey::ApiVersions as i16)
                 .expect("ApiVersions in the API list");
-            assert!(av.min_version == 0 && av.max_version >= 3, "ApiVersions range {av:?}");
+            assert!(
+                av.min_version == 0 && av.max_version >= 3,
+                "ApiVersions range {av:?}"
+            );
             // (Kafka lists only ApiVersions itself here; more is fine.)
             // The client may now retry with a version from the list.
             let req = ApiVersionsRequest::default()
                 .with_client_software_name(StrBytes::from_static_str("sluice-tests"))
                 .with_client_software_version(StrBytes::from_static_str("0.1"));
-            let r = c.send(&req, 3).expect("ApiVersions v3 after the v99 answer");
+            let r = c
+                .send(&req, 3)
+                .expect("ApiVersions v3 after the v99 answer");
             assert_eq!(r.error_code, 0);
         }
 
@@ -252,7 +282,11 @@ fn malformed_input_is_contained() {
             let mut c = RawClient::connect_negotiated(broker.addr(0));
             let v = c.version::<ProduceRequest>(9);
             let big = filler(99, MAX_REQUEST + 1000);
-            let batch = encode_batch(&[(None, Some(&big[..]))], 1_700_000_000_000, Compression::None);
+            let batch = encode_batch(
+                &[(None, Some(&big[..]))],
+                1_700_000_000_000,
+                Compression::None,
+            );
             let (_, frame) = c.frame(&produce_request(&raw_topic, batch), v);
             assert!(frame.len() > MAX_REQUEST + 4);
             let _ = c.write_raw(&frame);
@@ -270,7 +304,12 @@ fn malformed_input_is_contained() {
         sender.join().expect("sender");
         let n = sent.load(Ordering::SeqCst);
         wait_delivered(&p, &log, n as u64, Duration::from_secs(120));
-        assert_eq!(log.failed(), 0, "good producer failures: {:?}", log.first_failures(10));
+        assert_eq!(
+            log.failed(),
+            0,
+            "good producer failures: {:?}",
+            log.first_failures(10)
+        );
         let acked = std::mem::take(&mut *log.acked.lock().unwrap());
         drop(p);
         let mut ranges = Vec::new();
@@ -283,28 +322,44 @@ fn malformed_input_is_contained() {
         assert_eq!(total as usize, n);
         let mut seen = vec![false; n];
         let mut bad = Vec::new();
-        let rep = consume(&bs, &good_topic, &ranges, Duration::from_secs(120), Duration::from_millis(300), |m| {
-            let id = m
-                .payload()
-                .and_then(|v| std::str::from_utf8(v).ok())
-                .and_then(|s| s.strip_prefix("good-"))
-                .and_then(|s| s.parse::<usize>().ok())
-                .filter(|i| *i < n);
-            match id {
-                Some(i)
-                    if !seen[i]
-                        && m.key() == Some(format!("k{i}").as_bytes())
-                        && acked.get(&i) == Some(&Acked { partition: m.partition(), offset: m.offset() }) =>
-                {
-                    seen[i] = true
+        let rep = consume(
+            &bs,
+            &good_topic,
+            &ranges,
+            Duration::from_secs(120),
+            Duration::from_millis(300),
+            |m| {
+                let id = m
+                    .payload()
+                    .and_then(|v| std::str::from_utf8(v).ok())
+                    .and_then(|s| s.strip_prefix("good-"))
+                    .and_then(|s| s.parse::<usize>().ok())
+                    .filter(|i| *i < n);
+                match id {
+                    Some(i)
+                        if !seen[i]
+                            && m.key() == Some(format!("k{i}").as_bytes())
+                            && acked.get(&i)
+                                == Some(&Acked {
+                                    partition: m.partition(),
+                                    offset: m.offset(),
+                                }) =>
+                    {
+                        seen[i] = true
+                    }
+                    _ if bad.len() < 10 => {
+                        bad.push(format!("p{}@{}: {id:?}", m.partition(), m.offset()))
+                    }
+                    _ => {}
                 }
-                _ if bad.len() < 10 => bad.push(format!("p{}@{}: {id:?}", m.partition(), m.offset())),
-                _ => {}
-            }
-        });
+            },
+        );
         assert!(rep.errors.is_empty(), "consumer errors: {:?}", rep.errors);
         assert!(bad.is_empty(), "unexpected messages: {bad:?}");
-        assert!(seen.iter().all(|s| *s), "some good messages were not read back");
+        assert!(
+            seen.iter().all(|s| *s),
+            "some good messages were not read back"
+        );
 
         broker.assert_alive();
         broker.stop();

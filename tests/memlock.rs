@@ -10,7 +10,11 @@ use std::time::{Duration, Instant};
 /// Two free consecutive ports.
 fn free_port_pair() -> u16 {
     for _ in 0..200 {
-        let p = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let p = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         if p < 60000 && port_is_free(p) && port_is_free(p + 1) {
             return p;
         }
@@ -26,14 +30,26 @@ fn start_with_memlock(kib: u64, as_nobody: bool, port: u16, data: &std::path::Pa
     );
     let mut cmd = if as_nobody {
         let mut c = Command::new("setpriv");
-        c.args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "sh", "-c", &script]);
+        c.args([
+            "--reuid=nobody",
+            "--regid=nogroup",
+            "--clear-groups",
+            "sh",
+            "-c",
+            &script,
+        ]);
         c
     } else {
         let mut c = Command::new("sh");
         c.args(["-c", &script]);
         c
     };
-    cmd.env("NO_COLOR", "1").stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("spawn sluice")
+    cmd.env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn sluice")
 }
 
 fn wait_exit(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
@@ -52,12 +68,19 @@ fn wait_exit(child: &mut Child, limit: Duration) -> Option<std::process::ExitSta
 fn too_low_memlock_limit_names_the_limit_and_the_fix() {
     let dir = tempfile::tempdir().unwrap();
     let mut child = start_with_memlock(512, false, free_port_pair(), &dir.path().join("data"));
-    let status = wait_exit(&mut child, Duration::from_secs(20)).expect("sluice should exit at once");
+    let status =
+        wait_exit(&mut child, Duration::from_secs(20)).expect("sluice should exit at once");
     let mut stderr = String::new();
     std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
     assert!(!status.success(), "must exit non-zero; stderr: {stderr}");
-    assert!(stderr.contains("RLIMIT_MEMLOCK") && stderr.contains("ulimit -l"), "stderr: {stderr}");
-    assert!(stderr.contains("512 KiB"), "the message names the current limit: {stderr}");
+    assert!(
+        stderr.contains("RLIMIT_MEMLOCK") && stderr.contains("ulimit -l"),
+        "stderr: {stderr}"
+    );
+    assert!(
+        stderr.contains("512 KiB"),
+        "the message names the current limit: {stderr}"
+    );
 }
 
 /// As root, drop to `nobody` (root's CAP_IPC_LOCK would hide memlock accounting); as another
@@ -88,14 +111,24 @@ fn runs_unprivileged_under_8_mib_memlock() {
     let (p, log) = producer(&bootstrap, &[("acks", "all")]);
     let deadline = Instant::now() + Duration::from_secs(60);
     for i in 0..2_000 {
-        let m = Msg { key: Some(format!("k{i}").into_bytes()), value: Some(vec![7; 200]), ..Msg::default() };
+        let m = Msg {
+            key: Some(format!("k{i}").into_bytes()),
+            value: Some(vec![7; 200]),
+            ..Msg::default()
+        };
         send(&p, &topic, i, &m, deadline);
     }
     wait_delivered(&p, &log, 2_000, Duration::from_secs(60));
     assert_eq!(log.acked(), 2_000, "failures: {:?}", log.first_failures(3));
-    let total: i64 = (0..4).map(|part| watermarks(&bootstrap, &topic, part).1).sum();
+    let total: i64 = (0..4)
+        .map(|part| watermarks(&bootstrap, &topic, part).1)
+        .sum();
     assert_eq!(total, 2_000);
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
     let status = wait_exit(&mut child, Duration::from_secs(30)).expect("clean shutdown");
     assert!(status.success(), "exit status {status:?}");
 }

@@ -19,7 +19,10 @@ const TS0: i64 = 1_700_000_000_000;
 /// `TS0 + i`.
 fn message(i: usize) -> Msg {
     let mut value = format!("{i}:").into_bytes();
-    value.extend_from_slice(&filler(i as u64, 20 + (mix64(i as u64 ^ 0xabc) % 180) as usize));
+    value.extend_from_slice(&filler(
+        i as u64,
+        20 + (mix64(i as u64 ^ 0xabc) % 180) as usize,
+    ));
     Msg {
         key: Some(format!("key-{:04}", i % KEYS).into_bytes()),
         value: Some(value),
@@ -116,38 +119,63 @@ fn roundtrip(codec: &'static str) {
                 }
                 let want = message(i);
                 if m.key() != want.key.as_deref() {
-                    fail(format!("message {i}: key {:?}", m.key().map(String::from_utf8_lossy)));
+                    fail(format!(
+                        "message {i}: key {:?}",
+                        m.key().map(String::from_utf8_lossy)
+                    ));
                 }
                 if m.payload() != want.value.as_deref() {
-                    fail(format!("message {i}: value differs (len {:?})", m.payload().map(|v| v.len())));
+                    fail(format!(
+                        "message {i}: value differs (len {:?})",
+                        m.payload().map(|v| v.len())
+                    ));
                 }
                 if headers != want.headers {
                     fail(format!("message {i}: headers {headers:?}"));
                 }
                 if m.timestamp() != Timestamp::CreateTime(TS0 + i as i64) {
-                    fail(format!("message {i}: timestamp {:?}, want CreateTime({})", m.timestamp(), TS0 + i as i64));
+                    fail(format!(
+                        "message {i}: timestamp {:?}, want CreateTime({})",
+                        m.timestamp(),
+                        TS0 + i as i64
+                    ));
                 }
                 match acked.get(&i) {
                     Some(a) if a.partition == part && a.offset == off => {}
-                    other => fail(format!("message {i} read at p{part}@{off}, acknowledged at {other:?}")),
+                    other => fail(format!(
+                        "message {i} read at p{part}@{off}, acknowledged at {other:?}"
+                    )),
                 }
                 let key = want.key.unwrap();
                 let kp = *key_partition.entry(key.clone()).or_insert(part);
                 if kp != part {
-                    fail(format!("key {:?} on partitions {kp} and {part}", String::from_utf8_lossy(&key)));
+                    fail(format!(
+                        "key {:?} on partitions {kp} and {part}",
+                        String::from_utf8_lossy(&key)
+                    ));
                 }
                 let seq = i / KEYS;
                 if let Some(prev) = key_last_seq.insert(key.clone(), seq) {
                     if seq <= prev {
-                        fail(format!("key {:?}: sequence {seq} after {prev}", String::from_utf8_lossy(&key)));
+                        fail(format!(
+                            "key {:?}: sequence {seq} after {prev}",
+                            String::from_utf8_lossy(&key)
+                        ));
                     }
                 }
             },
         );
         assert!(bad.is_empty(), "{codec}: bad messages:\n{}", bad.join("\n"));
-        assert!(rep.errors.is_empty(), "{codec}: consumer errors: {:?}", rep.errors);
+        assert!(
+            rep.errors.is_empty(),
+            "{codec}: consumer errors: {:?}",
+            rep.errors
+        );
         let missing: Vec<usize> = (0..N).filter(|i| !seen[*i]).take(10).collect();
-        assert!(missing.is_empty(), "{codec}: messages never read, e.g. {missing:?}");
+        assert!(
+            missing.is_empty(),
+            "{codec}: messages never read, e.g. {missing:?}"
+        );
         assert_eq!(rep.messages, N as u64, "{codec}: messages read");
         assert_eq!(key_partition.len(), KEYS);
         broker.stop();

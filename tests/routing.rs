@@ -46,7 +46,11 @@ fn raw_metadata(
         .partitions
         .iter()
         .map(|p| {
-            assert_eq!(p.error_code, 0, "Metadata partition {} error", p.partition_index);
+            assert_eq!(
+                p.error_code, 0,
+                "Metadata partition {} error",
+                p.partition_index
+            );
             (p.partition_index, p.leader_id.0)
         })
         .collect();
@@ -61,7 +65,11 @@ fn raw_produce(
 ) -> (i16, i64) {
     let mut c = RawClient::connect_negotiated(addr);
     let v = c.version::<ProduceRequest>(9);
-    let batch = encode_batch(&[(Some(b"k"), Some(value))], 1_700_000_000_000, Compression::None);
+    let batch = encode_batch(
+        &[(Some(b"k"), Some(value))],
+        1_700_000_000_000,
+        Compression::None,
+    );
     let req = ProduceRequest::default()
         .with_acks(-1)
         .with_timeout_ms(10_000)
@@ -102,7 +110,11 @@ fn metadata_advertises_one_node_per_shard() {
             .map(|b| (b.id(), (b.host().to_string(), b.port())))
             .collect();
         assert_eq!(nodes, want_nodes, "rdkafka metadata brokers");
-        let t = md.topics().iter().find(|t| t.name() == topic).expect("topic in metadata");
+        let t = md
+            .topics()
+            .iter()
+            .find(|t| t.name() == topic)
+            .expect("topic in metadata");
         assert_eq!(t.partitions().len(), PARTITIONS as usize);
         for p in t.partitions() {
             assert!(
@@ -111,7 +123,12 @@ fn metadata_advertises_one_node_per_shard() {
                 p.id(),
                 p.leader()
             );
-            assert_eq!(p.replicas(), &[p.leader()], "replicas of partition {}", p.id());
+            assert_eq!(
+                p.replicas(),
+                &[p.leader()],
+                "replicas of partition {}",
+                p.id()
+            );
         }
 
         // The raw view from each shard is the same.
@@ -120,7 +137,11 @@ fn metadata_advertises_one_node_per_shard() {
         assert_eq!(n0, want_nodes, "raw Metadata nodes from shard 0");
         assert_eq!(n1, want_nodes, "raw Metadata nodes from shard 1");
         assert_eq!(l0, l1, "shards disagree on partition leaders");
-        let rd: BTreeMap<i32, i32> = t.partitions().iter().map(|p| (p.id(), p.leader())).collect();
+        let rd: BTreeMap<i32, i32> = t
+            .partitions()
+            .iter()
+            .map(|p| (p.id(), p.leader()))
+            .collect();
         assert_eq!(l0, rd, "raw and rdkafka leaders differ");
         assert_eq!(
             l0.keys().copied().collect::<Vec<_>>(),
@@ -155,24 +176,43 @@ fn produce_to_the_wrong_shard_gets_not_leader() {
                 errors::NOT_LEADER_OR_FOLLOWER,
                 "produce to partition {part} on non-leader shard {other_shard}"
             );
-            let (err, base) = raw_produce(broker.addr(leader_shard), &topic, part, value.as_bytes());
-            assert_eq!(err, errors::NONE, "produce to partition {part} on its leader shard {leader_shard}");
-            assert_eq!(base, 0, "base offset of the first batch in partition {part}");
+            let (err, base) =
+                raw_produce(broker.addr(leader_shard), &topic, part, value.as_bytes());
+            assert_eq!(
+                err,
+                errors::NONE,
+                "produce to partition {part} on its leader shard {leader_shard}"
+            );
+            assert_eq!(
+                base, 0,
+                "base offset of the first batch in partition {part}"
+            );
         }
 
         // Exactly the one accepted message per partition is there.
         let mut ranges = Vec::new();
         for part in 0..PARTITIONS {
-            assert_eq!(watermarks(&bs, &topic, part), (0, 1), "partition {part} watermarks");
+            assert_eq!(
+                watermarks(&bs, &topic, part),
+                (0, 1),
+                "partition {part} watermarks"
+            );
             ranges.push((part, 0, 1));
         }
         let mut got = BTreeMap::new();
-        let rep = consume(&bs, &topic, &ranges, Duration::from_secs(60), Duration::from_millis(300), |m| {
-            got.insert(
-                (m.partition(), m.offset()),
-                (m.key().map(|k| k.to_vec()), m.payload().map(|v| v.to_vec())),
-            );
-        });
+        let rep = consume(
+            &bs,
+            &topic,
+            &ranges,
+            Duration::from_secs(60),
+            Duration::from_millis(300),
+            |m| {
+                got.insert(
+                    (m.partition(), m.offset()),
+                    (m.key().map(|k| k.to_vec()), m.payload().map(|v| v.to_vec())),
+                );
+            },
+        );
         assert!(rep.errors.is_empty(), "consumer errors: {:?}", rep.errors);
         assert_eq!(got.len(), PARTITIONS as usize);
         for part in 0..PARTITIONS {

@@ -42,7 +42,9 @@ pub fn shard_count(config: &BrokerConfig) -> usize {
     if config.cores > 0 {
         config.cores
     } else {
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
     }
 }
 
@@ -52,7 +54,10 @@ pub fn run_broker(config: BrokerConfig, stop: Arc<AtomicBool>) -> Result<(), Bro
     config.check_shard_ports(shards)?;
     let io_memory = io_memory_per_shard(memlock_limit(), shards)?;
     for dir in &config.log_dirs {
-        std::fs::create_dir_all(dir).map_err(|source| BrokerError::LogDir { path: dir.display().to_string(), source })?;
+        std::fs::create_dir_all(dir).map_err(|source| BrokerError::LogDir {
+            path: dir.display().to_string(),
+            source,
+        })?;
     }
     let metadata_dir = config.log_dirs[0].clone();
     let mut state = match ClusterState::load(&metadata_dir)? {
@@ -68,7 +73,9 @@ pub fn run_broker(config: BrokerConfig, stop: Arc<AtomicBool>) -> Result<(), Bro
     let image = Arc::new(MetadataImage::new(state.clone(), &config, shards as u32));
     let config = Arc::new(config);
     let (router, inboxes) = ShardRouter::new(shards as u32);
-    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
     info!(shards, io_memory_kib = io_memory / 1024, cluster_id = %state.cluster_id, "starting broker {}", config.broker_id);
 
     let mut controller_state = Some((state, metadata_dir));
@@ -81,7 +88,11 @@ pub fn run_broker(config: BrokerConfig, stop: Arc<AtomicBool>) -> Result<(), Bro
             router: router.clone(),
             inbox,
             stop: stop.clone(),
-            controller_state: if id == 0 { controller_state.take() } else { None },
+            controller_state: if id == 0 {
+                controller_state.take()
+            } else {
+                None
+            },
         };
         let stop_on_error = stop.clone();
         let handle = LocalExecutorBuilder::new(Placement::Fixed(id % cpus))
@@ -95,7 +106,9 @@ pub fn run_broker(config: BrokerConfig, stop: Arc<AtomicBool>) -> Result<(), Bro
                 }
                 result.map_err(|e| e.to_string())
             })
-            .map_err(|e| BrokerError::Shard(format!("cannot start executor for shard {id}: {e}")))?;
+            .map_err(|e| {
+                BrokerError::Shard(format!("cannot start executor for shard {id}: {e}"))
+            })?;
         handles.push(handle);
     }
     let mut failure = None;
@@ -120,16 +133,23 @@ fn write_meta_properties(config: &BrokerConfig, cluster_id: &str) -> Result<(), 
             config.broker_id,
             uuid_base64(dir)
         );
-        std::fs::write(dir.join("meta.properties"), text)
-            .map_err(|source| BrokerError::LogDir { path: dir.display().to_string(), source })?;
+        std::fs::write(dir.join("meta.properties"), text).map_err(|source| {
+            BrokerError::LogDir {
+                path: dir.display().to_string(),
+                source,
+            }
+        })?;
     }
     Ok(())
 }
 
 /// A stable directory id derived from the path (Kafka uses a random id kept in the file).
 fn uuid_base64(dir: &Path) -> String {
-    let existing = std::fs::read_to_string(dir.join("meta.properties")).ok().and_then(|t| {
-        t.lines().find_map(|l| l.strip_prefix("directory.id=").map(str::to_string))
-    });
+    let existing = std::fs::read_to_string(dir.join("meta.properties"))
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix("directory.id=").map(str::to_string))
+        });
     existing.unwrap_or_else(crate::metadata::new_cluster_id)
 }

@@ -8,7 +8,8 @@
 
 use crate::config::{validate_topic_config, BrokerConfig, TopicConfigs};
 use crate::messages::{
-    ControllerCommand, ControllerReply, NewTopic, PartitionGrowth, ShardRouter, TopicOutcome, TopicRef,
+    ControllerCommand, ControllerReply, NewTopic, PartitionGrowth, ShardRouter, TopicOutcome,
+    TopicRef,
 };
 use crate::metadata::{least_loaded, ClusterState, MetadataImage, PartitionState, TopicState};
 use kafka_protocol::ResponseError;
@@ -37,8 +38,21 @@ type Check = Result<(), (ResponseError, String)>;
 
 impl Controller {
     /// A controller over `state`, persisting to `metadata_dir`.
-    pub fn new(state: ClusterState, metadata_dir: PathBuf, config: Arc<BrokerConfig>, shards: u32, router: ShardRouter) -> Controller {
-        Controller { state: RefCell::new(state), metadata_dir, config, shards, router, lock: futures::lock::Mutex::new(()) }
+    pub fn new(
+        state: ClusterState,
+        metadata_dir: PathBuf,
+        config: Arc<BrokerConfig>,
+        shards: u32,
+        router: ShardRouter,
+    ) -> Controller {
+        Controller {
+            state: RefCell::new(state),
+            metadata_dir,
+            config,
+            shards,
+            router,
+            lock: futures::lock::Mutex::new(()),
+        }
     }
 
     /// Runs one command to completion (persisted and published) and returns the reply.
@@ -46,7 +60,10 @@ impl Controller {
         let _serialized = self.lock.lock().await;
         let mut next = self.state.borrow().clone();
         let (reply, changed) = match command {
-            ControllerCommand::CreateTopics { topics, validate_only } => {
+            ControllerCommand::CreateTopics {
+                topics,
+                validate_only,
+            } => {
                 let outcomes = self.create_topics(&mut next, topics, validate_only);
                 let changed = !validate_only && outcomes.iter().any(|o| o.error_code == 0);
                 (ControllerReply::Topics(outcomes), changed)
@@ -56,7 +73,10 @@ impl Controller {
                 let changed = outcomes.iter().any(|o| o.error_code == 0);
                 (ControllerReply::Topics(outcomes), changed)
             }
-            ControllerCommand::CreatePartitions { topics, validate_only } => {
+            ControllerCommand::CreatePartitions {
+                topics,
+                validate_only,
+            } => {
                 let outcomes = self.create_partitions(&mut next, topics, validate_only);
                 let changed = !validate_only && outcomes.iter().any(|o| o.error_code == 0);
                 (ControllerReply::Topics(outcomes), changed)
@@ -85,7 +105,12 @@ impl Controller {
         self.router.publish(image).await.map_err(|e| e.to_string())
     }
 
-    fn create_topics(&self, state: &mut ClusterState, topics: Vec<NewTopic>, validate_only: bool) -> Vec<TopicOutcome> {
+    fn create_topics(
+        &self,
+        state: &mut ClusterState,
+        topics: Vec<NewTopic>,
+        validate_only: bool,
+    ) -> Vec<TopicOutcome> {
         let mut seen = BTreeMap::<String, usize>::new();
         for t in &topics {
             *seen.entry(t.name.clone()).or_default() += 1;
@@ -93,7 +118,11 @@ impl Controller {
         let mut load = state.shard_load(self.shards);
         let mut outcomes = Vec::with_capacity(topics.len());
         for t in topics {
-            let partitions = if t.num_partitions == -1 && t.assignments.is_empty() { self.config.num_partitions } else { t.num_partitions };
+            let partitions = if t.num_partitions == -1 && t.assignments.is_empty() {
+                self.config.num_partitions
+            } else {
+                t.num_partitions
+            };
             let rf = if t.replication_factor == -1 && t.assignments.is_empty() {
                 self.config.default_replication_factor
             } else {
@@ -121,12 +150,24 @@ impl Controller {
                     outcome.num_partitions = placement.len() as i32;
                     outcome.replication_factor = 1;
                     if !validate_only {
-                        let configs = t.configs.iter().filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v))).collect();
+                        let configs = t
+                            .configs
+                            .iter()
+                            .filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v)))
+                            .collect();
                         let id = Uuid::new_v4();
                         outcome.topic_id = id;
                         let configs = TopicConfigs::new(configs).unwrap_or_default();
                         let internal = t.name.starts_with("__");
-                        state.topics.insert(t.name.clone(), TopicState { id, partitions: placement, configs, internal });
+                        state.topics.insert(
+                            t.name.clone(),
+                            TopicState {
+                                id,
+                                partitions: placement,
+                                configs,
+                                internal,
+                            },
+                        );
                         info!(topic = %t.name, partitions = outcome.num_partitions, "created topic");
                     }
                 }
@@ -136,13 +177,26 @@ impl Controller {
         outcomes
     }
 
-    fn check_new_topic(&self, state: &ClusterState, t: &NewTopic, partitions: i32, rf: i16) -> Check {
+    fn check_new_topic(
+        &self,
+        state: &ClusterState,
+        t: &NewTopic,
+        partitions: i32,
+        rf: i16,
+    ) -> Check {
         validate_topic_name(&t.name)?;
         if state.topics.contains_key(&t.name) {
-            return Err((ResponseError::TopicAlreadyExists, format!("Topic '{}' already exists.", t.name)));
+            return Err((
+                ResponseError::TopicAlreadyExists,
+                format!("Topic '{}' already exists.", t.name),
+            ));
         }
         let normalized = t.name.replace('.', "_");
-        if let Some(other) = state.topics.keys().find(|k| k.replace('.', "_") == normalized) {
+        if let Some(other) = state
+            .topics
+            .keys()
+            .find(|k| k.replace('.', "_") == normalized)
+        {
             return Err((
                 ResponseError::InvalidTopicException,
                 format!("Topic '{}' collides with existing topic: {other}", t.name),
@@ -166,20 +220,33 @@ impl Controller {
             }
         } else {
             if partitions < 1 {
-                return Err((ResponseError::InvalidPartitions, "Number of partitions was set to an invalid non-positive value.".into()));
+                return Err((
+                    ResponseError::InvalidPartitions,
+                    "Number of partitions was set to an invalid non-positive value.".into(),
+                ));
             }
             if rf < 1 {
-                return Err((ResponseError::InvalidReplicationFactor, "Replication factor must be larger than 0.".into()));
+                return Err((
+                    ResponseError::InvalidReplicationFactor,
+                    "Replication factor must be larger than 0.".into(),
+                ));
             }
             if rf > 1 {
-                return Err((ResponseError::InvalidReplicationFactor, unsupported_replication(rf, self.shards)));
+                return Err((
+                    ResponseError::InvalidReplicationFactor,
+                    unsupported_replication(rf, self.shards),
+                ));
             }
         }
         for (name, value) in &t.configs {
             let Some(value) = value else {
-                return Err((ResponseError::InvalidConfig, format!("Null value not supported for topic configs: {name}")));
+                return Err((
+                    ResponseError::InvalidConfig,
+                    format!("Null value not supported for topic configs: {name}"),
+                ));
             };
-            validate_topic_config(name, value).map_err(|e| (ResponseError::InvalidConfig, e.to_string()))?;
+            validate_topic_config(name, value)
+                .map_err(|e| (ResponseError::InvalidConfig, e.to_string()))?;
         }
         Ok(())
     }
@@ -188,12 +255,18 @@ impl Controller {
     fn check_assignments<'a>(&self, assignments: impl Iterator<Item = &'a [i32]>) -> Check {
         for replicas in assignments {
             if replicas.len() != 1 {
-                return Err((ResponseError::InvalidReplicationFactor, unsupported_replication(replicas.len() as i16, self.shards)));
+                return Err((
+                    ResponseError::InvalidReplicationFactor,
+                    unsupported_replication(replicas.len() as i16, self.shards),
+                ));
             }
             if self.shard_of_node(replicas[0]).is_none() {
                 return Err((
                     ResponseError::InvalidReplicaAssignment,
-                    format!("Replica assignment names node {}, which is not a node of this cluster", replicas[0]),
+                    format!(
+                        "Replica assignment names node {}, which is not a node of this cluster",
+                        replicas[0]
+                    ),
                 ));
             }
         }
@@ -201,7 +274,12 @@ impl Controller {
     }
 
     /// Places partitions: on the assigned nodes, or each on the least-loaded shard.
-    fn place(&self, t: &NewTopic, partitions: i32, load: &mut [u64]) -> Result<Vec<PartitionState>, (ResponseError, String)> {
+    fn place(
+        &self,
+        t: &NewTopic,
+        partitions: i32,
+        load: &mut [u64],
+    ) -> Result<Vec<PartitionState>, (ResponseError, String)> {
         if !t.assignments.is_empty() {
             let mut sorted = t.assignments.clone();
             sorted.sort_by_key(|(p, _)| *p);
@@ -210,7 +288,10 @@ impl Controller {
                 .filter_map(|(_, r)| self.shard_of_node(r[0]))
                 .map(|shard| {
                     load[shard as usize] += 1;
-                    PartitionState { shard, leader_epoch: 0 }
+                    PartitionState {
+                        shard,
+                        leader_epoch: 0,
+                    }
                 })
                 .collect());
         }
@@ -218,7 +299,10 @@ impl Controller {
             .map(|_| {
                 let shard = least_loaded(load);
                 load[shard as usize] += 1;
-                PartitionState { shard, leader_epoch: 0 }
+                PartitionState {
+                    shard,
+                    leader_epoch: 0,
+                }
             })
             .collect())
     }
@@ -234,7 +318,11 @@ impl Controller {
             .map(|r| {
                 let name = match (&r.name, r.id) {
                     (Some(n), _) => Some(n.clone()),
-                    (None, Some(id)) => state.topics.iter().find(|(_, t)| t.id == id).map(|(n, _)| n.clone()),
+                    (None, Some(id)) => state
+                        .topics
+                        .iter()
+                        .find(|(_, t)| t.id == id)
+                        .map(|(n, _)| n.clone()),
                     (None, None) => None,
                 };
                 let mut outcome = TopicOutcome {
@@ -245,7 +333,9 @@ impl Controller {
                     num_partitions: 0,
                     replication_factor: 1,
                 };
-                let found = name.as_ref().and_then(|n| state.topics.get(n).map(|t| (n.clone(), t.clone())));
+                let found = name
+                    .as_ref()
+                    .and_then(|n| state.topics.get(n).map(|t| (n.clone(), t.clone())));
                 match found {
                     None => {
                         let code = if r.name.is_none() && r.id.is_some() {
@@ -254,11 +344,13 @@ impl Controller {
                             ResponseError::UnknownTopicOrPartition
                         };
                         outcome.error_code = code.code();
-                        outcome.error_message = Some("This server does not host this topic.".into());
+                        outcome.error_message =
+                            Some("This server does not host this topic.".into());
                     }
                     Some(_) if !self.config.delete_topic_enable => {
                         outcome.error_code = ResponseError::TopicDeletionDisabled.code();
-                        outcome.error_message = Some("Topic deletion is disabled (delete.topic.enable=false).".into());
+                        outcome.error_message =
+                            Some("Topic deletion is disabled (delete.topic.enable=false).".into());
                     }
                     Some((n, t)) => {
                         outcome.topic_id = t.id;
@@ -272,7 +364,12 @@ impl Controller {
             .collect()
     }
 
-    fn create_partitions(&self, state: &mut ClusterState, topics: Vec<PartitionGrowth>, validate_only: bool) -> Vec<TopicOutcome> {
+    fn create_partitions(
+        &self,
+        state: &mut ClusterState,
+        topics: Vec<PartitionGrowth>,
+        validate_only: bool,
+    ) -> Vec<TopicOutcome> {
         let mut load = state.shard_load(self.shards);
         let mut seen = HashSet::new();
         topics
@@ -288,8 +385,14 @@ impl Controller {
                 };
                 let duplicate = !seen.insert(g.name.clone());
                 let result = match state.topics.get_mut(&g.name) {
-                    _ if duplicate => Err((ResponseError::InvalidRequest, "Duplicate topic in request.".to_string())),
-                    None => Err((ResponseError::UnknownTopicOrPartition, format!("The topic '{}' does not exist.", g.name))),
+                    _ if duplicate => Err((
+                        ResponseError::InvalidRequest,
+                        "Duplicate topic in request.".to_string(),
+                    )),
+                    None => Err((
+                        ResponseError::UnknownTopicOrPartition,
+                        format!("The topic '{}' does not exist.", g.name),
+                    )),
                     Some(t) => grow(t, &g, &mut load, self, validate_only),
                 };
                 if let Err((code, message)) = result {
@@ -302,13 +405,22 @@ impl Controller {
     }
 }
 
-fn grow(t: &mut TopicState, g: &PartitionGrowth, load: &mut [u64], c: &Controller, validate_only: bool) -> Check {
+fn grow(
+    t: &mut TopicState,
+    g: &PartitionGrowth,
+    load: &mut [u64],
+    c: &Controller,
+    validate_only: bool,
+) -> Check {
     let current = t.partitions.len() as i32;
     if g.count <= current {
         let msg = if g.count == current {
             format!("Topic already has {current} partitions.")
         } else {
-            format!("Topic currently has {current} partitions, which is higher than the requested {}.", g.count)
+            format!(
+                "Topic currently has {current} partitions, which is higher than the requested {}.",
+                g.count
+            )
         };
         return Err((ResponseError::InvalidPartitions, msg));
     }
@@ -333,7 +445,11 @@ fn grow(t: &mut TopicState, g: &PartitionGrowth, load: &mut [u64], c: &Controlle
             .collect(),
     };
     if !validate_only {
-        t.partitions.extend(shards.into_iter().map(|shard| PartitionState { shard, leader_epoch: 0 }));
+        t.partitions
+            .extend(shards.into_iter().map(|shard| PartitionState {
+                shard,
+                leader_epoch: 0,
+            }));
     }
     Ok(())
 }
@@ -350,7 +466,10 @@ pub fn validate_topic_name(name: &str) -> Check {
     if name.len() > MAX_TOPIC_NAME_LEN {
         return invalid(format!("Topic name is illegal, it can't be longer than {MAX_TOPIC_NAME_LEN} characters, topic name: {name}"));
     }
-    if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-') {
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-')
+    {
         return invalid(format!(
             "Topic name \"{name}\" is illegal, it contains a character other than ASCII alphanumerics, '.', '_' and '-'"
         ));
@@ -373,7 +492,8 @@ fn fail_all(reply: ControllerReply, why: &str) -> ControllerReply {
                 .map(|mut o| {
                     if o.error_code == 0 {
                         o.error_code = ResponseError::KafkaStorageError.code();
-                        o.error_message = Some(format!("metadata change could not be persisted: {why}"));
+                        o.error_message =
+                            Some(format!("metadata change could not be persisted: {why}"));
                     }
                     o
                 })

@@ -67,7 +67,10 @@ impl GroupCommit {
             }
             let round = self.rounds_started.get() + 1;
             self.rounds_started.set(round);
-            let flushes: Vec<_> = batch.iter().map(|p| p.log.borrow_mut().begin_flush()).collect();
+            let flushes: Vec<_> = batch
+                .iter()
+                .map(|p| p.log.borrow_mut().begin_flush())
+                .collect();
             let (flushes, result) = glommio::executor()
                 .spawn_blocking(move || {
                     let result = flushes.iter().flatten().try_for_each(|f| f.sync());

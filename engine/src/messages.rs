@@ -151,7 +151,10 @@ impl ShardRouter {
     }
 
     /// Sends `command` to the controller and waits for its reply.
-    pub async fn call_controller(&self, command: ControllerCommand) -> Result<ControllerReply, ShardUnavailable> {
+    pub async fn call_controller(
+        &self,
+        command: ControllerCommand,
+    ) -> Result<ControllerReply, ShardUnavailable> {
         let (reply, answer) = oneshot::channel();
         self.send(0, ShardMessage::Controller { command, reply })?;
         answer.await.map_err(|_| ShardUnavailable(0))
@@ -162,7 +165,13 @@ impl ShardRouter {
         let mut pending = Vec::with_capacity(self.inboxes.len());
         for shard in 0..self.shards() {
             let (done, adopted) = oneshot::channel();
-            self.send(shard, ShardMessage::ApplyMetadata { image: image.clone(), done })?;
+            self.send(
+                shard,
+                ShardMessage::ApplyMetadata {
+                    image: image.clone(),
+                    done,
+                },
+            )?;
             pending.push((shard, adopted));
         }
         for (shard, adopted) in pending {

@@ -55,16 +55,25 @@ impl ClusterState {
     /// A new, empty cluster.
     pub fn new(cluster_id: Option<String>) -> ClusterState {
         let cluster_id = cluster_id.unwrap_or_else(new_cluster_id);
-        ClusterState { cluster_id, next_producer_id: 0, topics: BTreeMap::new() }
+        ClusterState {
+            cluster_id,
+            next_producer_id: 0,
+            topics: BTreeMap::new(),
+        }
     }
 
     /// Reads the state from `dir`, or `None` when the broker has never run there.
     pub fn load(dir: &Path) -> Result<Option<ClusterState>, MetadataError> {
         let path = dir.join(METADATA_FILE);
         match std::fs::read(&path) {
-            Ok(data) => serde_json::from_slice(&data)
-                .map(Some)
-                .map_err(|e| MetadataError::Corrupt { path, reason: e.to_string() }),
+            Ok(data) => {
+                serde_json::from_slice(&data)
+                    .map(Some)
+                    .map_err(|e| MetadataError::Corrupt {
+                        path,
+                        reason: e.to_string(),
+                    })
+            }
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(source) => Err(MetadataError::Io { path, source }),
         }
@@ -74,13 +83,18 @@ impl ClusterState {
     pub fn save(&self, dir: &Path) -> Result<(), MetadataError> {
         let path = dir.join(METADATA_FILE);
         let tmp = dir.join(format!("{METADATA_FILE}.tmp"));
-        let io_err = |source| MetadataError::Io { path: path.clone(), source };
+        let io_err = |source| MetadataError::Io {
+            path: path.clone(),
+            source,
+        };
         let data = serde_json::to_vec_pretty(self).map_err(|e| io_err(io::Error::other(e)))?;
         let mut f = std::fs::File::create(&tmp).map_err(io_err)?;
         f.write_all(&data).map_err(io_err)?;
         f.sync_all().map_err(io_err)?;
         std::fs::rename(&tmp, &path).map_err(io_err)?;
-        std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io_err)?;
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io_err)?;
         Ok(())
     }
 
@@ -191,10 +205,24 @@ impl MetadataImage {
     pub fn new(state: ClusterState, config: &BrokerConfig, shards: u32) -> MetadataImage {
         let (host, port) = advertised_address(config);
         let nodes = (0..shards)
-            .map(|k| Node { node_id: node_id(config.broker_id, k), host: host.clone(), port: port as i32 + k as i32 })
+            .map(|k| Node {
+                node_id: node_id(config.broker_id, k),
+                host: host.clone(),
+                port: port as i32 + k as i32,
+            })
             .collect();
-        let topic_names = state.topics.iter().map(|(name, t)| (t.id, name.clone())).collect();
-        MetadataImage { state, broker_id: config.broker_id, shards, nodes, topic_names }
+        let topic_names = state
+            .topics
+            .iter()
+            .map(|(name, t)| (t.id, name.clone()))
+            .collect();
+        MetadataImage {
+            state,
+            broker_id: config.broker_id,
+            shards,
+            nodes,
+            topic_names,
+        }
     }
 
     /// The node id of `shard` of this broker.
@@ -240,7 +268,13 @@ mod tests {
     fn topic(shards: &[u32]) -> TopicState {
         TopicState {
             id: Uuid::new_v4(),
-            partitions: shards.iter().map(|&s| PartitionState { shard: s, leader_epoch: 0 }).collect(),
+            partitions: shards
+                .iter()
+                .map(|&s| PartitionState {
+                    shard: s,
+                    leader_epoch: 0,
+                })
+                .collect(),
             configs: TopicConfigs::default(),
             internal: false,
         }

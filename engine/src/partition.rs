@@ -25,7 +25,14 @@ pub struct Partition {
 
 impl Partition {
     /// Wraps an opened log.
-    pub fn new(topic: String, index: i32, topic_id: Uuid, log: PartitionLog, leader_epoch: i32, config: EffectiveTopicConfig) -> Partition {
+    pub fn new(
+        topic: String,
+        index: i32,
+        topic_id: Uuid,
+        log: PartitionLog,
+        leader_epoch: i32,
+        config: EffectiveTopicConfig,
+    ) -> Partition {
         Partition {
             topic,
             index,
@@ -42,7 +49,10 @@ impl Partition {
     pub fn high_watermark(&self) -> i64 {
         let log = self.log.borrow();
         let hw = sluice_replication::high_watermark(log.log_end_offset(), &[]);
-        debug_assert!(hw >= log.log_start_offset(), "high watermark below log start");
+        debug_assert!(
+            hw >= log.log_start_offset(),
+            "high watermark below log start"
+        );
         hw
     }
 

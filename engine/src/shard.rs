@@ -125,7 +125,13 @@ impl Shard {
 
     /// Every partition this shard leads.
     pub fn all_partitions(&self) -> Vec<Rc<Partition>> {
-        self.partitions.borrow().values().flatten().flatten().cloned().collect()
+        self.partitions
+            .borrow()
+            .values()
+            .flatten()
+            .flatten()
+            .cloned()
+            .collect()
     }
 
     /// Adopts `image`: opens logs of partitions newly placed here, deletes logs of topics that
@@ -152,7 +158,13 @@ impl Shard {
                     }
                     Some(_) => removed.extend(slots[index].take()),
                     None if placement.shard == self.id => {
-                        slots[index] = self.open_partition(name, index as i32, topic.id, placement.leader_epoch, &effective)
+                        slots[index] = self.open_partition(
+                            name,
+                            index as i32,
+                            topic.id,
+                            placement.leader_epoch,
+                            &effective,
+                        )
                     }
                     None => {}
                 }
@@ -161,7 +173,10 @@ impl Shard {
         table.retain(|_, parts| parts.iter().any(Option::is_some));
         drop(table);
         for p in removed {
-            let deleted = image.topic(&p.topic).map(|t| t.id != p.topic_id).unwrap_or(true);
+            let deleted = image
+                .topic(&p.topic)
+                .map(|t| t.id != p.topic_id)
+                .unwrap_or(true);
             if deleted {
                 delete_partition_dir(&p);
             }
@@ -169,7 +184,14 @@ impl Shard {
         *self.image.borrow_mut() = image;
     }
 
-    fn open_partition(&self, topic: &str, index: i32, topic_id: uuid::Uuid, epoch: i32, effective: &crate::config::EffectiveTopicConfig) -> Option<Rc<Partition>> {
+    fn open_partition(
+        &self,
+        topic: &str,
+        index: i32,
+        topic_id: uuid::Uuid,
+        epoch: i32,
+        effective: &crate::config::EffectiveTopicConfig,
+    ) -> Option<Rc<Partition>> {
         let dir_name = format!("{topic}-{index}");
         let log_dir = self
             .config
@@ -177,16 +199,38 @@ impl Shard {
             .iter()
             .find(|d| d.join(&dir_name).is_dir())
             .unwrap_or(&self.config.log_dirs[self.id as usize % self.config.log_dirs.len()]);
-        let recovery_point = self.recovery_points.borrow().get(&(topic.to_string(), index)).copied().unwrap_or(0);
-        match PartitionLog::open(log_dir, topic, index, log_config(effective), recovery_point, now_ms()) {
+        let recovery_point = self
+            .recovery_points
+            .borrow()
+            .get(&(topic.to_string(), index))
+            .copied()
+            .unwrap_or(0);
+        match PartitionLog::open(
+            log_dir,
+            topic,
+            index,
+            log_config(effective),
+            recovery_point,
+            now_ms(),
+        ) {
             Ok((log, report)) => {
                 if report.truncated_at_offset.is_some() {
                     warn!(shard = self.id, "recovery of {topic}-{index}: {report}");
                 }
-                Some(Rc::new(Partition::new(topic.to_string(), index, topic_id, log, epoch, effective.clone())))
+                Some(Rc::new(Partition::new(
+                    topic.to_string(),
+                    index,
+                    topic_id,
+                    log,
+                    epoch,
+                    effective.clone(),
+                )))
             }
             Err(e) => {
-                error!(shard = self.id, "cannot open log of {topic}-{index}; the partition stays offline: {e}");
+                error!(
+                    shard = self.id,
+                    "cannot open log of {topic}-{index}; the partition stays offline: {e}"
+                );
                 None
             }
         }
@@ -210,7 +254,8 @@ impl Shard {
                 }
             })
             .collect();
-        self.metrics.snapshot(self.id, self.connections.get() as u64, partitions)
+        self.metrics
+            .snapshot(self.id, self.connections.get() as u64, partitions)
     }
 
     /// Writes this shard's recovery point checkpoint.
@@ -221,7 +266,10 @@ impl Shard {
             .map(|p| (p.topic.clone(), p.index, p.log.borrow().recovery_point()))
             .collect();
         if let Err(e) = write_checkpoint(&self.shard_dir.join(RECOVERY_CHECKPOINT), &entries) {
-            error!(shard = self.id, "cannot write recovery point checkpoint: {e}");
+            error!(
+                shard = self.id,
+                "cannot write recovery point checkpoint: {e}"
+            );
         }
     }
 
@@ -255,7 +303,10 @@ impl Shard {
     fn finish(&self) {
         for p in self.all_partitions() {
             if let Err(e) = p.log.borrow_mut().flush_now() {
-                error!(shard = self.id, "flush of {}-{} failed at shutdown: {e}", p.topic, p.index);
+                error!(
+                    shard = self.id,
+                    "flush of {}-{} failed at shutdown: {e}", p.topic, p.index
+                );
                 return;
             }
         }
@@ -268,17 +319,37 @@ impl Shard {
 
 /// Runs one shard until the stop flag is raised; returns after a clean shutdown.
 pub async fn run_shard(start: ShardStart) -> Result<(), ShardError> {
-    let ShardStart { id, config, image, router, inbox, stop, controller_state } = start;
-    let shard_dir = config.log_dirs[id as usize % config.log_dirs.len()].join(format!("shard-{id}"));
+    let ShardStart {
+        id,
+        config,
+        image,
+        router,
+        inbox,
+        stop,
+        controller_state,
+    } = start;
+    let shard_dir =
+        config.log_dirs[id as usize % config.log_dirs.len()].join(format!("shard-{id}"));
     let storage_err = |message: String| ShardError::Storage { shard: id, message };
-    std::fs::create_dir_all(&shard_dir).map_err(|e| storage_err(format!("cannot create {}: {e}", shard_dir.display())))?;
+    std::fs::create_dir_all(&shard_dir)
+        .map_err(|e| storage_err(format!("cannot create {}: {e}", shard_dir.display())))?;
     let clean = remove_marker(&shard_dir);
     let recovery_points = load_recovery_points(&shard_dir).map_err(storage_err)?;
     if !clean && !recovery_points.is_empty() {
-        info!(shard = id, "previous shutdown was not clean: recovering logs from their recovery points");
+        info!(
+            shard = id,
+            "previous shutdown was not clean: recovering logs from their recovery points"
+        );
     }
-    let controller = controller_state
-        .map(|(state, dir)| Rc::new(Controller::new(state, dir, config.clone(), image.shards, router.clone())));
+    let controller = controller_state.map(|(state, dir)| {
+        Rc::new(Controller::new(
+            state,
+            dir,
+            config.clone(),
+            image.shards,
+            router.clone(),
+        ))
+    });
     let shard = Rc::new(Shard {
         id,
         node_id: image.node_of(id),
@@ -297,19 +368,29 @@ pub async fn run_shard(start: ShardStart) -> Result<(), ShardError> {
     shard.apply_metadata(image);
 
     let addr = listen_address(&config, id)?;
-    let listener = bind_listener(addr).map_err(|source| ShardError::Bind { shard: id, addr: addr.to_string(), source })?;
+    let listener = bind_listener(addr).map_err(|source| ShardError::Bind {
+        shard: id,
+        addr: addr.to_string(),
+        source,
+    })?;
     info!(shard = id, node = shard.node_id, %addr, partitions = shard.all_partitions().len(), "shard ready");
 
     if let (0, Some(metrics)) = (id, &config.metrics_listener) {
         let addr = resolve(&metrics.host, metrics.port as u32, id)?;
-        let listener = bind_listener(addr).map_err(|source| ShardError::Bind { shard: id, addr: addr.to_string(), source })?;
+        let listener = bind_listener(addr).map_err(|source| ShardError::Bind {
+            shard: id,
+            addr: addr.to_string(),
+            source,
+        })?;
         info!(%addr, "serving Prometheus metrics at http://{addr}/metrics");
         glommio::spawn_local(serve_metrics(listener, shard.clone())).detach();
     }
     glommio::spawn_local(serve_inbox(shard.clone(), inbox)).detach();
     glommio::spawn_local(shard.clone().housekeeping(stop)).detach();
 
-    let limits = ConnectionLimits { max_request_bytes: config.socket_request_max_bytes as usize };
+    let limits = ConnectionLimits {
+        max_request_bytes: config.socket_request_max_bytes as usize,
+    };
     loop {
         let accepted = futures_lite::future::or(async { Some(listener.accept().await) }, async {
             shard.shutdown.wait().await;
@@ -362,7 +443,10 @@ async fn serve_inbox(shard: Rc<Shard>, mut inbox: UnboundedReceiver<ShardMessage
                     Some(c) => {
                         let _ = reply.send(c.execute(command).await);
                     }
-                    None => error!(shard = shard.id, "controller command sent to a shard without the controller"),
+                    None => error!(
+                        shard = shard.id,
+                        "controller command sent to a shard without the controller"
+                    ),
                 },
             }
         })
@@ -389,7 +473,11 @@ fn resolve(host: &str, port: u32, shard: u32) -> Result<SocketAddr, ShardError> 
     }
     (host, port as u16)
         .to_socket_addrs()
-        .map_err(|e| ShardError::Bind { shard, addr: text.clone(), source: e })?
+        .map_err(|e| ShardError::Bind {
+            shard,
+            addr: text.clone(),
+            source: e,
+        })?
         .next()
         .ok_or_else(|| bind_err("host does not resolve"))
 }
@@ -408,14 +496,22 @@ fn load_recovery_points(dir: &Path) -> Result<HashMap<(String, i32), i64>, Strin
 fn delete_partition_dir(p: &Partition) {
     let dir = p.log.borrow().dir().to_path_buf();
     let Some(parent) = dir.parent() else { return };
-    let doomed = parent.join(format!("{}-{}.{}-delete", p.topic, p.index, uuid::Uuid::new_v4().simple()));
+    let doomed = parent.join(format!(
+        "{}-{}.{}-delete",
+        p.topic,
+        p.index,
+        uuid::Uuid::new_v4().simple()
+    ));
     if let Err(e) = std::fs::rename(&dir, &doomed) {
         error!("cannot rename {} for deletion: {e}", dir.display());
         return;
     }
     glommio::spawn_local(async move {
         let path = doomed.clone();
-        if let Err(e) = glommio::executor().spawn_blocking(move || std::fs::remove_dir_all(&path)).await {
+        if let Err(e) = glommio::executor()
+            .spawn_blocking(move || std::fs::remove_dir_all(&path))
+            .await
+        {
             error!("cannot remove {}: {e}", doomed.display());
         }
     })

@@ -21,7 +21,8 @@ use tracing::debug;
 pub trait RequestHandler {
     /// Answers one request; `None` means no response is sent (Produce with acks=0), and
     /// `Err` closes the connection (the request could not be understood at all).
-    fn handle(&self, request: RawRequest) -> impl Future<Output = Result<Option<Response>, String>>;
+    fn handle(&self, request: RawRequest)
+        -> impl Future<Output = Result<Option<Response>, String>>;
 
     /// Told after each response how many file regions went out from the page cache and how many
     /// had to be read from disk first (for metrics).
@@ -46,16 +47,22 @@ pub async fn serve_connection<H: RequestHandler>(
     limits: ConnectionLimits,
     shutdown: &ShutdownSignal,
 ) {
-    let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_else(|_| "?".into());
+    let peer = stream
+        .peer_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_else(|_| "?".into());
     let mut reader = FrameReader::new(limits.max_request_bytes);
     loop {
         if shutdown.is_triggered() && !reader.has_buffered_frame() {
             break;
         }
-        let frame = future::or(async { Some(reader.read_frame(&mut stream).await) }, async {
-            shutdown.wait().await;
-            None
-        })
+        let frame = future::or(
+            async { Some(reader.read_frame(&mut stream).await) },
+            async {
+                shutdown.wait().await;
+                None
+            },
+        )
         .await;
         let frame = match frame {
             None => break,
@@ -75,7 +82,9 @@ pub async fn serve_connection<H: RequestHandler>(
         };
         match handler.handle(request).await {
             Ok(Some(response)) => match write_response(&mut stream, &response).await {
-                Ok(sent) if sent.page_cache + sent.disk > 0 => handler.regions_sent(sent.page_cache, sent.disk),
+                Ok(sent) if sent.page_cache + sent.disk > 0 => {
+                    handler.regions_sent(sent.page_cache, sent.disk)
+                }
                 Ok(_) => {}
                 Err(e) => {
                     debug!(%peer, "closing connection: write failed: {e}");
@@ -102,7 +111,10 @@ pub struct RegionsSent {
 }
 
 /// Writes one response: the prefix and small byte parts coalesced, file regions by sendfile.
-pub async fn write_response(stream: &mut TcpStream, response: &Response) -> io::Result<RegionsSent> {
+pub async fn write_response(
+    stream: &mut TcpStream,
+    response: &Response,
+) -> io::Result<RegionsSent> {
     let mut sent = RegionsSent::default();
     let mut pending = BytesMut::new();
     pending.extend_from_slice(&response.frame_prefix());

@@ -46,7 +46,11 @@ const READ_CHUNK: usize = 64 * 1024;
 impl FrameReader {
     /// A reader that rejects frames larger than `max_frame` bytes (not counting the prefix).
     pub fn new(max_frame: usize) -> Self {
-        FrameReader { buf: BytesMut::with_capacity(READ_CHUNK), initialized: 0, max_frame }
+        FrameReader {
+            buf: BytesMut::with_capacity(READ_CHUNK),
+            initialized: 0,
+            max_frame,
+        }
     }
 
     /// Whether a whole frame is already buffered (so reading it will not wait on the socket).
@@ -59,19 +63,28 @@ impl FrameReader {
     }
 
     /// Reads the next frame body (without its size prefix).
-    pub async fn read_frame<S: AsyncRead + Unpin>(&mut self, stream: &mut S) -> Result<Bytes, FrameError> {
+    pub async fn read_frame<S: AsyncRead + Unpin>(
+        &mut self,
+        stream: &mut S,
+    ) -> Result<Bytes, FrameError> {
         while self.buf.len() < 4 {
             if self.fill(stream).await? == 0 {
                 return if self.buf.is_empty() {
                     Err(FrameError::Closed)
                 } else {
-                    Err(FrameError::Truncated { received: self.buf.len(), expected: 4 })
+                    Err(FrameError::Truncated {
+                        received: self.buf.len(),
+                        expected: 4,
+                    })
                 };
             }
         }
         let size = i32::from_be_bytes([self.buf[0], self.buf[1], self.buf[2], self.buf[3]]);
         if size < 0 || size as usize > self.max_frame {
-            return Err(FrameError::TooLarge { size: size as i64, limit: self.max_frame });
+            return Err(FrameError::TooLarge {
+                size: size as i64,
+                limit: self.max_frame,
+            });
         }
         let total = 4 + size as usize;
         if self.buf.capacity() < total {
@@ -79,7 +92,10 @@ impl FrameReader {
         }
         while self.buf.len() < total {
             if self.fill(stream).await? == 0 {
-                return Err(FrameError::Truncated { received: self.buf.len(), expected: total });
+                return Err(FrameError::Truncated {
+                    received: self.buf.len(),
+                    expected: total,
+                });
             }
         }
         let mut frame = self.buf.split_to(total);
@@ -149,7 +165,10 @@ mod tests {
             assert_eq!(&r.read_frame(&mut cur).await.unwrap()[..], b"hello");
             assert_eq!(&r.read_frame(&mut cur).await.unwrap()[..], b"");
             assert_eq!(&r.read_frame(&mut cur).await.unwrap()[..], b"world!");
-            assert!(matches!(r.read_frame(&mut cur).await, Err(FrameError::Closed)));
+            assert!(matches!(
+                r.read_frame(&mut cur).await,
+                Err(FrameError::Closed)
+            ));
         });
     }
 
@@ -157,17 +176,25 @@ mod tests {
     fn rejects_oversized_and_negative_frames() {
         let mut cur = Cursor::new(framed(&[&[0u8; 11]]));
         let mut r = FrameReader::new(10);
-        assert!(matches!(block_on(r.read_frame(&mut cur)), Err(FrameError::TooLarge { size: 11, .. })));
+        assert!(matches!(
+            block_on(r.read_frame(&mut cur)),
+            Err(FrameError::TooLarge { size: 11, .. })
+        ));
         let mut cur = Cursor::new((-5i32).to_be_bytes().to_vec());
         let mut r = FrameReader::new(10);
-        assert!(matches!(block_on(r.read_frame(&mut cur)), Err(FrameError::TooLarge { size: -5, .. })));
+        assert!(matches!(
+            block_on(r.read_frame(&mut cur)),
+            Err(FrameError::TooLarge { size: -5, .. })
+        ));
     }
 
     /// Many frames of varied sizes through small reads: every frame comes out intact while
     /// the initialized-watermark logic recycles and reallocates the buffer.
     #[test]
     fn many_frames_through_reallocations() {
-        let bodies: Vec<Vec<u8>> = (0..300).map(|i| vec![(i % 251) as u8; (i * 997) % 70_000]).collect();
+        let bodies: Vec<Vec<u8>> = (0..300)
+            .map(|i| vec![(i % 251) as u8; (i * 997) % 70_000])
+            .collect();
         let refs: Vec<&[u8]> = bodies.iter().map(Vec::as_slice).collect();
         let mut cur = Cursor::new(framed(&refs));
         let mut r = FrameReader::new(100_000);
@@ -175,7 +202,10 @@ mod tests {
             for body in &bodies {
                 assert_eq!(&r.read_frame(&mut cur).await.unwrap()[..], &body[..]);
             }
-            assert!(matches!(r.read_frame(&mut cur).await, Err(FrameError::Closed)));
+            assert!(matches!(
+                r.read_frame(&mut cur).await,
+                Err(FrameError::Closed)
+            ));
         });
     }
 
@@ -187,7 +217,10 @@ mod tests {
         let mut r = FrameReader::new(100);
         assert!(matches!(
             block_on(r.read_frame(&mut cur)),
-            Err(FrameError::Truncated { received: 7, expected: 10 })
+            Err(FrameError::Truncated {
+                received: 7,
+                expected: 10
+            })
         ));
     }
 }

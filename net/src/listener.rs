@@ -13,7 +13,11 @@ use std::os::fd::{FromRawFd, IntoRawFd};
 /// Unlike `glommio::net::TcpListener::bind`, this does not set `SO_REUSEPORT`: a second broker
 /// started on a port that is already taken must fail loudly instead of silently sharing it.
 pub fn bind_listener(addr: SocketAddr) -> io::Result<TcpListener> {
-    let domain = if addr.is_ipv6() { Domain::IPV6 } else { Domain::IPV4 };
+    let domain = if addr.is_ipv6() {
+        Domain::IPV6
+    } else {
+        Domain::IPV4
+    };
     let socket = Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
     socket.set_nodelay(true)?;

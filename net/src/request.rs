@@ -46,11 +46,21 @@ impl RawRequest {
         let correlation_id = frame.get_i32();
         let api_key = ApiKey::try_from(key).map_err(|_| RequestError::UnknownApiKey(key))?;
         let header_version = api_key.request_header_version(api_version);
-        let client_id = if header_version >= 1 { read_nullable_string(&mut frame)? } else { None };
+        let client_id = if header_version >= 1 {
+            read_nullable_string(&mut frame)?
+        } else {
+            None
+        };
         if header_version >= 2 {
             skip_tagged_fields(&mut frame)?;
         }
-        Ok(RawRequest { api_key, api_version, correlation_id, client_id, body: frame })
+        Ok(RawRequest {
+            api_key,
+            api_version,
+            correlation_id,
+            client_id,
+            body: frame,
+        })
     }
 }
 
@@ -67,7 +77,9 @@ fn read_nullable_string(buf: &mut Bytes) -> Result<Option<String>, RequestError>
         return Err(RequestError::Truncated);
     }
     let raw = buf.split_to(len);
-    String::from_utf8(raw.to_vec()).map(Some).map_err(|_| RequestError::BadClientId)
+    String::from_utf8(raw.to_vec())
+        .map(Some)
+        .map_err(|_| RequestError::BadClientId)
 }
 
 /// Reads an unsigned varint as used by flexible versions.
@@ -136,9 +148,15 @@ mod tests {
 
     #[test]
     fn rejects_garbage() {
-        assert!(matches!(RawRequest::parse(Bytes::from_static(b"abc")), Err(RequestError::Truncated)));
+        assert!(matches!(
+            RawRequest::parse(Bytes::from_static(b"abc")),
+            Err(RequestError::Truncated)
+        ));
         let f = Bytes::from_static(&[0x7f, 0x7f, 0, 0, 0, 0, 0, 1]);
-        assert!(matches!(RawRequest::parse(f), Err(RequestError::UnknownApiKey(_))));
+        assert!(matches!(
+            RawRequest::parse(f),
+            Err(RequestError::UnknownApiKey(_))
+        ));
         let f = Bytes::from_static(&[0, 3, 0, 1, 0, 0, 0, 1, 0, 9, b'a']);
         assert!(matches!(RawRequest::parse(f), Err(RequestError::Truncated)));
     }

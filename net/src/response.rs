@@ -57,7 +57,11 @@ pub struct Response {
 impl Response {
     /// A response whose body is one encoded buffer.
     pub fn from_body(correlation_id: i32, flexible_header: bool, body: Bytes) -> Response {
-        Response { correlation_id, flexible_header, parts: vec![ResponsePart::Bytes(body)] }
+        Response {
+            correlation_id,
+            flexible_header,
+            parts: vec![ResponsePart::Bytes(body)],
+        }
     }
 
     /// The frame prefix: size, correlation id and (for header v1) the empty tagged fields.
@@ -83,7 +87,10 @@ mod tests {
         let r = Response {
             correlation_id: 9,
             flexible_header: true,
-            parts: vec![ResponsePart::Bytes(Bytes::from_static(b"abc")), ResponsePart::Bytes(Bytes::from_static(b"de"))],
+            parts: vec![
+                ResponsePart::Bytes(Bytes::from_static(b"abc")),
+                ResponsePart::Bytes(Bytes::from_static(b"de")),
+            ],
         };
         assert_eq!(&r.frame_prefix()[..], &[0, 0, 0, 10, 0, 0, 0, 9, 0]);
         let r = Response::from_body(1, false, Bytes::from_static(b"x"));

@@ -58,7 +58,10 @@ where
 }
 
 /// Reads a region that is not in the page cache off-core, then writes it.
-async fn write_cold_region<S: AsyncWrite + Unpin>(stream: &mut S, region: &FileRegion) -> io::Result<()> {
+async fn write_cold_region<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    region: &FileRegion,
+) -> io::Result<()> {
     let file = region.file.clone();
     let (position, len) = (region.position, region.len as usize);
     let data = glommio::executor()
@@ -99,7 +102,10 @@ pub fn is_cached(region: &FileRegion) -> bool {
     const PAGE: u64 = 4096;
     let first = region.position / PAGE;
     let last = (region.position + region.len - 1) / PAGE;
-    let range = CachestatRange { off: first * PAGE, len: (last - first + 1) * PAGE };
+    let range = CachestatRange {
+        off: first * PAGE,
+        len: (last - first + 1) * PAGE,
+    };
     let mut stat = Cachestat::default();
     // SAFETY: cachestat(2) reads `range` and writes `stat`, both valid for the call's duration
     // and laid out as the kernel's structs (#[repr(C)], u64 fields); the fd is open (we hold
@@ -113,17 +119,27 @@ pub fn is_cached(region: &FileRegion) -> bool {
             0u32,
         )
     };
-    rc != 0 || stat.nr_cache >= last - first + 1
+    rc != 0 || stat.nr_cache > last - first
 }
 
-fn sendfile_nonblocking(socket_fd: RawFd, region: &FileRegion, position: u64, count: u64) -> Result<usize, Errno> {
+fn sendfile_nonblocking(
+    socket_fd: RawFd,
+    region: &FileRegion,
+    position: u64,
+    count: u64,
+) -> Result<usize, Errno> {
     let flags = OFlag::from_bits_truncate(fcntl(socket_fd, FcntlArg::F_GETFL)?);
     fcntl(socket_fd, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
     // SAFETY: `socket_fd` belongs to the stream borrowed mutably by our caller for the whole
     // call, so it stays open and is not reused while this borrowed handle exists.
     let socket = unsafe { BorrowedFd::borrow_raw(socket_fd) };
     let mut offset = position as libc::off_t;
-    let result = nix::sys::sendfile::sendfile(socket, region.file.as_ref(), Some(&mut offset), count as usize);
+    let result = nix::sys::sendfile::sendfile(
+        socket,
+        region.file.as_ref(),
+        Some(&mut offset),
+        count as usize,
+    );
     fcntl(socket_fd, FcntlArg::F_SETFL(flags))?;
     result
 }
@@ -141,7 +157,11 @@ mod tests {
         let mut file = tempfile_with(8 * 1024 * 1024 + 123);
         let mut expected = Vec::new();
         file.1.read_to_end(&mut expected).unwrap();
-        let region = FileRegion { file: Arc::new(file.0), position: 17, len: expected.len() as u64 - 40 };
+        let region = FileRegion {
+            file: Arc::new(file.0),
+            position: 17,
+            len: expected.len() as u64 - 40,
+        };
         let want = expected[17..17 + region.len as usize].to_vec();
 
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -171,14 +191,26 @@ mod tests {
     #[test]
     fn detects_cold_ranges_and_serves_them() {
         let (file, _) = tempfile_with(1024 * 1024);
-        let region = FileRegion { file: Arc::new(file), position: 5000, len: 300_000 };
+        let region = FileRegion {
+            file: Arc::new(file),
+            position: 5000,
+            len: 300_000,
+        };
         assert!(is_cached(&region));
         region.file.sync_all().unwrap();
-        nix::fcntl::posix_fadvise(region.file.as_raw_fd(), 0, 0, nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED)
-            .unwrap();
+        nix::fcntl::posix_fadvise(
+            region.file.as_raw_fd(),
+            0,
+            0,
+            nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED,
+        )
+        .unwrap();
         let cold = !is_cached(&region);
         let mut want = vec![0u8; region.len as usize];
-        region.file.read_exact_at(&mut want, region.position).unwrap();
+        region
+            .file
+            .read_exact_at(&mut want, region.position)
+            .unwrap();
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let reader = std::thread::spawn(move || {
@@ -189,8 +221,13 @@ mod tests {
         });
         if cold {
             region.file.sync_all().unwrap();
-            nix::fcntl::posix_fadvise(region.file.as_raw_fd(), 0, 0, nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED)
-                .unwrap();
+            nix::fcntl::posix_fadvise(
+                region.file.as_raw_fd(),
+                0,
+                0,
+                nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED,
+            )
+            .unwrap();
         }
         glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
             .io_memory(512 * 1024)

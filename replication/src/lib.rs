@@ -8,8 +8,14 @@
 /// The high watermark of a partition: the minimum log end offset over the in-sync replicas
 /// (the leader plus the followers currently in the ISR).
 pub fn high_watermark(leader_log_end: i64, in_sync_follower_log_ends: &[i64]) -> i64 {
-    let hw = in_sync_follower_log_ends.iter().copied().fold(leader_log_end, i64::min);
-    debug_assert!(hw <= leader_log_end, "the high watermark never passes the leader's log end");
+    let hw = in_sync_follower_log_ends
+        .iter()
+        .copied()
+        .fold(leader_log_end, i64::min);
+    debug_assert!(
+        hw <= leader_log_end,
+        "the high watermark never passes the leader's log end"
+    );
     hw
 }
 

@@ -75,7 +75,9 @@ where
         })
         .expect("spawn test thread");
     match rx.recv_timeout(limit) {
-        Ok(()) => handle.join().unwrap_or_else(|e| std::panic::resume_unwind(e)),
+        Ok(()) => handle
+            .join()
+            .unwrap_or_else(|e| std::panic::resume_unwind(e)),
         Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
             // The closure panicked: re-raise its panic here.
             match handle.join() {
@@ -137,7 +139,7 @@ pub fn filler(seed: u64, len: usize) -> Vec<u8> {
     let mut s = seed;
     while out.len() < len {
         s = mix64(s);
-        if s % 4 == 0 {
+        if s.is_multiple_of(4) {
             // some incompressible noise too
             out.extend_from_slice(&s.to_le_bytes()[..4]);
         } else {
@@ -211,7 +213,8 @@ impl BrokerBuilder {
     pub fn start(mut self) -> Broker {
         // Many test brokers run at once: the metrics endpoint is off unless a test asks for it.
         if !self.sets.iter().any(|(k, _)| k == "metrics.listener") {
-            self.sets.push(("metrics.listener".to_string(), String::new()));
+            self.sets
+                .push(("metrics.listener".to_string(), String::new()));
         }
         let base_port = free_range(self.cores);
         let tmp = tempfile::Builder::new()
@@ -344,7 +347,13 @@ impl Broker {
             .open(&self.stderr_path)
             .expect("open broker stderr file");
         let args = self.args();
-        writeln!(log, "===== harness: start #{}: sluice {}", self.starts, args.join(" ")).unwrap();
+        writeln!(
+            log,
+            "===== harness: start #{}: sluice {}",
+            self.starts,
+            args.join(" ")
+        )
+        .unwrap();
         self.stderr_mark = log.metadata().map(|m| m.len()).unwrap_or(0);
         let mut cmd = Command::new(SLUICE);
         cmd.args(&args)
@@ -553,8 +562,10 @@ pub fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
         }
     }
     let consumer: BaseConsumer = client_config(bootstrap).create().unwrap();
-    let ok = wait_until(Duration::from_secs(30), Duration::from_millis(100), || {
-        match consumer.fetch_metadata(Some(topic), Duration::from_secs(5)) {
+    let ok = wait_until(
+        Duration::from_secs(30),
+        Duration::from_millis(100),
+        || match consumer.fetch_metadata(Some(topic), Duration::from_secs(5)) {
             Ok(md) => md.topics().iter().any(|t| {
                 t.name() == topic
                     && t.error().is_none()
@@ -562,9 +573,12 @@ pub fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
                     && t.partitions().iter().all(|p| p.leader() >= 0)
             }),
             Err(_) => false,
-        }
-    });
-    assert!(ok, "topic {topic} did not show up in Metadata with {partitions} led partitions");
+        },
+    );
+    assert!(
+        ok,
+        "topic {topic} did not show up in Metadata with {partitions} led partitions"
+    );
 }
 
 /// One message to produce.
@@ -604,7 +618,13 @@ impl DeliveryLog {
         self.failed_count.load(Ordering::SeqCst)
     }
     pub fn first_failures(&self, n: usize) -> Vec<(usize, String)> {
-        self.failed.lock().unwrap().iter().take(n).cloned().collect()
+        self.failed
+            .lock()
+            .unwrap()
+            .iter()
+            .take(n)
+            .cloned()
+            .collect()
     }
 }
 
@@ -1052,9 +1072,11 @@ impl RawClient {
 // Record batches
 // ---------------------------------------------------------------------------
 
+/// A record's key and value (either may be null).
+pub type KeyValue<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
 /// One v2 record batch (no producer id) holding `records` as (key, value)
 /// pairs, with timestamps `ts0`, `ts0 + 1`, …
-pub fn encode_batch(records: &[(Option<&[u8]>, Option<&[u8]>)], ts0: i64, compression: Compression) -> Bytes {
+pub fn encode_batch(records: &[KeyValue<'_>], ts0: i64, compression: Compression) -> Bytes {
     let recs: Vec<Record> = records
         .iter()
         .enumerate()
@@ -1182,7 +1204,8 @@ pub fn segment_files(dir: &Path) -> Vec<PathBuf> {
 pub fn segment_base(path: &Path) -> i64 {
     let stem = path.file_stem().unwrap().to_str().unwrap();
     assert_eq!(stem.len(), 20, "segment name {stem} is not 20 digits");
-    stem.parse().unwrap_or_else(|_| panic!("segment name {stem} is not a number"))
+    stem.parse()
+        .unwrap_or_else(|_| panic!("segment name {stem} is not a number"))
 }
 
 /// Kafka error code names used in assertions.
@@ -1206,8 +1229,8 @@ pub fn api_versions_frame(version: i16, correlation: i32) -> Bytes {
     body.put_i16(cid.len() as i16);
     body.extend_from_slice(cid);
     body.put_u8(0); // header tagged fields
-    // ApiVersionsRequest v3+: client_software_name, client_software_version
-    // (compact strings), tagged fields.
+                    // ApiVersionsRequest v3+: client_software_name, client_software_version
+                    // (compact strings), tagged fields.
     for s in [&b"sluice-tests"[..], &b"0.1"[..]] {
         body.put_u8(s.len() as u8 + 1);
         body.extend_from_slice(s);

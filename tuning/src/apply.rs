@@ -46,15 +46,23 @@ pub fn apply(findings: &[Finding], host: &HostView) -> Vec<Action> {
         }
         let Some(fix) = &f.fix else { continue };
         let action = match fix {
-            Fix::Runtime { writes, command, persist } => {
-                let result = writes.iter().try_for_each(|w| host.write(&w.path, &w.value));
+            Fix::Runtime {
+                writes,
+                command,
+                persist,
+            } => {
+                let result = writes
+                    .iter()
+                    .try_for_each(|w| host.write(&w.path, &w.value));
                 Action {
                     setting: f.setting.clone(),
                     command: command.clone(),
                     persist: persist.clone(),
                     outcome: match result {
                         Ok(()) => Outcome::Applied,
-                        Err(e) => Outcome::Failed { error: e.to_string() },
+                        Err(e) => Outcome::Failed {
+                            error: e.to_string(),
+                        },
                     },
                 }
             }
@@ -74,8 +82,14 @@ pub fn apply(findings: &[Finding], host: &HostView) -> Vec<Action> {
 /// needs a reboot, an fstab or limits edit.
 pub fn render_actions(actions: &[Action]) -> String {
     let mut out = String::new();
-    let runtime: Vec<&Action> = actions.iter().filter(|a| !matches!(a.outcome, Outcome::Manual { .. })).collect();
-    let manual: Vec<&Action> = actions.iter().filter(|a| matches!(a.outcome, Outcome::Manual { .. })).collect();
+    let runtime: Vec<&Action> = actions
+        .iter()
+        .filter(|a| !matches!(a.outcome, Outcome::Manual { .. }))
+        .collect();
+    let manual: Vec<&Action> = actions
+        .iter()
+        .filter(|a| matches!(a.outcome, Outcome::Manual { .. }))
+        .collect();
     if runtime.is_empty() {
         out.push_str("Nothing to change at runtime.\n");
     } else {

@@ -61,7 +61,9 @@ pub struct Env {
 impl Env {
     /// The running process.
     pub fn current() -> Self {
-        Self { is_root: nix::unistd::geteuid().is_root() }
+        Self {
+            is_root: nix::unistd::geteuid().is_root(),
+        }
     }
 }
 
@@ -69,7 +71,12 @@ impl Env {
 pub fn run_tune(args: &TuneArgs) -> ExitCode {
     let stdout = std::io::stdout();
     let stderr = std::io::stderr();
-    ExitCode::from(run_with(args, Env::current(), &mut stdout.lock(), &mut stderr.lock()))
+    ExitCode::from(run_with(
+        args,
+        Env::current(),
+        &mut stdout.lock(),
+        &mut stderr.lock(),
+    ))
 }
 
 /// Online CPUs from `/sys/devices/system/cpu/online` (`0-3,6`).
@@ -79,7 +86,12 @@ fn online_cpus(host: &HostView) -> Option<usize> {
     for part in text.split(',') {
         let part = part.trim();
         n += match part.split_once('-') {
-            Some((a, b)) => b.parse::<usize>().ok()?.checked_sub(a.parse::<usize>().ok()?)? + 1,
+            Some((a, b)) => {
+                b.parse::<usize>()
+                    .ok()?
+                    .checked_sub(a.parse::<usize>().ok()?)?
+                    + 1
+            }
             None => {
                 part.parse::<usize>().ok()?;
                 1
@@ -123,7 +135,11 @@ pub fn run_with(args: &TuneArgs, env: Env, out: &mut dyn Write, err: &mut dyn Wr
         );
     }
     let cores = args.cores.unwrap_or_else(|| {
-        let fallback = || std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let fallback = || {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        };
         if host.is_real() {
             fallback()
         } else {
@@ -150,7 +166,10 @@ pub fn run_with(args: &TuneArgs, env: Env, out: &mut dyn Write, err: &mut dyn Wr
         let summary = |f: &[Finding]| {
             let mut m = serde_json::Map::new();
             for s in Status::ALL {
-                m.insert(s.to_string(), json!(f.iter().filter(|x| x.status == s).count()));
+                m.insert(
+                    s.to_string(),
+                    json!(f.iter().filter(|x| x.status == s).count()),
+                );
             }
             m
         };
@@ -173,7 +192,11 @@ pub fn run_with(args: &TuneArgs, env: Env, out: &mut dyn Write, err: &mut dyn Wr
             doc["after"] = json!(after);
             doc["summary_after"] = json!(summary(after));
         }
-        writeln!(out, "{}", serde_json::to_string_pretty(&doc).unwrap_or_default())
+        writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&doc).unwrap_or_default()
+        )
     } else {
         let mut text = format!(
             "Host check for a Sluice broker (root {}; {} core(s), {} partitions x {} segments, {} connections)\n\n",

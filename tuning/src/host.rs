@@ -52,7 +52,9 @@ pub struct HostView {
 impl HostView {
     /// The real host: root `/`.
     pub fn real() -> Self {
-        Self { root: PathBuf::from("/") }
+        Self {
+            root: PathBuf::from("/"),
+        }
     }
 
     /// A view with `root` prefixed to every host path (a fake tree for tests).
@@ -91,7 +93,9 @@ impl HostView {
         let s = self.read(host_path)?;
         let t = s.trim();
         if t.is_empty() {
-            return Err(HostError::Empty { path: host_path.to_string() });
+            return Err(HostError::Empty {
+                path: host_path.to_string(),
+            });
         }
         Ok(t.to_string())
     }
@@ -99,7 +103,8 @@ impl HostView {
     /// The content of `host_path` as one unsigned integer.
     pub fn read_u64(&self, host_path: &str) -> Result<u64, HostError> {
         let s = self.read_value(host_path)?;
-        s.parse().map_err(|_| garbage(host_path, &s, "an unsigned integer"))
+        s.parse()
+            .map_err(|_| garbage(host_path, &s, "an unsigned integer"))
     }
 
     /// Replace the content of the existing file `host_path` with `value` (never creates files).
@@ -109,14 +114,17 @@ impl HostView {
             .truncate(true)
             .open(self.path(host_path))
             .map_err(|e| io_error(host_path, e))?;
-        f.write_all(value.as_bytes()).map_err(|e| io_error(host_path, e))
+        f.write_all(value.as_bytes())
+            .map_err(|e| io_error(host_path, e))
     }
 
     /// The names in directory `host_path`, sorted.
     pub fn list_dir(&self, host_path: &str) -> Result<Vec<String>, HostError> {
         let rd = std::fs::read_dir(self.path(host_path)).map_err(|e| io_error(host_path, e))?;
-        let mut names: Vec<String> =
-            rd.filter_map(|e| e.ok()).filter_map(|e| e.file_name().into_string().ok()).collect();
+        let mut names: Vec<String> = rd
+            .filter_map(|e| e.ok())
+            .filter_map(|e| e.file_name().into_string().ok())
+            .collect();
         names.sort();
         Ok(names)
     }
@@ -124,9 +132,14 @@ impl HostView {
 
 fn io_error(path: &str, e: io::Error) -> HostError {
     if e.kind() == io::ErrorKind::NotFound {
-        HostError::Missing { path: path.to_string() }
+        HostError::Missing {
+            path: path.to_string(),
+        }
     } else {
-        HostError::Io { path: path.to_string(), source: e }
+        HostError::Io {
+            path: path.to_string(),
+            source: e,
+        }
     }
 }
 
@@ -136,5 +149,9 @@ pub fn garbage(path: &str, content: &str, expected: &'static str) -> HostError {
     if content.chars().count() > 40 {
         short.push('…');
     }
-    HostError::Garbage { path: path.to_string(), content: short, expected }
+    HostError::Garbage {
+        path: path.to_string(),
+        content: short,
+        expected,
+    }
 }

@@ -41,7 +41,9 @@ pub fn memlock_limit() -> Option<u64> {
 /// The `io_memory` to give each of `shards` executors under `limit` bytes of locked memory.
 pub fn io_memory_per_shard(limit: Option<u64>, shards: usize) -> Result<usize, MemlockTooLow> {
     let shards_u = shards.max(1) as u64;
-    let Some(limit) = limit else { return Ok(MAX_IO_MEMORY as usize) };
+    let Some(limit) = limit else {
+        return Ok(MAX_IO_MEMORY as usize);
+    };
     // Leave a quarter of the limit for everything else that locks memory.
     let per_shard = limit * 3 / 4 / (CHARGE_PER_IO_MEMORY * shards_u);
     if per_shard < MIN_IO_MEMORY {
@@ -70,8 +72,13 @@ mod tests {
 
     #[test]
     fn too_low_limit_names_the_fix() {
-        let e = io_memory_per_shard(Some(64 * 1024), 4).unwrap_err().to_string();
-        assert!(e.contains("RLIMIT_MEMLOCK") && e.contains("ulimit -l"), "{e}");
+        let e = io_memory_per_shard(Some(64 * 1024), 4)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("RLIMIT_MEMLOCK") && e.contains("ulimit -l"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -111,7 +111,13 @@ impl Finding {
         reason: impl fmt::Display,
         why: &str,
     ) -> Self {
-        Self::new(setting, "?", recommended, format!("unknown: {reason}. {why}"), Status::Unknown)
+        Self::new(
+            setting,
+            "?",
+            recommended,
+            format!("unknown: {reason}. {why}"),
+            Status::Unknown,
+        )
     }
 
     /// Attach `fix` when the status calls for one (`warn` or `fail`).
@@ -139,8 +145,14 @@ mod tests {
     #[test]
     fn exit_status_is_1_only_on_fail() {
         assert_eq!(exit_status(&[]), 0);
-        assert_eq!(exit_status(&[f(Status::Ok), f(Status::Warn), f(Status::Unknown)]), 0);
-        assert_eq!(exit_status(&[f(Status::Ok), f(Status::Fail), f(Status::Warn)]), 1);
+        assert_eq!(
+            exit_status(&[f(Status::Ok), f(Status::Warn), f(Status::Unknown)]),
+            0
+        );
+        assert_eq!(
+            exit_status(&[f(Status::Ok), f(Status::Fail), f(Status::Warn)]),
+            1
+        );
     }
 
     #[test]

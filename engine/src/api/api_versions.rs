@@ -2,11 +2,11 @@
 
 use super::{decode, respond, HandlerResult, SUPPORTED_APIS};
 use crate::shard::Shard;
-use kafka_protocol::messages::{ApiVersionsRequest, ApiVersionsResponse};
-use kafka_protocol::messages::api_versions_response::ApiVersion;
-use kafka_protocol::ResponseError;
 use bytes::BytesMut;
+use kafka_protocol::messages::api_versions_response::ApiVersion;
+use kafka_protocol::messages::{ApiVersionsRequest, ApiVersionsResponse};
 use kafka_protocol::protocol::Encodable;
+use kafka_protocol::ResponseError;
 use sluice_net::{RawRequest, Response};
 use std::rc::Rc;
 
@@ -15,7 +15,8 @@ pub async fn handle_api_versions(_shard: &Rc<Shard>, req: &RawRequest) -> Handle
     let request: ApiVersionsRequest = decode(req)?;
     let mut response = ApiVersionsResponse::default().with_api_keys(api_list());
     if req.api_version >= 3
-        && (!valid_software_field(&request.client_software_name) || !valid_software_field(&request.client_software_version))
+        && (!valid_software_field(&request.client_software_name)
+            || !valid_software_field(&request.client_software_version))
     {
         response = response.with_error_code(ResponseError::InvalidRequest.code());
     }
@@ -29,14 +30,25 @@ pub fn unsupported_version_response(req: &RawRequest) -> HandlerResult {
         .with_error_code(ResponseError::UnsupportedVersion.code())
         .with_api_keys(api_list());
     let mut buf = BytesMut::new();
-    response.encode(&mut buf, 0).map_err(|e| format!("cannot encode ApiVersions v0 response: {e}"))?;
-    Ok(Some(Response::from_body(req.correlation_id, false, buf.freeze())))
+    response
+        .encode(&mut buf, 0)
+        .map_err(|e| format!("cannot encode ApiVersions v0 response: {e}"))?;
+    Ok(Some(Response::from_body(
+        req.correlation_id,
+        false,
+        buf.freeze(),
+    )))
 }
 
 fn api_list() -> Vec<ApiVersion> {
     SUPPORTED_APIS
         .iter()
-        .map(|&(key, lo, hi)| ApiVersion::default().with_api_key(key as i16).with_min_version(lo).with_max_version(hi))
+        .map(|&(key, lo, hi)| {
+            ApiVersion::default()
+                .with_api_key(key as i16)
+                .with_min_version(lo)
+                .with_max_version(hi)
+        })
         .collect()
 }
 
@@ -46,7 +58,8 @@ fn valid_software_field(s: &str) -> bool {
     !b.is_empty()
         && b[0].is_ascii_alphanumeric()
         && b[b.len() - 1].is_ascii_alphanumeric()
-        && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-' || *c == b'.')
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || *c == b'-' || *c == b'.')
 }
 
 #[cfg(test)]

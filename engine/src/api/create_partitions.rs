@@ -23,10 +23,11 @@ pub fn growth(t: &CreatePartitionsTopic) -> PartitionGrowth {
     PartitionGrowth {
         name: t.name.0.to_string(),
         count: t.count,
-        assignments: t
-            .assignments
-            .as_ref()
-            .map(|a| a.iter().map(|a| a.broker_ids.iter().map(|b| b.0).collect()).collect()),
+        assignments: t.assignments.as_ref().map(|a| {
+            a.iter()
+                .map(|a| a.broker_ids.iter().map(|b| b.0).collect())
+                .collect()
+        }),
     }
 }
 
@@ -56,7 +57,11 @@ fn result(name: &str, code: i16, message: Option<String>) -> CreatePartitionsTop
     CreatePartitionsTopicResult::default()
         .with_name(TopicName(str_bytes(name)))
         .with_error_code(code)
-        .with_error_message(if code == 0 { None } else { message.map(str_bytes) })
+        .with_error_message(if code == 0 {
+            None
+        } else {
+            message.map(str_bytes)
+        })
 }
 
 /// Answers CreatePartitions.
@@ -65,21 +70,43 @@ pub async fn handle_create_partitions(shard: &Rc<Shard>, req: &RawRequest) -> Ha
     let (topics, duplicates) = split_duplicates(&request.topics);
     let mut results: Vec<CreatePartitionsTopicResult> = duplicates
         .iter()
-        .map(|n| result(n, ResponseError::InvalidRequest.code(), Some("Duplicate topic name.".into())))
+        .map(|n| {
+            result(
+                n,
+                ResponseError::InvalidRequest.code(),
+                Some("Duplicate topic name.".into()),
+            )
+        })
         .collect();
     if !topics.is_empty() {
-        let command = ControllerCommand::CreatePartitions { topics: topics.clone(), validate_only: request.validate_only };
+        let command = ControllerCommand::CreatePartitions {
+            topics: topics.clone(),
+            validate_only: request.validate_only,
+        };
         match shard.router.call_controller(command).await {
-            Ok(ControllerReply::Topics(outcomes)) => {
-                results.extend(outcomes.iter().map(|o| result(&o.name, o.error_code, o.error_message.clone())))
-            }
-            Ok(other) => return Err(format!("controller answered CreatePartitions with {other:?}")),
-            Err(e) => results.extend(
-                topics.iter().map(|t| result(&t.name, ResponseError::NotController.code(), Some(e.to_string()))),
+            Ok(ControllerReply::Topics(outcomes)) => results.extend(
+                outcomes
+                    .iter()
+                    .map(|o| result(&o.name, o.error_code, o.error_message.clone())),
             ),
+            Ok(other) => {
+                return Err(format!(
+                    "controller answered CreatePartitions with {other:?}"
+                ))
+            }
+            Err(e) => results.extend(topics.iter().map(|t| {
+                result(
+                    &t.name,
+                    ResponseError::NotController.code(),
+                    Some(e.to_string()),
+                )
+            })),
         }
     }
-    respond(req, &CreatePartitionsResponse::default().with_results(results))
+    respond(
+        req,
+        &CreatePartitionsResponse::default().with_results(results),
+    )
 }
 
 #[cfg(test)]
@@ -91,20 +118,27 @@ mod tests {
     use kafka_protocol::protocol::{Decodable, Encodable};
 
     fn topic(name: &str, count: i32, assignments: Option<Vec<Vec<i32>>>) -> CreatePartitionsTopic {
-        CreatePartitionsTopic::default().with_name(TopicName(str_bytes(name))).with_count(count).with_assignments(
-            assignments.map(|a| {
+        CreatePartitionsTopic::default()
+            .with_name(TopicName(str_bytes(name)))
+            .with_count(count)
+            .with_assignments(assignments.map(|a| {
                 a.into_iter()
-                    .map(|ids| CreatePartitionsAssignment::default().with_broker_ids(ids.into_iter().map(BrokerId).collect()))
+                    .map(|ids| {
+                        CreatePartitionsAssignment::default()
+                            .with_broker_ids(ids.into_iter().map(BrokerId).collect())
+                    })
                     .collect()
-            }),
-        )
+            }))
     }
 
     #[test]
     fn request_maps_to_growth() {
         for v in 0..=3 {
             let req = CreatePartitionsRequest::default()
-                .with_topics(vec![topic("a", 4, Some(vec![vec![1000], vec![1001]])), topic("b", 2, None)])
+                .with_topics(vec![
+                    topic("a", 4, Some(vec![vec![1000], vec![1001]])),
+                    topic("b", 2, None),
+                ])
                 .with_validate_only(true);
             let mut buf = BytesMut::new();
             req.encode(&mut buf, v).unwrap();
@@ -120,9 +154,16 @@ mod tests {
 
     #[test]
     fn duplicates_reported_once_and_not_grown() {
-        let (unique, dups) = split_duplicates(&[topic("a", 2, None), topic("b", 3, None), topic("a", 4, None)]);
+        let (unique, dups) = split_duplicates(&[
+            topic("a", 2, None),
+            topic("b", 3, None),
+            topic("a", 4, None),
+        ]);
         assert_eq!(dups, vec!["a".to_string()]);
-        assert_eq!(unique.iter().map(|g| g.name.as_str()).collect::<Vec<_>>(), ["b"]);
+        assert_eq!(
+            unique.iter().map(|g| g.name.as_str()).collect::<Vec<_>>(),
+            ["b"]
+        );
         let r = result("a", 0, Some("ignored".into()));
         assert_eq!(r.error_message, None);
     }

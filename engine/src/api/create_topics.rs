@@ -16,7 +16,9 @@ use crate::config::{ConfigEntry, TopicConfigs};
 use crate::messages::{ControllerCommand, ControllerReply, NewTopic, TopicOutcome};
 use crate::shard::Shard;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
-use kafka_protocol::messages::create_topics_response::{CreatableTopicConfigs, CreatableTopicResult};
+use kafka_protocol::messages::create_topics_response::{
+    CreatableTopicConfigs, CreatableTopicResult,
+};
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse, TopicName};
 use kafka_protocol::ResponseError;
 use sluice_net::RawRequest;
@@ -33,17 +35,29 @@ pub fn new_topic(t: &CreatableTopic) -> NewTopic {
         assignments: t
             .assignments
             .iter()
-            .map(|a| (a.partition_index, a.broker_ids.iter().map(|b| b.0).collect()))
+            .map(|a| {
+                (
+                    a.partition_index,
+                    a.broker_ids.iter().map(|b| b.0).collect(),
+                )
+            })
             .collect(),
-        configs: t.configs.iter().map(|c| (c.name.to_string(), c.value.as_ref().map(|v| v.to_string()))).collect(),
+        configs: t
+            .configs
+            .iter()
+            .map(|c| (c.name.to_string(), c.value.as_ref().map(|v| v.to_string())))
+            .collect(),
     }
 }
 
 /// The config overrides of a requested topic as the controller stores them (valid ones only;
 /// the controller has rejected the topic if any was invalid).
 fn requested_configs(t: &NewTopic) -> TopicConfigs {
-    let map: BTreeMap<String, String> =
-        t.configs.iter().filter_map(|(k, v)| v.as_ref().map(|v| (k.clone(), v.clone()))).collect();
+    let map: BTreeMap<String, String> = t
+        .configs
+        .iter()
+        .filter_map(|(k, v)| v.as_ref().map(|v| (k.clone(), v.clone())))
+        .collect();
     TopicConfigs::new(map).unwrap_or_default()
 }
 
@@ -51,19 +65,31 @@ fn requested_configs(t: &NewTopic) -> TopicConfigs {
 pub fn topic_config(e: &ConfigEntry) -> CreatableTopicConfigs {
     CreatableTopicConfigs::default()
         .with_name(str_bytes(e.name.clone()))
-        .with_value(if e.sensitive { None } else { e.value.clone().map(str_bytes) })
+        .with_value(if e.sensitive {
+            None
+        } else {
+            e.value.clone().map(str_bytes)
+        })
         .with_read_only(e.read_only)
         .with_config_source(e.source.code())
         .with_is_sensitive(e.sensitive)
 }
 
 /// One topic's result. `configs` are the topic's described configs (used from v5 on success).
-pub fn topic_result(version: i16, outcome: &TopicOutcome, configs: &[ConfigEntry]) -> CreatableTopicResult {
+pub fn topic_result(
+    version: i16,
+    outcome: &TopicOutcome,
+    configs: &[ConfigEntry],
+) -> CreatableTopicResult {
     let ok = outcome.error_code == 0;
     let mut out = CreatableTopicResult::default()
         .with_name(TopicName(str_bytes(outcome.name.clone())))
         .with_error_code(outcome.error_code)
-        .with_error_message(if ok { None } else { outcome.error_message.clone().map(str_bytes) });
+        .with_error_message(if ok {
+            None
+        } else {
+            outcome.error_message.clone().map(str_bytes)
+        });
     if version >= 5 {
         out.configs = Some(Vec::new());
         if ok {
@@ -81,7 +107,10 @@ pub fn topic_result(version: i16, outcome: &TopicOutcome, configs: &[ConfigEntry
 /// Keeps the first result per topic name: Kafka's response holds each name once.
 fn dedup_by_name(outcomes: Vec<TopicOutcome>) -> Vec<TopicOutcome> {
     let mut seen = HashSet::new();
-    outcomes.into_iter().filter(|o| seen.insert(o.name.clone())).collect()
+    outcomes
+        .into_iter()
+        .filter(|o| seen.insert(o.name.clone()))
+        .collect()
 }
 
 /// The outcome of every topic when the controller could not be reached.
@@ -108,7 +137,14 @@ pub async fn handle_create_topics(shard: &Rc<Shard>, req: &RawRequest) -> Handle
     let outcomes = if topics.is_empty() {
         Vec::new()
     } else {
-        match shard.router.call_controller(ControllerCommand::CreateTopics { topics: topics.clone(), validate_only }).await {
+        match shard
+            .router
+            .call_controller(ControllerCommand::CreateTopics {
+                topics: topics.clone(),
+                validate_only,
+            })
+            .await
+        {
             Ok(ControllerReply::Topics(outcomes)) => outcomes,
             Ok(other) => return Err(format!("controller answered CreateTopics with {other:?}")),
             Err(e) => unavailable(&topics, e.to_string()),
@@ -119,9 +155,16 @@ pub async fn handle_create_topics(shard: &Rc<Shard>, req: &RawRequest) -> Handle
         .iter()
         .map(|o| {
             let configs = if version >= 5 && o.error_code == 0 {
-                let stored = image.topic(&o.name).filter(|t| !validate_only && t.id == o.topic_id).map(|t| t.configs.clone());
+                let stored = image
+                    .topic(&o.name)
+                    .filter(|t| !validate_only && t.id == o.topic_id)
+                    .map(|t| t.configs.clone());
                 let overrides = stored.unwrap_or_else(|| {
-                    topics.iter().find(|t| t.name == o.name).map(requested_configs).unwrap_or_default()
+                    topics
+                        .iter()
+                        .find(|t| t.name == o.name)
+                        .map(requested_configs)
+                        .unwrap_or_default()
                 });
                 overrides.describe(&shard.config, false)
             } else {
@@ -138,14 +181,20 @@ mod tests {
     use super::*;
     use crate::config::{BrokerConfig, ConfigSource};
     use bytes::BytesMut;
-    use kafka_protocol::messages::create_topics_request::{CreatableReplicaAssignment, CreatableTopicConfig};
+    use kafka_protocol::messages::create_topics_request::{
+        CreatableReplicaAssignment, CreatableTopicConfig,
+    };
     use kafka_protocol::messages::BrokerId;
     use kafka_protocol::protocol::{Decodable, Encodable};
 
     fn outcome(name: &str, error_code: i16) -> TopicOutcome {
         TopicOutcome {
             name: name.into(),
-            topic_id: if error_code == 0 { Uuid::from_u128(7) } else { Uuid::nil() },
+            topic_id: if error_code == 0 {
+                Uuid::from_u128(7)
+            } else {
+                Uuid::nil()
+            },
             error_code,
             error_message: (error_code != 0).then(|| "bad".to_string()),
             num_partitions: 3,
@@ -159,10 +208,16 @@ mod tests {
             .with_name(TopicName(str_bytes("orders")))
             .with_num_partitions(-1)
             .with_replication_factor(-1)
-            .with_assignments(vec![CreatableReplicaAssignment::default().with_partition_index(0).with_broker_ids(vec![BrokerId(1001)])])
+            .with_assignments(vec![CreatableReplicaAssignment::default()
+                .with_partition_index(0)
+                .with_broker_ids(vec![BrokerId(1001)])])
             .with_configs(vec![
-                CreatableTopicConfig::default().with_name(str_bytes("retention.ms")).with_value(Some(str_bytes("1000"))),
-                CreatableTopicConfig::default().with_name(str_bytes("x")).with_value(None),
+                CreatableTopicConfig::default()
+                    .with_name(str_bytes("retention.ms"))
+                    .with_value(Some(str_bytes("1000"))),
+                CreatableTopicConfig::default()
+                    .with_name(str_bytes("x"))
+                    .with_value(None),
             ]);
         let req = CreateTopicsRequest::default().with_topics(vec![t]);
         let mut buf = BytesMut::new();
@@ -172,8 +227,21 @@ mod tests {
         assert_eq!(nt.name, "orders");
         assert_eq!((nt.num_partitions, nt.replication_factor), (-1, -1));
         assert_eq!(nt.assignments, vec![(0, vec![1001])]);
-        assert_eq!(nt.configs, vec![("retention.ms".to_string(), Some("1000".to_string())), ("x".to_string(), None)]);
-        assert_eq!(requested_configs(&NewTopic { configs: vec![("retention.ms".into(), Some("1000".into()))], ..nt }).get("retention.ms"), Some("1000"));
+        assert_eq!(
+            nt.configs,
+            vec![
+                ("retention.ms".to_string(), Some("1000".to_string())),
+                ("x".to_string(), None)
+            ]
+        );
+        assert_eq!(
+            requested_configs(&NewTopic {
+                configs: vec![("retention.ms".into(), Some("1000".into()))],
+                ..nt
+            })
+            .get("retention.ms"),
+            Some("1000")
+        );
     }
 
     #[test]
@@ -184,21 +252,46 @@ mod tests {
         let configs = overrides.describe(&broker, false);
         let ok = topic_result(7, &outcome("a", 0), &configs);
         assert_eq!(ok.error_message, None);
-        assert_eq!((ok.num_partitions, ok.replication_factor, ok.topic_id), (3, 1, Uuid::from_u128(7)));
+        assert_eq!(
+            (ok.num_partitions, ok.replication_factor, ok.topic_id),
+            (3, 1, Uuid::from_u128(7))
+        );
         let listed = ok.configs.as_ref().unwrap();
-        let retention = listed.iter().find(|c| c.name.as_str() == "retention.ms").unwrap();
+        let retention = listed
+            .iter()
+            .find(|c| c.name.as_str() == "retention.ms")
+            .unwrap();
         assert_eq!(retention.value.as_deref(), Some("1000"));
-        assert_eq!(retention.config_source, ConfigSource::DynamicTopicConfig.code());
-        assert!(listed.iter().any(|c| c.config_source == ConfigSource::DefaultConfig.code()));
+        assert_eq!(
+            retention.config_source,
+            ConfigSource::DynamicTopicConfig.code()
+        );
+        assert!(listed
+            .iter()
+            .any(|c| c.config_source == ConfigSource::DefaultConfig.code()));
 
-        let failed = topic_result(7, &outcome("b", ResponseError::TopicAlreadyExists.code()), &[]);
-        assert_eq!((failed.num_partitions, failed.replication_factor, failed.topic_id), (-1, -1, Uuid::nil()));
+        let failed = topic_result(
+            7,
+            &outcome("b", ResponseError::TopicAlreadyExists.code()),
+            &[],
+        );
+        assert_eq!(
+            (
+                failed.num_partitions,
+                failed.replication_factor,
+                failed.topic_id
+            ),
+            (-1, -1, Uuid::nil())
+        );
         assert_eq!(failed.configs, Some(vec![]));
         assert_eq!(failed.error_message.as_deref(), Some("bad"));
 
         // Old versions carry only name, error code and message; every version encodes.
         for v in 2..=7 {
-            let r = CreateTopicsResponse::default().with_topics(vec![topic_result(v, &outcome("a", 0), &configs), failed.clone()]);
+            let r = CreateTopicsResponse::default().with_topics(vec![
+                topic_result(v, &outcome("a", 0), &configs),
+                failed.clone(),
+            ]);
             let mut buf = BytesMut::new();
             r.encode(&mut buf, v).unwrap();
         }
@@ -209,6 +302,9 @@ mod tests {
     #[test]
     fn duplicate_names_answered_once() {
         let out = dedup_by_name(vec![outcome("a", 42), outcome("a", 42), outcome("b", 0)]);
-        assert_eq!(out.iter().map(|o| o.name.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(
+            out.iter().map(|o| o.name.as_str()).collect::<Vec<_>>(),
+            ["a", "b"]
+        );
     }
 }

@@ -52,9 +52,17 @@ pub enum TopicRefKey {
 /// The requested topics as (name, id), in request order.
 pub fn requested(request: &DeleteTopicsRequest, version: i16) -> Vec<(Option<String>, Uuid)> {
     if version >= 6 {
-        request.topics.iter().map(|t| (t.name.as_ref().map(|n| n.0.to_string()), t.topic_id)).collect()
+        request
+            .topics
+            .iter()
+            .map(|t| (t.name.as_ref().map(|n| n.0.to_string()), t.topic_id))
+            .collect()
     } else {
-        request.topic_names.iter().map(|n| (Some(n.0.to_string()), Uuid::nil())).collect()
+        request
+            .topic_names
+            .iter()
+            .map(|n| (Some(n.0.to_string()), Uuid::nil()))
+            .collect()
     }
 }
 
@@ -128,7 +136,12 @@ pub fn plan(refs: &[(Option<String>, Uuid)], id_of: impl Fn(&str) -> Option<Uuid
     out
 }
 
-fn result(name: Option<String>, id: Uuid, code: i16, message: Option<String>) -> DeletableTopicResult {
+fn result(
+    name: Option<String>,
+    id: Uuid,
+    code: i16,
+    message: Option<String>,
+) -> DeletableTopicResult {
     DeletableTopicResult::default()
         .with_name(name.map(|n| TopicName(str_bytes(n))))
         .with_topic_id(id)
@@ -142,7 +155,11 @@ fn outcome_result(key: &TopicRefKey, o: &TopicOutcome) -> DeletableTopicResult {
         TopicRefKey::Name(n) => Some(n.clone()),
         TopicRefKey::Id(_) => Some(o.name.clone()).filter(|n| !n.is_empty()),
     };
-    let message = if o.error_code == 0 { None } else { o.error_message.clone() };
+    let message = if o.error_code == 0 {
+        None
+    } else {
+        o.error_message.clone()
+    };
     result(name, o.topic_id, o.error_code, message)
 }
 
@@ -153,24 +170,46 @@ pub async fn handle_delete_topics(shard: &Rc<Shard>, req: &RawRequest) -> Handle
     let refs = requested(&request, version);
     if !shard.config.delete_topic_enable {
         // Kafka fails the whole request.
-        let code = if version < 3 { ResponseError::InvalidRequest } else { ResponseError::TopicDeletionDisabled };
-        let responses = refs.into_iter().map(|(name, id)| result(name, id, code.code(), None)).collect();
-        return respond(req, &DeleteTopicsResponse::default().with_responses(responses));
+        let code = if version < 3 {
+            ResponseError::InvalidRequest
+        } else {
+            ResponseError::TopicDeletionDisabled
+        };
+        let responses = refs
+            .into_iter()
+            .map(|(name, id)| result(name, id, code.code(), None))
+            .collect();
+        return respond(
+            req,
+            &DeleteTopicsResponse::default().with_responses(responses),
+        );
     }
     let image: std::sync::Arc<MetadataImage> = shard.image();
     let planned = plan(&refs, |name| image.topic(name).map(|t| t.id));
     let to_delete: Vec<TopicRef> = planned
         .iter()
         .filter_map(|p| match p {
-            Planned::Delete(TopicRefKey::Name(n)) => Some(TopicRef { name: Some(n.clone()), id: None }),
-            Planned::Delete(TopicRefKey::Id(id)) => Some(TopicRef { name: None, id: Some(*id) }),
+            Planned::Delete(TopicRefKey::Name(n)) => Some(TopicRef {
+                name: Some(n.clone()),
+                id: None,
+            }),
+            Planned::Delete(TopicRefKey::Id(id)) => Some(TopicRef {
+                name: None,
+                id: Some(*id),
+            }),
             Planned::Error { .. } => None,
         })
         .collect();
     let outcomes: Vec<TopicOutcome> = if to_delete.is_empty() {
         Vec::new()
     } else {
-        match shard.router.call_controller(ControllerCommand::DeleteTopics { topics: to_delete.clone() }).await {
+        match shard
+            .router
+            .call_controller(ControllerCommand::DeleteTopics {
+                topics: to_delete.clone(),
+            })
+            .await
+        {
             Ok(ControllerReply::Topics(outcomes)) => outcomes,
             Ok(other) => return Err(format!("controller answered DeleteTopics with {other:?}")),
             Err(e) => to_delete
@@ -190,16 +229,31 @@ pub async fn handle_delete_topics(shard: &Rc<Shard>, req: &RawRequest) -> Handle
     let mut responses = Vec::with_capacity(planned.len());
     for p in &planned {
         match p {
-            Planned::Error { name, id, code, message } => {
-                responses.push(result(name.clone(), *id, code.code(), Some(message.to_string())))
-            }
+            Planned::Error {
+                name,
+                id,
+                code,
+                message,
+            } => responses.push(result(
+                name.clone(),
+                *id,
+                code.code(),
+                Some(message.to_string()),
+            )),
             Planned::Delete(key) => match outcomes.next() {
                 Some(o) => responses.push(outcome_result(key, o)),
-                None => return Err("controller answered DeleteTopics with fewer results than topics".into()),
+                None => {
+                    return Err(
+                        "controller answered DeleteTopics with fewer results than topics".into(),
+                    )
+                }
             },
         }
     }
-    respond(req, &DeleteTopicsResponse::default().with_responses(responses))
+    respond(
+        req,
+        &DeleteTopicsResponse::default().with_responses(responses),
+    )
 }
 
 #[cfg(test)]
@@ -223,7 +277,9 @@ mod tests {
         assert_eq!(requested(&decoded, 5), vec![name("a")]);
         let v6 = DeleteTopicsRequest::default().with_topics(vec![
             DeleteTopicState::default().with_name(Some(TopicName(str_bytes("a")))),
-            DeleteTopicState::default().with_name(None).with_topic_id(id),
+            DeleteTopicState::default()
+                .with_name(None)
+                .with_topic_id(id),
         ]);
         let mut buf = BytesMut::new();
         v6.encode(&mut buf, 6).unwrap();
@@ -296,7 +352,10 @@ mod tests {
         assert_eq!(r.name, None);
         for v in 1..=6 {
             let mut buf = BytesMut::new();
-            DeleteTopicsResponse::default().with_responses(vec![r.clone()]).encode(&mut buf, v).unwrap();
+            DeleteTopicsResponse::default()
+                .with_responses(vec![r.clone()])
+                .encode(&mut buf, v)
+                .unwrap();
         }
     }
 }

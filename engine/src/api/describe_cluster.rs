@@ -30,7 +30,8 @@ const OPERATIONS_OMITTED: i32 = i32::MIN;
 /// The operations Kafka supports on the CLUSTER resource (`AclEntry.supportedOperations`):
 /// CREATE (5), ALTER (7), DESCRIBE (8), CLUSTER_ACTION (9), DESCRIBE_CONFIGS (10),
 /// ALTER_CONFIGS (11), IDEMPOTENT_WRITE (12), as a bit field.
-pub const CLUSTER_OPERATIONS: i32 = (1 << 5) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12);
+pub const CLUSTER_OPERATIONS: i32 =
+    (1 << 5) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12);
 
 /// Answers DescribeCluster.
 pub async fn handle_describe_cluster(shard: &Rc<Shard>, req: &RawRequest) -> HandlerResult {
@@ -39,16 +40,30 @@ pub async fn handle_describe_cluster(shard: &Rc<Shard>, req: &RawRequest) -> Han
 }
 
 /// The response to `request` from the cluster shown by `image`.
-pub fn describe(image: &MetadataImage, request: &DescribeClusterRequest, version: i16) -> DescribeClusterResponse {
+pub fn describe(
+    image: &MetadataImage,
+    request: &DescribeClusterRequest,
+    version: i16,
+) -> DescribeClusterResponse {
     let endpoint_type = request.endpoint_type;
     let nodes: Vec<&Node> = match endpoint_type {
         ENDPOINT_BROKERS => image.nodes.iter().collect(),
-        ENDPOINT_CONTROLLERS => image.nodes.iter().filter(|n| n.node_id == image.controller_node()).collect(),
+        ENDPOINT_CONTROLLERS => image
+            .nodes
+            .iter()
+            .filter(|n| n.node_id == image.controller_node())
+            .collect(),
         other => {
-            let code = if version == 0 { ResponseError::InvalidRequest } else { ResponseError::UnsupportedEndpointType };
+            let code = if version == 0 {
+                ResponseError::InvalidRequest
+            } else {
+                ResponseError::UnsupportedEndpointType
+            };
             return DescribeClusterResponse::default()
                 .with_error_code(code.code())
-                .with_error_message(Some(str_bytes(format!("Unsupported endpoint type {other}"))));
+                .with_error_message(Some(str_bytes(format!(
+                    "Unsupported endpoint type {other}"
+                ))));
         }
     };
     let brokers = nodes
@@ -85,7 +100,9 @@ mod tests {
     use kafka_protocol::protocol::{Decodable, Encodable};
 
     fn image() -> MetadataImage {
-        let broker = BrokerConfig::load(None, &["listeners=PLAINTEXT://127.0.0.1:9500".to_string()]).unwrap();
+        let broker =
+            BrokerConfig::load(None, &["listeners=PLAINTEXT://127.0.0.1:9500".to_string()])
+                .unwrap();
         MetadataImage::new(ClusterState::new(Some("cluster-x".into())), &broker, 3)
     }
 
@@ -116,12 +133,21 @@ mod tests {
 
     #[test]
     fn controllers_endpoint_and_errors() {
-        let r = round_trip(DescribeClusterRequest::default().with_endpoint_type(ENDPOINT_CONTROLLERS), 1);
+        let r = round_trip(
+            DescribeClusterRequest::default().with_endpoint_type(ENDPOINT_CONTROLLERS),
+            1,
+        );
         assert_eq!(r.endpoint_type, ENDPOINT_CONTROLLERS);
-        assert_eq!(r.brokers.iter().map(|b| b.broker_id.0).collect::<Vec<_>>(), [1000]);
+        assert_eq!(
+            r.brokers.iter().map(|b| b.broker_id.0).collect::<Vec<_>>(),
+            [1000]
+        );
         let r = round_trip(DescribeClusterRequest::default().with_endpoint_type(7), 2);
         assert_eq!(r.error_code, ResponseError::UnsupportedEndpointType.code());
-        let r = round_trip(DescribeClusterRequest::default().with_include_cluster_authorized_operations(true), 2);
+        let r = round_trip(
+            DescribeClusterRequest::default().with_include_cluster_authorized_operations(true),
+            2,
+        );
         assert_eq!(r.cluster_authorized_operations, 8096);
     }
 }

@@ -64,8 +64,15 @@ pub async fn handle_describe_configs(shard: &Rc<Shard>, req: &RawRequest) -> Han
         version: req.api_version,
     };
     let image = shard.image();
-    let results = request.resources.iter().map(|r| describe_resource(&shard.config, &image, r, options)).collect();
-    respond(req, &DescribeConfigsResponse::default().with_results(results))
+    let results = request
+        .resources
+        .iter()
+        .map(|r| describe_resource(&shard.config, &image, r, options))
+        .collect();
+    respond(
+        req,
+        &DescribeConfigsResponse::default().with_results(results),
+    )
 }
 
 /// Describes one resource.
@@ -81,7 +88,10 @@ pub fn describe_resource(
         .with_error_message(None);
     match resource_entries(broker, image, resource, options.include_synonyms) {
         Ok(entries) => {
-            let keys = resource.configuration_keys.as_ref().filter(|k| !k.is_empty());
+            let keys = resource
+                .configuration_keys
+                .as_ref()
+                .filter(|k| !k.is_empty());
             let configs = entries
                 .iter()
                 .filter(|e| keys.is_none_or(|k| k.iter().any(|k| k.as_str() == e.name)))
@@ -89,7 +99,9 @@ pub fn describe_resource(
                 .collect();
             base.with_configs(configs)
         }
-        Err((code, message)) => base.with_error_code(code.code()).with_error_message(message.map(str_bytes)),
+        Err((code, message)) => base
+            .with_error_code(code.code())
+            .with_error_message(message.map(str_bytes)),
     }
 }
 
@@ -104,7 +116,9 @@ fn resource_entries(
     match resource.resource_type {
         resource_type::TOPIC => {
             validate_topic_name(name).map_err(|(code, message)| (code, Some(message)))?;
-            let topic = image.topic(name).ok_or((ResponseError::UnknownTopicOrPartition, None))?;
+            let topic = image
+                .topic(name)
+                .ok_or((ResponseError::UnknownTopicOrPartition, None))?;
             Ok(topic.configs.describe(broker, include_synonyms))
         }
         resource_type::BROKER => {
@@ -114,7 +128,10 @@ fn resource_entries(
                 entries.retain(|e| e.source == ConfigSource::DynamicDefaultBrokerConfig);
             } else {
                 let id: i32 = name.parse().map_err(|_| {
-                    (ResponseError::InvalidRequest, Some(format!("Broker id must be an integer, but it is: {name}")))
+                    (
+                        ResponseError::InvalidRequest,
+                        Some(format!("Broker id must be an integer, but it is: {name}")),
+                    )
                 })?;
                 if !is_this_broker(broker, image, id) {
                     return Err((
@@ -138,7 +155,10 @@ fn resource_entries(
                 resource_type::GROUP => "GROUP",
                 _ => "UNKNOWN",
             };
-            Err((ResponseError::InvalidRequest, Some(format!("Unsupported resource type: {type_name}"))))
+            Err((
+                ResponseError::InvalidRequest,
+                Some(format!("Unsupported resource type: {type_name}")),
+            ))
         }
     }
 }
@@ -150,7 +170,13 @@ fn is_this_broker(broker: &BrokerConfig, image: &MetadataImage, id: i32) -> bool
 
 /// One config as the response carries it.
 pub fn config_result(e: &ConfigEntry, options: Options) -> DescribeConfigsResourceResult {
-    let hide = |v: &Option<String>| if e.sensitive { None } else { v.clone().map(str_bytes) };
+    let hide = |v: &Option<String>| {
+        if e.sensitive {
+            None
+        } else {
+            v.clone().map(str_bytes)
+        }
+    };
     let synonyms = if options.include_synonyms {
         e.synonyms
             .iter()
@@ -197,7 +223,15 @@ mod tests {
         configs.set("retention.ms", "1000").unwrap();
         state.topics.insert(
             "t".into(),
-            TopicState { id: Uuid::from_u128(1), partitions: vec![PartitionState { shard: 0, leader_epoch: 0 }], configs, internal: false },
+            TopicState {
+                id: Uuid::from_u128(1),
+                partitions: vec![PartitionState {
+                    shard: 0,
+                    leader_epoch: 0,
+                }],
+                configs,
+                internal: false,
+            },
         );
         let image = MetadataImage::new(state, &broker, 2);
         (broker, image)
@@ -207,16 +241,37 @@ mod tests {
         DescribeConfigsResource::default()
             .with_resource_type(kind)
             .with_resource_name(str_bytes(name))
-            .with_configuration_keys(keys.map(|k| k.into_iter().map(|s| StrBytes::from_string(s.to_string())).collect()))
+            .with_configuration_keys(keys.map(|k| {
+                k.into_iter()
+                    .map(|s| StrBytes::from_string(s.to_string()))
+                    .collect()
+            }))
     }
 
-    const V4: Options = Options { include_synonyms: true, include_documentation: true, version: 4 };
-    const V1: Options = Options { include_synonyms: false, include_documentation: false, version: 1 };
+    const V4: Options = Options {
+        include_synonyms: true,
+        include_documentation: true,
+        version: 4,
+    };
+    const V1: Options = Options {
+        include_synonyms: false,
+        include_documentation: false,
+        version: 1,
+    };
 
     #[test]
     fn topic_configs_with_filter_and_synonyms() {
         let (broker, image) = setup();
-        let r = describe_resource(&broker, &image, &resource(resource_type::TOPIC, "t", Some(vec!["retention.ms", "nope"])), V4);
+        let r = describe_resource(
+            &broker,
+            &image,
+            &resource(
+                resource_type::TOPIC,
+                "t",
+                Some(vec!["retention.ms", "nope"]),
+            ),
+            V4,
+        );
         assert_eq!(r.error_code, 0);
         assert_eq!(r.resource_type, resource_type::TOPIC);
         assert_eq!(r.configs.len(), 1);
@@ -226,25 +281,57 @@ mod tests {
         assert_eq!(c.config_source, ConfigSource::DynamicTopicConfig.code());
         assert_eq!(c.config_type, ConfigType::Long.code());
         assert!(c.documentation.is_some());
-        assert_eq!(c.synonyms[0].source, ConfigSource::DynamicTopicConfig.code());
-        assert!(c.synonyms.iter().any(|s| s.name.as_str() == "log.retention.hours"));
+        assert_eq!(
+            c.synonyms[0].source,
+            ConfigSource::DynamicTopicConfig.code()
+        );
+        assert!(c
+            .synonyms
+            .iter()
+            .any(|s| s.name.as_str() == "log.retention.hours"));
 
-        let all = describe_resource(&broker, &image, &resource(resource_type::TOPIC, "t", None), V1);
-        let empty_keys = describe_resource(&broker, &image, &resource(resource_type::TOPIC, "t", Some(vec![])), V1);
+        let all = describe_resource(
+            &broker,
+            &image,
+            &resource(resource_type::TOPIC, "t", None),
+            V1,
+        );
+        let empty_keys = describe_resource(
+            &broker,
+            &image,
+            &resource(resource_type::TOPIC, "t", Some(vec![])),
+            V1,
+        );
         assert!(all.configs.len() > 10);
         assert_eq!(all.configs.len(), empty_keys.configs.len());
-        assert!(all.configs.iter().all(|c| c.synonyms.is_empty() && c.documentation.is_none() && c.config_type == 0));
+        assert!(all
+            .configs
+            .iter()
+            .all(|c| c.synonyms.is_empty() && c.documentation.is_none() && c.config_type == 0));
         let mut buf = BytesMut::new();
-        DescribeConfigsResponse::default().with_results(vec![all]).encode(&mut buf, 1).unwrap();
+        DescribeConfigsResponse::default()
+            .with_results(vec![all])
+            .encode(&mut buf, 1)
+            .unwrap();
     }
 
     #[test]
     fn topic_errors() {
         let (broker, image) = setup();
-        let r = describe_resource(&broker, &image, &resource(resource_type::TOPIC, "missing", None), V4);
+        let r = describe_resource(
+            &broker,
+            &image,
+            &resource(resource_type::TOPIC, "missing", None),
+            V4,
+        );
         assert_eq!(r.error_code, ResponseError::UnknownTopicOrPartition.code());
         assert!(r.configs.is_empty());
-        let r = describe_resource(&broker, &image, &resource(resource_type::TOPIC, "bad name", None), V4);
+        let r = describe_resource(
+            &broker,
+            &image,
+            &resource(resource_type::TOPIC, "bad name", None),
+            V4,
+        );
         assert_eq!(r.error_code, ResponseError::InvalidTopicException.code());
         assert!(r.error_message.is_some());
     }
@@ -253,21 +340,41 @@ mod tests {
     fn broker_resources() {
         let (broker, image) = setup();
         for name in ["2", "2000", "2001"] {
-            let r = describe_resource(&broker, &image, &resource(resource_type::BROKER, name, Some(vec!["node.id"])), V4);
+            let r = describe_resource(
+                &broker,
+                &image,
+                &resource(resource_type::BROKER, name, Some(vec!["node.id"])),
+                V4,
+            );
             assert_eq!(r.error_code, 0, "{name}");
             assert_eq!(r.configs.len(), 1);
             assert_eq!(r.configs[0].value.as_deref(), Some("2"));
             assert!(r.configs[0].read_only);
         }
-        let r = describe_resource(&broker, &image, &resource(resource_type::BROKER, "", None), V4);
+        let r = describe_resource(
+            &broker,
+            &image,
+            &resource(resource_type::BROKER, "", None),
+            V4,
+        );
         assert_eq!(r.error_code, 0);
         assert!(r.configs.is_empty());
         for name in ["2002", "1", "x"] {
-            let r = describe_resource(&broker, &image, &resource(resource_type::BROKER, name, None), V4);
+            let r = describe_resource(
+                &broker,
+                &image,
+                &resource(resource_type::BROKER, name, None),
+                V4,
+            );
             assert_eq!(r.error_code, ResponseError::InvalidRequest.code(), "{name}");
             assert!(r.configs.is_empty());
         }
-        let no_synonyms = describe_resource(&broker, &image, &resource(resource_type::BROKER, "2000", None), V1);
+        let no_synonyms = describe_resource(
+            &broker,
+            &image,
+            &resource(resource_type::BROKER, "2000", None),
+            V1,
+        );
         assert!(no_synonyms.configs.iter().all(|c| c.synonyms.is_empty()));
         for t in [resource_type::BROKER_LOGGER, resource_type::GROUP, 99] {
             let r = describe_resource(&broker, &image, &resource(t, "2000", None), V4);
@@ -286,7 +393,11 @@ mod tests {
             sensitive: true,
             config_type: ConfigType::Password,
             documentation: None,
-            synonyms: vec![("secret".into(), Some("hunter2".into()), ConfigSource::StaticBrokerConfig)],
+            synonyms: vec![(
+                "secret".into(),
+                Some("hunter2".into()),
+                ConfigSource::StaticBrokerConfig,
+            )],
         };
         let r = config_result(&e, V4);
         assert_eq!(r.value, None);

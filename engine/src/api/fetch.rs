@@ -51,7 +51,10 @@ struct Answer {
 pub async fn handle_fetch(shard: &Rc<Shard>, req: &RawRequest) -> HandlerResult {
     let request: FetchRequest = decode(req)?;
     if request.session_id != 0 || request.session_epoch > 0 {
-        let mut writer = FetchResponseWriter::new(req.api_version, ResponseError::FetchSessionIdNotFound.code());
+        let mut writer = FetchResponseWriter::new(
+            req.api_version,
+            ResponseError::FetchSessionIdNotFound.code(),
+        );
         writer.array_len(0);
         writer.tagged_fields();
         return Ok(Some(writer.finish(req.correlation_id)));
@@ -77,7 +80,11 @@ pub async fn handle_fetch(shard: &Rc<Shard>, req: &RawRequest) -> HandlerResult 
             return Ok(Some(encode(req, &wanted, answers)));
         }
         let _parked = shard.metrics.fetch_parked();
-        let listeners: Vec<_> = wanted.iter().filter_map(|w| w.local.as_ref()).map(|p| Box::pin(p.listen())).collect();
+        let listeners: Vec<_> = wanted
+            .iter()
+            .filter_map(|w| w.local.as_ref())
+            .map(|p| Box::pin(p.listen()))
+            .collect();
         futures_lite::future::or(
             async {
                 select_all(listeners).await;
@@ -98,10 +105,15 @@ fn resolve(shard: &Shard, version: i16, request: &FetchRequest) -> Vec<Wanted> {
             Some(topic.topic.0.to_string())
         };
         for p in &topic.partitions {
-            let local = name.as_deref().and_then(|n| shard.partition(n, p.partition));
+            let local = name
+                .as_deref()
+                .and_then(|n| shard.partition(n, p.partition));
             let missing_error = match &name {
                 None => ResponseError::UnknownTopicId.code(),
-                Some(n) => match image.topic(n).map(|t| t.partitions.len() as i32 > p.partition && p.partition >= 0) {
+                Some(n) => match image
+                    .topic(n)
+                    .map(|t| t.partitions.len() as i32 > p.partition && p.partition >= 0)
+                {
                     Some(true) => ResponseError::NotLeaderOrFollower.code(),
                     _ => ResponseError::UnknownTopicOrPartition.code(),
                 },
@@ -132,12 +144,24 @@ fn read_all(wanted: &[Wanted], max_bytes: i32, read_committed: bool) -> (Vec<Ans
         .map(|w| {
             let Some(p) = &w.local else {
                 any_error = true;
-                return Answer { error_code: w.missing_error, high_watermark: -1, last_stable_offset: -1, log_start_offset: -1, records: None };
+                return Answer {
+                    error_code: w.missing_error,
+                    high_watermark: -1,
+                    last_stable_offset: -1,
+                    log_start_offset: -1,
+                    records: None,
+                };
             };
             let hw = p.high_watermark();
             let lso = hw;
             let log_start = p.log_start_offset();
-            let mut answer = Answer { error_code: 0, high_watermark: hw, last_stable_offset: lso, log_start_offset: log_start, records: None };
+            let mut answer = Answer {
+                error_code: 0,
+                high_watermark: hw,
+                last_stable_offset: lso,
+                log_start_offset: log_start,
+                records: None,
+            };
             let epoch = p.leader_epoch.get();
             if w.leader_epoch >= 0 && w.leader_epoch != epoch {
                 answer.error_code = if w.leader_epoch > epoch {
@@ -151,10 +175,18 @@ fn read_all(wanted: &[Wanted], max_bytes: i32, read_committed: bool) -> (Vec<Ans
             let limit = (w.max_bytes.max(0) as u64).min(budget.saturating_sub(total));
             let min_one = total == 0;
             let max_offset = if read_committed { lso } else { hw };
-            match p.log.borrow().read(w.fetch_offset, limit as u32, min_one, max_offset) {
+            match p
+                .log
+                .borrow()
+                .read(w.fetch_offset, limit as u32, min_one, max_offset)
+            {
                 Ok(Some(slice)) if slice.len > 0 => {
                     total += slice.len;
-                    answer.records = Some(FileRegion { file: slice.file, position: slice.position, len: slice.len });
+                    answer.records = Some(FileRegion {
+                        file: slice.file,
+                        position: slice.position,
+                        len: slice.len,
+                    });
                 }
                 Ok(_) => {}
                 Err(e) => {
@@ -173,7 +205,11 @@ fn encode(req: &RawRequest, wanted: &[Wanted], answers: Vec<Answer>) -> Response
     let mut topics: Vec<(usize, usize)> = Vec::new();
     for (i, w) in wanted.iter().enumerate() {
         match topics.last_mut() {
-            Some((start, len)) if wanted[*start].topic == w.topic && wanted[*start].topic_id == w.topic_id => *len += 1,
+            Some((start, len))
+                if wanted[*start].topic == w.topic && wanted[*start].topic_id == w.topic_id =>
+            {
+                *len += 1
+            }
             _ => topics.push((i, 1)),
         }
     }
@@ -208,7 +244,11 @@ impl FetchResponseWriter {
             buf.put_i16(error_code);
             buf.put_i32(0); // session_id: no session
         }
-        FetchResponseWriter { version, buf, parts: Vec::new() }
+        FetchResponseWriter {
+            version,
+            buf,
+            parts: Vec::new(),
+        }
     }
 
     fn flexible(&self) -> bool {
@@ -278,7 +318,11 @@ impl FetchResponseWriter {
             let tail: Bytes = self.buf.split().freeze();
             self.parts.push(ResponsePart::Bytes(tail));
         }
-        Response { correlation_id, flexible_header: self.version >= 12, parts: self.parts }
+        Response {
+            correlation_id,
+            flexible_header: self.version >= 12,
+            parts: self.parts,
+        }
     }
 }
 
@@ -307,16 +351,32 @@ mod tests {
         let mut file = tempfile::tempfile().unwrap();
         file.write_all(b"....RECORDS-BYTES....").unwrap();
         let file = Arc::new(file);
-        let region = FileRegion { file: file.clone(), position: 4, len: 13 };
+        let region = FileRegion {
+            file: file.clone(),
+            position: 4,
+            len: 13,
+        };
         let id = Uuid::new_v4();
         for version in 4..=17 {
             let mut w = FetchResponseWriter::new(version, 0);
             w.array_len(1);
             w.topic("orders", id);
             w.array_len(2);
-            let full = Answer { error_code: 0, high_watermark: 10, last_stable_offset: 10, log_start_offset: 2, records: Some(region.clone()) };
+            let full = Answer {
+                error_code: 0,
+                high_watermark: 10,
+                last_stable_offset: 10,
+                log_start_offset: 2,
+                records: Some(region.clone()),
+            };
             w.partition(0, &full);
-            let empty = Answer { error_code: 1, high_watermark: 5, last_stable_offset: 5, log_start_offset: 0, records: None };
+            let empty = Answer {
+                error_code: 1,
+                high_watermark: 5,
+                last_stable_offset: 5,
+                log_start_offset: 0,
+                records: None,
+            };
             w.partition(3, &empty);
             w.tagged_fields();
             w.tagged_fields();
@@ -333,7 +393,8 @@ mod tests {
                 }
             }
             let mut buf = Bytes::from(bytes);
-            let decoded = FetchResponse::decode(&mut buf, version).unwrap_or_else(|e| panic!("v{version}: {e}"));
+            let decoded = FetchResponse::decode(&mut buf, version)
+                .unwrap_or_else(|e| panic!("v{version}: {e}"));
             assert_eq!(buf.remaining(), 0, "v{version}: trailing bytes");
             let topic = &decoded.responses[0];
             if version >= 13 {

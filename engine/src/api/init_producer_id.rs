@@ -103,7 +103,9 @@ pub async fn handle_init_producer_id(shard: &Rc<Shard>, req: &RawRequest) -> Han
     let response = match classify(&request) {
         Action::Fail(e) => error_response(e),
         Action::NewProducerId => match next_producer_id(shard).await {
-            Some(id) => InitProducerIdResponse::default().with_producer_id(ProducerId(id)).with_producer_epoch(0),
+            Some(id) => InitProducerIdResponse::default()
+                .with_producer_id(ProducerId(id))
+                .with_producer_epoch(0),
             None => error_response(ResponseError::CoordinatorLoadInProgress),
         },
     };
@@ -123,18 +125,30 @@ async fn next_producer_id(shard: &Shard) -> Option<i64> {
     if let Some(id) = ID_BLOCK.with(|b| b.borrow_mut().take(&cluster_id)) {
         return Some(id);
     }
-    let reply = shard.router.call_controller(ControllerCommand::AllocateProducerIds { count: BLOCK_SIZE }).await;
+    let reply = shard
+        .router
+        .call_controller(ControllerCommand::AllocateProducerIds { count: BLOCK_SIZE })
+        .await;
     match reply {
         Ok(ControllerReply::ProducerIds { first }) if first >= 0 => {
-            ID_BLOCK.with(|b| b.borrow_mut().refill(&cluster_id, first + 1, BLOCK_SIZE - 1));
+            ID_BLOCK.with(|b| {
+                b.borrow_mut()
+                    .refill(&cluster_id, first + 1, BLOCK_SIZE - 1)
+            });
             Some(first)
         }
         Ok(ControllerReply::ProducerIds { .. }) => {
-            tracing::warn!(shard = shard.id, "the controller could not allocate producer ids");
+            tracing::warn!(
+                shard = shard.id,
+                "the controller could not allocate producer ids"
+            );
             None
         }
         Ok(other) => {
-            tracing::error!(shard = shard.id, "controller answered AllocateProducerIds with {other:?}");
+            tracing::error!(
+                shard = shard.id,
+                "controller answered AllocateProducerIds with {other:?}"
+            );
             None
         }
         Err(e) => {
@@ -151,11 +165,21 @@ mod tests {
     use kafka_protocol::messages::TransactionalId;
     use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
-    fn request(txn: Option<&'static str>, pid: i64, epoch: i16, version: i16) -> InitProducerIdRequest {
+    fn request(
+        txn: Option<&'static str>,
+        pid: i64,
+        epoch: i16,
+        version: i16,
+    ) -> InitProducerIdRequest {
         let r = InitProducerIdRequest::default()
             .with_transactional_id(txn.map(|t| TransactionalId(StrBytes::from_static_str(t))))
             .with_transaction_timeout_ms(60_000);
-        let r = if version >= 3 { r.with_producer_id(ProducerId(pid)).with_producer_epoch(epoch) } else { r };
+        let r = if version >= 3 {
+            r.with_producer_id(ProducerId(pid))
+                .with_producer_epoch(epoch)
+        } else {
+            r
+        };
         let mut buf = BytesMut::new();
         r.encode(&mut buf, version).unwrap();
         InitProducerIdRequest::decode(&mut buf.freeze(), version).unwrap()
@@ -164,18 +188,34 @@ mod tests {
     #[test]
     fn idempotent_producers_get_new_ids() {
         for v in 0..=5 {
-            assert_eq!(classify(&request(None, -1, -1, v)), Action::NewProducerId, "v{v}");
+            assert_eq!(
+                classify(&request(None, -1, -1, v)),
+                Action::NewProducerId,
+                "v{v}"
+            );
         }
         // KIP-360 re-initialization: a fresh id, as Kafka does without a transactional id.
         assert_eq!(classify(&request(None, 42, 3, 4)), Action::NewProducerId);
-        assert_eq!(classify(&request(None, 42, -1, 4)), Action::Fail(ResponseError::InvalidRequest));
-        assert_eq!(classify(&request(None, -1, 0, 4)), Action::Fail(ResponseError::InvalidRequest));
+        assert_eq!(
+            classify(&request(None, 42, -1, 4)),
+            Action::Fail(ResponseError::InvalidRequest)
+        );
+        assert_eq!(
+            classify(&request(None, -1, 0, 4)),
+            Action::Fail(ResponseError::InvalidRequest)
+        );
     }
 
     #[test]
     fn transactional_ids_are_not_served_yet() {
-        assert_eq!(classify(&request(Some("tx"), -1, -1, 5)), Action::Fail(ResponseError::NotCoordinator));
-        assert_eq!(classify(&request(Some(""), -1, -1, 5)), Action::Fail(ResponseError::InvalidRequest));
+        assert_eq!(
+            classify(&request(Some("tx"), -1, -1, 5)),
+            Action::Fail(ResponseError::NotCoordinator)
+        );
+        assert_eq!(
+            classify(&request(Some(""), -1, -1, 5)),
+            Action::Fail(ResponseError::InvalidRequest)
+        );
         let r = error_response(ResponseError::NotCoordinator);
         assert_eq!((r.producer_id.0, r.producer_epoch), (-1, -1));
     }

@@ -24,7 +24,9 @@
 use super::{decode, respond, HandlerResult};
 use crate::partition::Partition;
 use crate::shard::Shard;
-use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 use kafka_protocol::ResponseError;
 use sluice_net::RawRequest;
@@ -63,7 +65,11 @@ pub struct FoundOffset {
 
 impl FoundOffset {
     /// Nothing found (Kafka's `UNKNOWN_TIMESTAMP` / `UNKNOWN_OFFSET`).
-    pub const NONE: FoundOffset = FoundOffset { timestamp: -1, offset: -1, leader_epoch: -1 };
+    pub const NONE: FoundOffset = FoundOffset {
+        timestamp: -1,
+        offset: -1,
+        leader_epoch: -1,
+    };
 }
 
 /// Whether a request of `version` may ask for `timestamp` (Kafka's
@@ -95,7 +101,12 @@ pub fn leader_epoch_error(requested: i32, current: i32) -> Option<ResponseError>
 /// The epoch of the leader that wrote `offset`, from the leader-epoch cache (Kafka's
 /// `LeaderEpochFileCache.epochForOffset`): the latest epoch starting at or before it.
 pub fn epoch_for_offset(epochs: &[(i32, i64)], offset: i64) -> i32 {
-    epochs.iter().rev().find(|(_, start)| *start <= offset).map(|(e, _)| *e).unwrap_or(-1)
+    epochs
+        .iter()
+        .rev()
+        .find(|(_, start)| *start <= offset)
+        .map(|(e, _)| *e)
+        .unwrap_or(-1)
 }
 
 /// Resolves one partition's `timestamp` against `log`.
@@ -104,27 +115,42 @@ pub fn epoch_for_offset(epochs: &[(i32, i64)], offset: i64) -> i32 {
 /// the highest offset the requester may see (high watermark, last stable offset or log end
 /// offset): a record found at or beyond it is reported as not found, as Kafka does.
 /// `timestamp` must have passed [`timestamp_supported`].
-pub fn resolve_offset(log: &PartitionLog, timestamp: i64, current_epoch: i32, last_fetchable: i64) -> Result<FoundOffset, StorageError> {
+pub fn resolve_offset(
+    log: &PartitionLog,
+    timestamp: i64,
+    current_epoch: i32,
+    last_fetchable: i64,
+) -> Result<FoundOffset, StorageError> {
     let epochs = log.leader_epochs().entries();
     let log_start = log.log_start_offset();
     let found = match timestamp {
         LATEST_TIMESTAMP => {
-            return Ok(FoundOffset { timestamp: -1, offset: last_fetchable, leader_epoch: current_epoch });
+            return Ok(FoundOffset {
+                timestamp: -1,
+                offset: last_fetchable,
+                leader_epoch: current_epoch,
+            });
         }
         // Kafka reports the first cached epoch when it starts at or before the log start (its
         // cache is truncated to the log start); the epoch covering the log start is the same
         // and stays right if our cache still holds older entries. -1 when none covers it.
         EARLIEST_TIMESTAMP | EARLIEST_LOCAL_TIMESTAMP => {
-            return Ok(FoundOffset { timestamp: -1, offset: log_start, leader_epoch: epoch_for_offset(epochs, log_start) });
+            return Ok(FoundOffset {
+                timestamp: -1,
+                offset: log_start,
+                leader_epoch: epoch_for_offset(epochs, log_start),
+            });
         }
         LATEST_TIERED_TIMESTAMP => return Ok(FoundOffset::NONE),
         MAX_TIMESTAMP => log.max_timestamp()?,
         t => log.offset_for_timestamp(t)?,
     };
     Ok(match found {
-        Some((offset, ts)) if offset < last_fetchable => {
-            FoundOffset { timestamp: ts, offset, leader_epoch: epoch_for_offset(epochs, offset) }
-        }
+        Some((offset, ts)) if offset < last_fetchable => FoundOffset {
+            timestamp: ts,
+            offset,
+            leader_epoch: epoch_for_offset(epochs, offset),
+        },
         _ => FoundOffset::NONE,
     })
 }
@@ -140,7 +166,9 @@ pub async fn handle_list_offsets(shard: &Rc<Shard>, req: &RawRequest) -> Handler
     let mut seen: HashMap<(&str, i32), usize> = HashMap::new();
     for topic in &request.topics {
         for p in &topic.partitions {
-            *seen.entry((topic.name.0.as_str(), p.partition_index)).or_default() += 1;
+            *seen
+                .entry((topic.name.0.as_str(), p.partition_index))
+                .or_default() += 1;
         }
     }
 
@@ -150,7 +178,9 @@ pub async fn handle_list_offsets(shard: &Rc<Shard>, req: &RawRequest) -> Handler
         let mut partitions = Vec::with_capacity(topic.partitions.len());
         for p in &topic.partitions {
             let error = |e: ResponseError| {
-                ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index).with_error_code(e.code())
+                ListOffsetsPartitionResponse::default()
+                    .with_partition_index(p.partition_index)
+                    .with_error_code(e.code())
             };
             if seen.get(&(name, p.partition_index)).copied().unwrap_or(0) > 1 {
                 partitions.push(error(ResponseError::InvalidRequest));
@@ -161,9 +191,9 @@ pub async fn handle_list_offsets(shard: &Rc<Shard>, req: &RawRequest) -> Handler
                 continue;
             }
             let Some(partition) = shard.partition(name, p.partition_index) else {
-                let exists = image
-                    .topic(name)
-                    .is_some_and(|t| p.partition_index >= 0 && (p.partition_index as usize) < t.partitions.len());
+                let exists = image.topic(name).is_some_and(|t| {
+                    p.partition_index >= 0 && (p.partition_index as usize) < t.partitions.len()
+                });
                 partitions.push(error(if exists {
                     ResponseError::NotLeaderOrFollower
                 } else {
@@ -177,7 +207,12 @@ pub async fn handle_list_offsets(shard: &Rc<Shard>, req: &RawRequest) -> Handler
                 continue;
             }
             let last_fetchable = last_fetchable_offset(&partition, consumer, read_committed);
-            let result = resolve_offset(&partition.log.borrow(), p.timestamp, current_epoch, last_fetchable);
+            let result = resolve_offset(
+                &partition.log.borrow(),
+                p.timestamp,
+                current_epoch,
+                last_fetchable,
+            );
             match result {
                 Ok(found) => {
                     let mut out = ListOffsetsPartitionResponse::default()
@@ -195,7 +230,11 @@ pub async fn handle_list_offsets(shard: &Rc<Shard>, req: &RawRequest) -> Handler
                 }
             }
         }
-        topics.push(ListOffsetsTopicResponse::default().with_name(topic.name.clone()).with_partitions(partitions));
+        topics.push(
+            ListOffsetsTopicResponse::default()
+                .with_name(topic.name.clone())
+                .with_partitions(partitions),
+        );
     }
     respond(req, &ListOffsetsResponse::default().with_topics(topics))
 }
@@ -215,7 +254,9 @@ pub(crate) mod tests {
     use super::*;
     use bytes::{Bytes, BytesMut};
     use kafka_protocol::indexmap::IndexMap;
-    use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+    use kafka_protocol::records::{
+        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    };
     use sluice_storage::LogConfig;
 
     /// One v2 batch with one record per timestamp.
@@ -240,7 +281,15 @@ pub(crate) mod tests {
             })
             .collect();
         let mut buf = BytesMut::new();
-        RecordBatchEncoder::encode(&mut buf, &records, &RecordEncodeOptions { version: 2, compression: Compression::None }).unwrap();
+        RecordBatchEncoder::encode(
+            &mut buf,
+            &records,
+            &RecordEncodeOptions {
+                version: 2,
+                compression: Compression::None,
+            },
+        )
+        .unwrap();
         buf.freeze()
     }
 
@@ -249,7 +298,8 @@ pub(crate) mod tests {
     /// A log with offsets 0-2 (epoch 0, ts NOW+10..12) and 3-4 (epoch 2, ts NOW+50, NOW+20).
     fn sample_log(dir: &std::path::Path) -> PartitionLog {
         let (mut log, _) = PartitionLog::open(dir, "t", 0, LogConfig::default(), 0, NOW).unwrap();
-        log.append(&batch(&[NOW + 10, NOW + 11, NOW + 12]), 0, NOW).unwrap();
+        log.append(&batch(&[NOW + 10, NOW + 11, NOW + 12]), 0, NOW)
+            .unwrap();
         log.append(&batch(&[NOW + 50, NOW + 20]), 2, NOW).unwrap();
         log
     }
@@ -260,11 +310,42 @@ pub(crate) mod tests {
         let log = sample_log(dir.path());
         let hw = log.log_end_offset();
         assert_eq!(hw, 5);
-        assert_eq!(resolve_offset(&log, LATEST_TIMESTAMP, 2, hw).unwrap(), FoundOffset { timestamp: -1, offset: 5, leader_epoch: 2 });
-        assert_eq!(resolve_offset(&log, EARLIEST_TIMESTAMP, 2, hw).unwrap(), FoundOffset { timestamp: -1, offset: 0, leader_epoch: 0 });
-        assert_eq!(resolve_offset(&log, EARLIEST_LOCAL_TIMESTAMP, 2, hw).unwrap(), FoundOffset { timestamp: -1, offset: 0, leader_epoch: 0 });
-        assert_eq!(resolve_offset(&log, LATEST_TIERED_TIMESTAMP, 2, hw).unwrap(), FoundOffset::NONE);
-        assert_eq!(resolve_offset(&log, MAX_TIMESTAMP, 2, hw).unwrap(), FoundOffset { timestamp: NOW + 50, offset: 3, leader_epoch: 2 });
+        assert_eq!(
+            resolve_offset(&log, LATEST_TIMESTAMP, 2, hw).unwrap(),
+            FoundOffset {
+                timestamp: -1,
+                offset: 5,
+                leader_epoch: 2
+            }
+        );
+        assert_eq!(
+            resolve_offset(&log, EARLIEST_TIMESTAMP, 2, hw).unwrap(),
+            FoundOffset {
+                timestamp: -1,
+                offset: 0,
+                leader_epoch: 0
+            }
+        );
+        assert_eq!(
+            resolve_offset(&log, EARLIEST_LOCAL_TIMESTAMP, 2, hw).unwrap(),
+            FoundOffset {
+                timestamp: -1,
+                offset: 0,
+                leader_epoch: 0
+            }
+        );
+        assert_eq!(
+            resolve_offset(&log, LATEST_TIERED_TIMESTAMP, 2, hw).unwrap(),
+            FoundOffset::NONE
+        );
+        assert_eq!(
+            resolve_offset(&log, MAX_TIMESTAMP, 2, hw).unwrap(),
+            FoundOffset {
+                timestamp: NOW + 50,
+                offset: 3,
+                leader_epoch: 2
+            }
+        );
     }
 
     #[test]
@@ -272,30 +353,76 @@ pub(crate) mod tests {
         let dir = tempfile::tempdir().unwrap();
         let log = sample_log(dir.path());
         let hw = log.log_end_offset();
-        assert_eq!(resolve_offset(&log, 0, 2, hw).unwrap(), FoundOffset { timestamp: NOW + 10, offset: 0, leader_epoch: 0 });
-        assert_eq!(resolve_offset(&log, NOW + 11, 2, hw).unwrap(), FoundOffset { timestamp: NOW + 11, offset: 1, leader_epoch: 0 });
+        assert_eq!(
+            resolve_offset(&log, 0, 2, hw).unwrap(),
+            FoundOffset {
+                timestamp: NOW + 10,
+                offset: 0,
+                leader_epoch: 0
+            }
+        );
+        assert_eq!(
+            resolve_offset(&log, NOW + 11, 2, hw).unwrap(),
+            FoundOffset {
+                timestamp: NOW + 11,
+                offset: 1,
+                leader_epoch: 0
+            }
+        );
         assert_eq!(resolve_offset(&log, NOW + 13, 2, hw).unwrap().offset, 3);
-        assert_eq!(resolve_offset(&log, NOW + 51, 2, hw).unwrap(), FoundOffset::NONE);
+        assert_eq!(
+            resolve_offset(&log, NOW + 51, 2, hw).unwrap(),
+            FoundOffset::NONE
+        );
         // Not yet fetchable (beyond the last fetchable offset): not found.
-        assert_eq!(resolve_offset(&log, NOW + 13, 2, 3).unwrap(), FoundOffset::NONE);
+        assert_eq!(
+            resolve_offset(&log, NOW + 13, 2, 3).unwrap(),
+            FoundOffset::NONE
+        );
     }
 
     #[test]
     fn empty_log() {
         let dir = tempfile::tempdir().unwrap();
-        let (log, _) = PartitionLog::open(dir.path(), "t", 0, LogConfig::default(), 0, NOW).unwrap();
-        assert_eq!(resolve_offset(&log, EARLIEST_TIMESTAMP, 0, 0).unwrap(), FoundOffset { timestamp: -1, offset: 0, leader_epoch: -1 });
-        assert_eq!(resolve_offset(&log, LATEST_TIMESTAMP, 0, 0).unwrap(), FoundOffset { timestamp: -1, offset: 0, leader_epoch: 0 });
-        assert_eq!(resolve_offset(&log, MAX_TIMESTAMP, 0, 0).unwrap(), FoundOffset::NONE);
+        let (log, _) =
+            PartitionLog::open(dir.path(), "t", 0, LogConfig::default(), 0, NOW).unwrap();
+        assert_eq!(
+            resolve_offset(&log, EARLIEST_TIMESTAMP, 0, 0).unwrap(),
+            FoundOffset {
+                timestamp: -1,
+                offset: 0,
+                leader_epoch: -1
+            }
+        );
+        assert_eq!(
+            resolve_offset(&log, LATEST_TIMESTAMP, 0, 0).unwrap(),
+            FoundOffset {
+                timestamp: -1,
+                offset: 0,
+                leader_epoch: 0
+            }
+        );
+        assert_eq!(
+            resolve_offset(&log, MAX_TIMESTAMP, 0, 0).unwrap(),
+            FoundOffset::NONE
+        );
         assert_eq!(resolve_offset(&log, 5, 0, 0).unwrap(), FoundOffset::NONE);
     }
 
     #[test]
     fn versions_gate_special_timestamps() {
-        assert!(timestamp_supported(-1, 1) && timestamp_supported(-2, 1) && timestamp_supported(0, 1));
+        assert!(
+            timestamp_supported(-1, 1) && timestamp_supported(-2, 1) && timestamp_supported(0, 1)
+        );
         assert!(!timestamp_supported(MAX_TIMESTAMP, 6) && timestamp_supported(MAX_TIMESTAMP, 7));
-        assert!(!timestamp_supported(EARLIEST_LOCAL_TIMESTAMP, 7) && timestamp_supported(EARLIEST_LOCAL_TIMESTAMP, 8));
-        assert!(!timestamp_supported(LATEST_TIERED_TIMESTAMP, 8) && timestamp_supported(LATEST_TIERED_TIMESTAMP, 9));
+        assert!(
+            !timestamp_supported(EARLIEST_LOCAL_TIMESTAMP, 7)
+                && timestamp_supported(EARLIEST_LOCAL_TIMESTAMP, 8)
+        );
+        assert!(
+            !timestamp_supported(LATEST_TIERED_TIMESTAMP, 8)
+                && timestamp_supported(LATEST_TIERED_TIMESTAMP, 9)
+        );
         assert!(!timestamp_supported(-6, 10) && !timestamp_supported(i64::MIN, 10));
     }
 
@@ -303,8 +430,14 @@ pub(crate) mod tests {
     fn leader_epoch_fencing() {
         assert_eq!(leader_epoch_error(-1, 3), None);
         assert_eq!(leader_epoch_error(3, 3), None);
-        assert_eq!(leader_epoch_error(2, 3), Some(ResponseError::FencedLeaderEpoch));
-        assert_eq!(leader_epoch_error(4, 3), Some(ResponseError::UnknownLeaderEpoch));
+        assert_eq!(
+            leader_epoch_error(2, 3),
+            Some(ResponseError::FencedLeaderEpoch)
+        );
+        assert_eq!(
+            leader_epoch_error(4, 3),
+            Some(ResponseError::UnknownLeaderEpoch)
+        );
         assert_eq!(epoch_for_offset(&[(0, 0), (2, 3)], 2), 0);
         assert_eq!(epoch_for_offset(&[(0, 0), (2, 3)], 3), 2);
         assert_eq!(epoch_for_offset(&[(1, 5)], 2), -1);

@@ -6,7 +6,9 @@ use crate::controller::validate_topic_name;
 use crate::messages::{ControllerCommand, NewTopic};
 use crate::metadata::MetadataImage;
 use crate::shard::Shard;
-use kafka_protocol::messages::metadata_response::{MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic};
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
 use kafka_protocol::ResponseError;
 use sluice_net::RawRequest;
@@ -23,7 +25,8 @@ pub async fn handle_metadata(shard: &Rc<Shard>, req: &RawRequest) -> HandlerResu
         None => true,
         Some(t) => t.is_empty() && req.api_version == 0,
     };
-    let allow_auto_create = (req.api_version < 4 || request.allow_auto_topic_creation) && shard.config.auto_create_topics_enable;
+    let allow_auto_create = (req.api_version < 4 || request.allow_auto_topic_creation)
+        && shard.config.auto_create_topics_enable;
     let requested: Vec<(Option<String>, Uuid)> = request
         .topics
         .iter()
@@ -48,7 +51,10 @@ pub async fn handle_metadata(shard: &Rc<Shard>, req: &RawRequest) -> HandlerResu
         if !missing.is_empty() {
             shard
                 .router
-                .call_controller(ControllerCommand::CreateTopics { topics: missing, validate_only: false })
+                .call_controller(ControllerCommand::CreateTopics {
+                    topics: missing,
+                    validate_only: false,
+                })
                 .await
                 .map_err(|e| e.to_string())?;
             image = shard.image();
@@ -56,9 +62,17 @@ pub async fn handle_metadata(shard: &Rc<Shard>, req: &RawRequest) -> HandlerResu
     }
 
     let topics: Vec<MetadataResponseTopic> = if all_topics {
-        image.state.topics.keys().map(|name| describe_topic(&image, Some(name), None)).collect()
+        image
+            .state
+            .topics
+            .keys()
+            .map(|name| describe_topic(&image, Some(name), None))
+            .collect()
     } else {
-        requested.iter().map(|(name, id)| describe_topic(&image, name.as_deref(), Some(*id))).collect()
+        requested
+            .iter()
+            .map(|(name, id)| describe_topic(&image, name.as_deref(), Some(*id)))
+            .collect()
     };
     let brokers = image
         .nodes
@@ -80,13 +94,21 @@ pub async fn handle_metadata(shard: &Rc<Shard>, req: &RawRequest) -> HandlerResu
 }
 
 /// One topic's entry: by name, or by id when no name was given (Metadata v10+).
-fn describe_topic(image: &MetadataImage, name: Option<&str>, id: Option<Uuid>) -> MetadataResponseTopic {
+fn describe_topic(
+    image: &MetadataImage,
+    name: Option<&str>,
+    id: Option<Uuid>,
+) -> MetadataResponseTopic {
     let resolved = match name {
         Some(n) => Some(n.to_string()),
         None => id.and_then(|id| image.topic_name(&id).map(str::to_string)),
     };
-    let base = MetadataResponseTopic::default().with_topic_authorized_operations(OPERATIONS_OMITTED);
-    let Some((name, topic)) = resolved.as_ref().and_then(|n| image.topic(n).map(|t| (n, t))) else {
+    let base =
+        MetadataResponseTopic::default().with_topic_authorized_operations(OPERATIONS_OMITTED);
+    let Some((name, topic)) = resolved
+        .as_ref()
+        .and_then(|n| image.topic(n).map(|t| (n, t)))
+    else {
         let code = match (name, resolved) {
             (None, _) => ResponseError::UnknownTopicId,
             (Some(n), _) if validate_topic_name(n).is_err() => ResponseError::InvalidTopicException,

@@ -49,7 +49,10 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
 
 /// The supported version range of `key`, if the API is implemented.
 pub fn supported_versions(key: ApiKey) -> Option<(i16, i16)> {
-    SUPPORTED_APIS.iter().find(|(k, _, _)| *k == key).map(|&(_, lo, hi)| (lo, hi))
+    SUPPORTED_APIS
+        .iter()
+        .find(|(k, _, _)| *k == key)
+        .map(|&(_, lo, hi)| (lo, hi))
 }
 
 /// Answers requests arriving on one shard's connections.
@@ -84,13 +87,19 @@ impl RequestHandler for ApiHandler {
 /// Routes a request to its handler after checking the API and version are supported.
 pub async fn dispatch(shard: Rc<Shard>, req: RawRequest) -> HandlerResult {
     let Some((lo, hi)) = supported_versions(req.api_key) else {
-        return Err(format!("{:?} (key {}) is not supported", req.api_key, req.api_key as i16));
+        return Err(format!(
+            "{:?} (key {}) is not supported",
+            req.api_key, req.api_key as i16
+        ));
     };
     if req.api_version < lo || req.api_version > hi {
         if req.api_key == ApiKey::ApiVersions {
             return api_versions::unsupported_version_response(&req);
         }
-        return Err(format!("{:?} v{} is not supported (supported: v{lo}-v{hi})", req.api_key, req.api_version));
+        return Err(format!(
+            "{:?} v{} is not supported (supported: v{lo}-v{hi})",
+            req.api_key, req.api_version
+        ));
     }
     let shard = &shard;
     let req = &req;
@@ -104,7 +113,9 @@ pub async fn dispatch(shard: Rc<Shard>, req: RawRequest) -> HandlerResult {
         ApiKey::DeleteTopics => delete_topics::handle_delete_topics(shard, req).await,
         ApiKey::CreatePartitions => create_partitions::handle_create_partitions(shard, req).await,
         ApiKey::InitProducerId => init_producer_id::handle_init_producer_id(shard, req).await,
-        ApiKey::OffsetForLeaderEpoch => offset_for_leader_epoch::handle_offset_for_leader_epoch(shard, req).await,
+        ApiKey::OffsetForLeaderEpoch => {
+            offset_for_leader_epoch::handle_offset_for_leader_epoch(shard, req).await
+        }
         ApiKey::DescribeConfigs => describe_configs::handle_describe_configs(shard, req).await,
         ApiKey::DescribeCluster => describe_cluster::handle_describe_cluster(shard, req).await,
         other => Err(format!("{other:?} is not supported")),
@@ -114,17 +125,29 @@ pub async fn dispatch(shard: Rc<Shard>, req: RawRequest) -> HandlerResult {
 /// Decodes the request body as `T` at the request's version.
 pub fn decode<T: Decodable>(req: &RawRequest) -> Result<T, String> {
     let mut body = req.body.clone();
-    T::decode(&mut body, req.api_version)
-        .map_err(|e| format!("malformed {:?} v{} request: {e}", req.api_key, req.api_version))
+    T::decode(&mut body, req.api_version).map_err(|e| {
+        format!(
+            "malformed {:?} v{} request: {e}",
+            req.api_key, req.api_version
+        )
+    })
 }
 
 /// Encodes `body` as the response to `req`.
 pub fn respond<T: Encodable + HeaderVersion>(req: &RawRequest, body: &T) -> HandlerResult {
     let mut buf = BytesMut::new();
-    body.encode(&mut buf, req.api_version)
-        .map_err(|e| format!("cannot encode {:?} v{} response: {e}", req.api_key, req.api_version))?;
+    body.encode(&mut buf, req.api_version).map_err(|e| {
+        format!(
+            "cannot encode {:?} v{} response: {e}",
+            req.api_key, req.api_version
+        )
+    })?;
     let flexible = T::header_version(req.api_version) >= 1;
-    Ok(Some(Response::from_body(req.correlation_id, flexible, buf.freeze())))
+    Ok(Some(Response::from_body(
+        req.correlation_id,
+        flexible,
+        buf.freeze(),
+    )))
 }
 
 /// A `StrBytes` from an owned string.

@@ -12,7 +12,9 @@
 use super::list_offsets::leader_epoch_error;
 use super::{decode, respond, HandlerResult};
 use crate::shard::Shard;
-use kafka_protocol::messages::offset_for_leader_epoch_response::{EpochEndOffset, OffsetForLeaderTopicResult};
+use kafka_protocol::messages::offset_for_leader_epoch_response::{
+    EpochEndOffset, OffsetForLeaderTopicResult,
+};
 use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
 use kafka_protocol::ResponseError;
 use sluice_net::RawRequest;
@@ -45,23 +47,35 @@ pub async fn handle_offset_for_leader_epoch(shard: &Rc<Shard>, req: &RawRequest)
                 .map(|p| {
                     let out = EpochEndOffset::default().with_partition(p.partition);
                     let Some(partition) = shard.partition(name, p.partition) else {
-                        let exists = image
-                            .topic(name)
-                            .is_some_and(|t| p.partition >= 0 && (p.partition as usize) < t.partitions.len());
-                        let code = if exists { ResponseError::NotLeaderOrFollower } else { ResponseError::UnknownTopicOrPartition };
+                        let exists = image.topic(name).is_some_and(|t| {
+                            p.partition >= 0 && (p.partition as usize) < t.partitions.len()
+                        });
+                        let code = if exists {
+                            ResponseError::NotLeaderOrFollower
+                        } else {
+                            ResponseError::UnknownTopicOrPartition
+                        };
                         return out.with_error_code(code.code());
                     };
-                    if let Some(e) = leader_epoch_error(p.current_leader_epoch, partition.leader_epoch.get()) {
+                    if let Some(e) =
+                        leader_epoch_error(p.current_leader_epoch, partition.leader_epoch.get())
+                    {
                         return out.with_error_code(e.code());
                     }
-                    let (epoch, end_offset) = epoch_end_offset(&partition.log.borrow(), p.leader_epoch);
+                    let (epoch, end_offset) =
+                        epoch_end_offset(&partition.log.borrow(), p.leader_epoch);
                     out.with_leader_epoch(epoch).with_end_offset(end_offset)
                 })
                 .collect();
-            OffsetForLeaderTopicResult::default().with_topic(topic.topic.clone()).with_partitions(partitions)
+            OffsetForLeaderTopicResult::default()
+                .with_topic(topic.topic.clone())
+                .with_partitions(partitions)
         })
         .collect();
-    respond(req, &OffsetForLeaderEpochResponse::default().with_topics(topics))
+    respond(
+        req,
+        &OffsetForLeaderEpochResponse::default().with_topics(topics),
+    )
 }
 
 #[cfg(test)]
@@ -74,7 +88,8 @@ mod tests {
     fn end_offsets_per_epoch() {
         let now = 1_700_000_000_000;
         let dir = tempfile::tempdir().unwrap();
-        let (mut log, _) = PartitionLog::open(dir.path(), "t", 0, LogConfig::default(), 0, now).unwrap();
+        let (mut log, _) =
+            PartitionLog::open(dir.path(), "t", 0, LogConfig::default(), 0, now).unwrap();
         assert_eq!(epoch_end_offset(&log, 0), (-1, -1));
         log.append(&batch(&[now, now]), 1, now).unwrap();
         log.append(&batch(&[now, now, now]), 3, now).unwrap();

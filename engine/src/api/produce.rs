@@ -11,7 +11,9 @@ use crate::error::append_error_code;
 use crate::partition::Partition;
 use crate::shard::Shard;
 use crate::time::now_ms;
-use kafka_protocol::messages::produce_response::{LeaderIdAndEpoch, PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    LeaderIdAndEpoch, PartitionProduceResponse, TopicProduceResponse,
+};
 use kafka_protocol::messages::{BrokerId, ProduceRequest, ProduceResponse};
 use kafka_protocol::ResponseError;
 use sluice_net::RawRequest;
@@ -34,12 +36,21 @@ pub async fn handle_produce(shard: &Rc<Shard>, req: &RawRequest) -> HandlerResul
         };
         let mut partitions = Vec::with_capacity(topic.partition_data.len());
         for (i, data) in topic.partition_data.iter().enumerate() {
-            let mut out = PartitionProduceResponse::default().with_index(data.index).with_base_offset(-1).with_log_append_time_ms(-1).with_log_start_offset(-1);
+            let mut out = PartitionProduceResponse::default()
+                .with_index(data.index)
+                .with_base_offset(-1)
+                .with_log_append_time_ms(-1)
+                .with_log_start_offset(-1);
             let partition = name.as_deref().and_then(|n| shard.partition(n, data.index));
             match (&name, partition) {
-                _ if !matches!(acks, -1..=1) => out.error_code = ResponseError::InvalidRequiredAcks.code(),
+                _ if !matches!(acks, -1..=1) => {
+                    out.error_code = ResponseError::InvalidRequiredAcks.code()
+                }
                 (None, _) => out.error_code = ResponseError::UnknownTopicId.code(),
-                (Some(n), None) => match image.topic(n).and_then(|t| t.partitions.get(data.index as usize)) {
+                (Some(n), None) => match image
+                    .topic(n)
+                    .and_then(|t| t.partitions.get(data.index as usize))
+                {
                     Some(placement) => {
                         out.error_code = ResponseError::NotLeaderOrFollower.code();
                         out.current_leader = LeaderIdAndEpoch::default()
@@ -55,7 +66,10 @@ pub async fn handle_produce(shard: &Rc<Shard>, req: &RawRequest) -> HandlerResul
                         partitions.push(out);
                         continue;
                     };
-                    let result = p.log.borrow_mut().append(records, p.leader_epoch.get(), now);
+                    let result = p
+                        .log
+                        .borrow_mut()
+                        .append(records, p.leader_epoch.get(), now);
                     match result {
                         Ok(info) => {
                             if !info.duplicate {
@@ -85,12 +99,21 @@ pub async fn handle_produce(shard: &Rc<Shard>, req: &RawRequest) -> HandlerResul
         responses.push(
             TopicProduceResponse::default()
                 .with_name(topic.name.clone())
-                .with_topic_id(if req.api_version >= 13 { topic.topic_id } else { Uuid::nil() })
+                .with_topic_id(if req.api_version >= 13 {
+                    topic.topic_id
+                } else {
+                    Uuid::nil()
+                })
                 .with_partition_responses(partitions),
         );
     }
     let parked = (!to_sync.is_empty()).then(|| shard.metrics.produce_parked());
-    let synced = futures::future::join_all(to_sync.iter().map(|(_, _, p)| shard.group_commit.sync(p.clone()))).await;
+    let synced = futures::future::join_all(
+        to_sync
+            .iter()
+            .map(|(_, _, p)| shard.group_commit.sync(p.clone())),
+    )
+    .await;
     drop(parked);
     for ((t, i, _), result) in to_sync.iter().zip(synced) {
         if let Err(e) = result {
@@ -100,7 +123,9 @@ pub async fn handle_produce(shard: &Rc<Shard>, req: &RawRequest) -> HandlerResul
         }
     }
     for out in responses.iter().flat_map(|t| &t.partition_responses) {
-        shard.metrics.record_error(req.api_key as i16, out.error_code);
+        shard
+            .metrics
+            .record_error(req.api_key as i16, out.error_code);
     }
     if acks == 0 {
         return Ok(None);

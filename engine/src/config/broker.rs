@@ -383,7 +383,7 @@ fn check_protocol_map(value: &str) -> Result<(), String> {
 fn check_host_ports(value: &str) -> Result<(), String> {
     match parse_list(value)
         .iter()
-        .find(|e| parse_host_port(e).map_or(true, |(h, _)| h.is_empty()))
+        .find(|e| parse_host_port(e).is_none_or(|(h, _)| h.is_empty()))
     {
         Some(bad) => Err(format!(
             "cannot parse '{bad}'; expected a comma-separated list of host:port"

@@ -48,20 +48,35 @@ pub async fn serve_metrics(listener: TcpListener, shard: Rc<Shard>) {
 async fn answer(mut stream: TcpStream, router: &ShardRouter) -> std::io::Result<()> {
     let head = futures_lite::future::or(read_head(&mut stream), async {
         glommio::timer::sleep(HEAD_TIMEOUT).await;
-        Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "request head timed out"))
+        Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "request head timed out",
+        ))
     })
     .await?;
     let request_line = head.lines().next().unwrap_or_default();
     let mut parts = request_line.split_whitespace();
-    let (method, path) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
-    let (status, content_type, body) = if method == "GET" && (path == "/metrics" || path.starts_with("/metrics?")) {
-        match router.collect_metrics().await {
-            Ok(snapshots) => ("200 OK", "text/plain; version=0.0.4; charset=utf-8", render(&snapshots)),
-            Err(e) => ("503 Service Unavailable", "text/plain", format!("{e}\n")),
-        }
-    } else {
-        ("404 Not Found", "text/plain", "metrics are at GET /metrics\n".to_string())
-    };
+    let (method, path) = (
+        parts.next().unwrap_or_default(),
+        parts.next().unwrap_or_default(),
+    );
+    let (status, content_type, body) =
+        if method == "GET" && (path == "/metrics" || path.starts_with("/metrics?")) {
+            match router.collect_metrics().await {
+                Ok(snapshots) => (
+                    "200 OK",
+                    "text/plain; version=0.0.4; charset=utf-8",
+                    render(&snapshots),
+                ),
+                Err(e) => ("503 Service Unavailable", "text/plain", format!("{e}\n")),
+            }
+        } else {
+            (
+                "404 Not Found",
+                "text/plain",
+                "metrics are at GET /metrics\n".to_string(),
+            )
+        };
     let response = format!(
         "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
@@ -75,7 +90,10 @@ async fn read_head(stream: &mut TcpStream) -> std::io::Result<String> {
     let mut chunk = [0u8; 1024];
     while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
         if buf.len() > MAX_HEAD {
-            return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "request head too large"));
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "request head too large",
+            ));
         }
         let n = stream.read(&mut chunk).await?;
         if n == 0 {

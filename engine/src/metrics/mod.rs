@@ -13,8 +13,10 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// Upper bounds (seconds) of the request-latency histogram buckets.
-pub const LATENCY_BUCKETS: [f64; 16] =
-    [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+pub const LATENCY_BUCKETS: [f64; 16] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0,
+];
 
 /// Request count and latency histogram of one API on one shard.
 #[derive(Debug, Clone, Default)]
@@ -30,7 +32,10 @@ pub struct ApiStats {
 impl ApiStats {
     fn observe(&mut self, latency: Duration) {
         let s = latency.as_secs_f64();
-        let slot = LATENCY_BUCKETS.iter().position(|b| s <= *b).unwrap_or(LATENCY_BUCKETS.len());
+        let slot = LATENCY_BUCKETS
+            .iter()
+            .position(|b| s <= *b)
+            .unwrap_or(LATENCY_BUCKETS.len());
         self.buckets[slot] += 1;
         self.count += 1;
         self.sum_seconds += s;
@@ -70,7 +75,11 @@ impl Drop for Parked<'_> {
 impl ShardMetrics {
     /// Counts one request of `api_key` that took `latency`.
     pub fn record_request(&self, api_key: i16, latency: Duration) {
-        self.requests.borrow_mut().entry(api_key).or_default().observe(latency);
+        self.requests
+            .borrow_mut()
+            .entry(api_key)
+            .or_default()
+            .observe(latency);
     }
 
     /// Counts one error `code` (non-zero) returned by `api_key`.
@@ -112,12 +121,18 @@ impl ShardMetrics {
 
     /// Counts fetch file regions served from the page cache and from disk.
     pub fn record_reads(&self, page_cache: u64, disk: u64) {
-        self.reads_page_cache.set(self.reads_page_cache.get() + page_cache);
+        self.reads_page_cache
+            .set(self.reads_page_cache.get() + page_cache);
         self.reads_disk.set(self.reads_disk.get() + disk);
     }
 
     /// A copy of the counters, plus the gauges the caller measures.
-    pub fn snapshot(&self, shard: u32, connections: u64, partitions: Vec<PartitionStats>) -> ShardSnapshot {
+    pub fn snapshot(
+        &self,
+        shard: u32,
+        connections: u64,
+        partitions: Vec<PartitionStats>,
+    ) -> ShardSnapshot {
         ShardSnapshot {
             shard,
             requests: self.requests.borrow().clone(),
@@ -189,7 +204,11 @@ mod tests {
         let stats = &s.requests[&0];
         assert_eq!(stats.count, 4);
         assert_eq!(stats.buckets.iter().sum::<u64>(), 4);
-        assert_eq!(stats.buckets[LATENCY_BUCKETS.len()], 1, "20 s lands in +Inf");
+        assert_eq!(
+            stats.buckets[LATENCY_BUCKETS.len()],
+            1,
+            "20 s lands in +Inf"
+        );
     }
 
     #[test]

@@ -8,6 +8,9 @@ use kafka_protocol::messages::ApiKey;
 use kafka_protocol::ResponseError;
 use std::fmt::Write;
 
+/// A gauge family: name, help text, and how to read the value.
+type Gauge<T, V> = (&'static str, &'static str, fn(&T) -> V);
+
 /// Renders every shard's snapshot as one Prometheus text document.
 pub fn render(snapshots: &[ShardSnapshot]) -> String {
     let mut out = String::with_capacity(16 * 1024);
@@ -16,21 +19,45 @@ pub fn render(snapshots: &[ShardSnapshot]) -> String {
         let _ = writeln!(out, "# TYPE {name} {kind}");
         body(&mut out);
     };
-    family("sluice_requests_total", "counter", "Kafka requests handled, by shard and API.", &mut |o| {
-        for s in snapshots {
-            for (key, stats) in &s.requests {
-                sample(o, "sluice_requests_total", &[("shard", &s.shard.to_string()), ("api", &api_name(*key))], stats.count as f64);
+    family(
+        "sluice_requests_total",
+        "counter",
+        "Kafka requests handled, by shard and API.",
+        &mut |o| {
+            for s in snapshots {
+                for (key, stats) in &s.requests {
+                    sample(
+                        o,
+                        "sluice_requests_total",
+                        &[("shard", &s.shard.to_string()), ("api", &api_name(*key))],
+                        stats.count as f64,
+                    );
+                }
             }
-        }
-    });
-    family("sluice_request_errors_total", "counter", "Kafka error codes returned, by shard, API and error.", &mut |o| {
-        for s in snapshots {
-            for ((key, code), n) in &s.errors {
-                let labels = [("shard", s.shard.to_string()), ("api", api_name(*key)), ("error", error_name(*code))];
-                sample(o, "sluice_request_errors_total", &as_refs(&labels), *n as f64);
+        },
+    );
+    family(
+        "sluice_request_errors_total",
+        "counter",
+        "Kafka error codes returned, by shard, API and error.",
+        &mut |o| {
+            for s in snapshots {
+                for ((key, code), n) in &s.errors {
+                    let labels = [
+                        ("shard", s.shard.to_string()),
+                        ("api", api_name(*key)),
+                        ("error", error_name(*code)),
+                    ];
+                    sample(
+                        o,
+                        "sluice_request_errors_total",
+                        &as_refs(&labels),
+                        *n as f64,
+                    );
+                }
             }
-        }
-    });
+        },
+    );
     family(
         "sluice_request_duration_seconds",
         "histogram",
@@ -44,36 +71,95 @@ pub fn render(snapshots: &[ShardSnapshot]) -> String {
                     for (i, bound) in LATENCY_BUCKETS.iter().enumerate() {
                         cumulative += stats.buckets[i];
                         let le = bound.to_string();
-                        sample(o, "sluice_request_duration_seconds_bucket", &[("shard", &shard), ("api", &api), ("le", &le)], cumulative as f64);
+                        sample(
+                            o,
+                            "sluice_request_duration_seconds_bucket",
+                            &[("shard", &shard), ("api", &api), ("le", &le)],
+                            cumulative as f64,
+                        );
                     }
                     cumulative += stats.buckets[LATENCY_BUCKETS.len()];
-                    debug_assert_eq!(cumulative, stats.count, "every observation is in one bucket");
-                    sample(o, "sluice_request_duration_seconds_bucket", &[("shard", &shard), ("api", &api), ("le", "+Inf")], cumulative as f64);
-                    sample(o, "sluice_request_duration_seconds_sum", &[("shard", &shard), ("api", &api)], stats.sum_seconds);
-                    sample(o, "sluice_request_duration_seconds_count", &[("shard", &shard), ("api", &api)], stats.count as f64);
+                    debug_assert_eq!(
+                        cumulative, stats.count,
+                        "every observation is in one bucket"
+                    );
+                    sample(
+                        o,
+                        "sluice_request_duration_seconds_bucket",
+                        &[("shard", &shard), ("api", &api), ("le", "+Inf")],
+                        cumulative as f64,
+                    );
+                    sample(
+                        o,
+                        "sluice_request_duration_seconds_sum",
+                        &[("shard", &shard), ("api", &api)],
+                        stats.sum_seconds,
+                    );
+                    sample(
+                        o,
+                        "sluice_request_duration_seconds_count",
+                        &[("shard", &shard), ("api", &api)],
+                        stats.count as f64,
+                    );
                 }
             }
         },
     );
-    family("sluice_topic_bytes_in_total", "counter", "Record bytes appended by Produce, by shard and topic.", &mut |o| {
-        for s in snapshots {
-            for (topic, b) in &s.topics {
-                sample(o, "sluice_topic_bytes_in_total", &[("shard", &s.shard.to_string()), ("topic", topic)], b.bytes_in as f64);
+    family(
+        "sluice_topic_bytes_in_total",
+        "counter",
+        "Record bytes appended by Produce, by shard and topic.",
+        &mut |o| {
+            for s in snapshots {
+                for (topic, b) in &s.topics {
+                    sample(
+                        o,
+                        "sluice_topic_bytes_in_total",
+                        &[("shard", &s.shard.to_string()), ("topic", topic)],
+                        b.bytes_in as f64,
+                    );
+                }
             }
-        }
-    });
-    family("sluice_topic_bytes_out_total", "counter", "Record bytes returned by Fetch, by shard and topic.", &mut |o| {
-        for s in snapshots {
-            for (topic, b) in &s.topics {
-                sample(o, "sluice_topic_bytes_out_total", &[("shard", &s.shard.to_string()), ("topic", topic)], b.bytes_out as f64);
+        },
+    );
+    family(
+        "sluice_topic_bytes_out_total",
+        "counter",
+        "Record bytes returned by Fetch, by shard and topic.",
+        &mut |o| {
+            for s in snapshots {
+                for (topic, b) in &s.topics {
+                    sample(
+                        o,
+                        "sluice_topic_bytes_out_total",
+                        &[("shard", &s.shard.to_string()), ("topic", topic)],
+                        b.bytes_out as f64,
+                    );
+                }
             }
-        }
-    });
-    let per_shard: [(&str, &str, fn(&ShardSnapshot) -> u64); 4] = [
-        ("sluice_partitions", "Partition replicas led by the shard.", |s| s.partitions.len() as u64),
-        ("sluice_connections_active", "Open client connections.", |s| s.connections),
-        ("sluice_fetch_purgatory_size", "Fetch requests parked waiting for data (long poll).", |s| s.fetch_waiting),
-        ("sluice_produce_purgatory_size", "Produce requests waiting for their fsync.", |s| s.produce_waiting),
+        },
+    );
+    let per_shard: [Gauge<ShardSnapshot, u64>; 4] = [
+        (
+            "sluice_partitions",
+            "Partition replicas led by the shard.",
+            |s| s.partitions.len() as u64,
+        ),
+        (
+            "sluice_connections_active",
+            "Open client connections.",
+            |s| s.connections,
+        ),
+        (
+            "sluice_fetch_purgatory_size",
+            "Fetch requests parked waiting for data (long poll).",
+            |s| s.fetch_waiting,
+        ),
+        (
+            "sluice_produce_purgatory_size",
+            "Produce requests waiting for their fsync.",
+            |s| s.produce_waiting,
+        ),
     ];
     for (name, help, value) in per_shard {
         family(name, "gauge", help, &mut |o| {
@@ -89,22 +175,48 @@ pub fn render(snapshots: &[ShardSnapshot]) -> String {
         &mut |o| {
             for s in snapshots {
                 let shard = s.shard.to_string();
-                sample(o, "sluice_fetch_reads_total", &[("shard", &shard), ("source", "page_cache")], s.reads_page_cache as f64);
-                sample(o, "sluice_fetch_reads_total", &[("shard", &shard), ("source", "disk")], s.reads_disk as f64);
+                sample(
+                    o,
+                    "sluice_fetch_reads_total",
+                    &[("shard", &shard), ("source", "page_cache")],
+                    s.reads_page_cache as f64,
+                );
+                sample(
+                    o,
+                    "sluice_fetch_reads_total",
+                    &[("shard", &shard), ("source", "disk")],
+                    s.reads_disk as f64,
+                );
             }
         },
     );
-    let per_partition: [(&str, &str, fn(&super::PartitionStats) -> f64); 4] = [
-        ("sluice_partition_log_end_offset", "Log end offset.", |p| p.log_end_offset as f64),
-        ("sluice_partition_log_start_offset", "Log start offset.", |p| p.log_start_offset as f64),
-        ("sluice_partition_high_watermark", "High watermark.", |p| p.high_watermark as f64),
-        ("sluice_partition_size_bytes", "Bytes of the partition's segments on disk.", |p| p.size_bytes as f64),
+    let per_partition: [Gauge<super::PartitionStats, f64>; 4] = [
+        ("sluice_partition_log_end_offset", "Log end offset.", |p| {
+            p.log_end_offset as f64
+        }),
+        (
+            "sluice_partition_log_start_offset",
+            "Log start offset.",
+            |p| p.log_start_offset as f64,
+        ),
+        ("sluice_partition_high_watermark", "High watermark.", |p| {
+            p.high_watermark as f64
+        }),
+        (
+            "sluice_partition_size_bytes",
+            "Bytes of the partition's segments on disk.",
+            |p| p.size_bytes as f64,
+        ),
     ];
     for (name, help, value) in per_partition {
         family(name, "gauge", help, &mut |o| {
             for s in snapshots {
                 for p in &s.partitions {
-                    let labels = [("shard", s.shard.to_string()), ("topic", p.topic.clone()), ("partition", p.partition.to_string())];
+                    let labels = [
+                        ("shard", s.shard.to_string()),
+                        ("topic", p.topic.clone()),
+                        ("partition", p.partition.to_string()),
+                    ];
                     sample(o, name, &as_refs(&labels), value(p));
                 }
             }
@@ -134,12 +246,16 @@ fn sample(out: &mut String, name: &str, labels: &[(&str, &str)], value: f64) {
 
 /// Escapes a label value: backslash, double quote and newline.
 fn escape_label(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 /// `Produce`, `Fetch`, … (the API's name in Kafka's docs).
 fn api_name(key: i16) -> String {
-    ApiKey::try_from(key).map(|k| format!("{k:?}")).unwrap_or_else(|_| format!("api_{key}"))
+    ApiKey::try_from(key)
+        .map(|k| format!("{k:?}"))
+        .unwrap_or_else(|_| format!("api_{key}"))
 }
 
 /// `NOT_LEADER_OR_FOLLOWER` style names of Kafka error codes.
@@ -182,9 +298,25 @@ mod tests {
         m.record_request(1, Duration::from_millis(30));
         m.add_bytes_in("we\"ird", 10);
         let text = render(&[m.snapshot(3, 2, vec![])]);
-        assert!(text.contains("sluice_topic_bytes_in_total{shard=\"3\",topic=\"we\\\"ird\"} 10"), "{text}");
-        assert!(text.contains("sluice_request_duration_seconds_bucket{shard=\"3\",api=\"Fetch\",le=\"0.001\"} 1"), "{text}");
-        assert!(text.contains("sluice_request_duration_seconds_bucket{shard=\"3\",api=\"Fetch\",le=\"+Inf\"} 2"), "{text}");
-        assert!(text.contains("sluice_connections_active{shard=\"3\"} 2"), "{text}");
+        assert!(
+            text.contains("sluice_topic_bytes_in_total{shard=\"3\",topic=\"we\\\"ird\"} 10"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "sluice_request_duration_seconds_bucket{shard=\"3\",api=\"Fetch\",le=\"0.001\"} 1"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "sluice_request_duration_seconds_bucket{shard=\"3\",api=\"Fetch\",le=\"+Inf\"} 2"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("sluice_connections_active{shard=\"3\"} 2"),
+            "{text}"
+        );
     }
 }

@@ -121,30 +121,55 @@ impl Cluster {
         let resp = conn.send(&req).await?;
         let mut md = Metadata::default();
         for b in &resp.brokers {
-            md.nodes.insert(b.node_id.0, format!("{}:{}", b.host, b.port));
+            md.nodes
+                .insert(b.node_id.0, format!("{}:{}", b.host, b.port));
         }
         for t in &resp.topics {
             let Some(name) = &t.name else { continue };
             let partitions = t
                 .partitions
                 .iter()
-                .map(|p| (p.partition_index, PartitionMetadata { leader: p.leader_id.0, error_code: p.error_code }))
+                .map(|p| {
+                    (
+                        p.partition_index,
+                        PartitionMetadata {
+                            leader: p.leader_id.0,
+                            error_code: p.error_code,
+                        },
+                    )
+                })
                 .collect();
-            md.topics.insert(name.to_string(), TopicMetadata { error_code: t.error_code, partitions });
+            md.topics.insert(
+                name.to_string(),
+                TopicMetadata {
+                    error_code: t.error_code,
+                    partitions,
+                },
+            );
         }
         *self.metadata.borrow_mut() = md.clone();
         Ok(md)
     }
 
     /// Creates `topic` with `partitions` partitions; `Ok(false)` if it already existed.
-    pub async fn create_topic(&self, topic: &str, partitions: i32, replication_factor: i16) -> Result<bool> {
+    pub async fn create_topic(
+        &self,
+        topic: &str,
+        partitions: i32,
+        replication_factor: i16,
+    ) -> Result<bool> {
         let conn = self.control().await?;
         let req = CreateTopicsRequest::default()
             .with_topics(vec![CreatableTopic::default()
                 .with_name(topic_name(topic))
                 .with_num_partitions(partitions)
                 .with_replication_factor(replication_factor)])
-            .with_timeout_ms(self.options.request_timeout.as_millis().min(i32::MAX as u128) as i32);
+            .with_timeout_ms(
+                self.options
+                    .request_timeout
+                    .as_millis()
+                    .min(i32::MAX as u128) as i32,
+            );
         let resp = conn.send(&req).await?;
         let r = resp
             .topics
@@ -168,7 +193,9 @@ impl Cluster {
             .nodes
             .get(&node)
             .cloned()
-            .ok_or_else(|| ClientError::Metadata(format!("node {node} is not in the cluster metadata")))
+            .ok_or_else(|| {
+                ClientError::Metadata(format!("node {node} is not in the cluster metadata"))
+            })
     }
 
     /// Opens a new connection to node `node`.

@@ -14,7 +14,9 @@ use futures::io::{AsyncReadExt as _, AsyncWriteExt as _, ReadHalf, WriteHalf};
 use futures::lock::Mutex;
 use glommio::net::TcpStream;
 use glommio::timer::Timer;
-use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse, RequestHeader, ResponseHeader};
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, RequestHeader, ResponseHeader,
+};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
@@ -84,13 +86,19 @@ impl Shared {
         }
         let waiters: Vec<Waiter> = self.waiters.borrow_mut().drain(..).collect();
         for w in waiters {
-            let _ = w.tx.send(Err(ClientError::Broken { addr: self.addr.clone(), reason: reason.clone() }));
+            let _ = w.tx.send(Err(ClientError::Broken {
+                addr: self.addr.clone(),
+                reason: reason.clone(),
+            }));
         }
     }
 
     fn check(&self) -> Result<()> {
         match &*self.broken.borrow() {
-            Some(reason) => Err(ClientError::Broken { addr: self.addr.clone(), reason: reason.clone() }),
+            Some(reason) => Err(ClientError::Broken {
+                addr: self.addr.clone(),
+                reason: reason.clone(),
+            }),
             None => Ok(()),
         }
     }
@@ -111,7 +119,10 @@ pub struct Connection {
 impl Connection {
     /// Connects to `addr` (`host:port`) and negotiates API versions with ApiVersions.
     pub async fn connect(addr: &str, options: &ClientOptions) -> Result<Connection> {
-        let connect_err = |reason: String| ClientError::Connect { addr: addr.to_string(), reason };
+        let connect_err = |reason: String| ClientError::Connect {
+            addr: addr.to_string(),
+            reason,
+        };
         let resolved = std::net::ToSocketAddrs::to_socket_addrs(addr)
             .map_err(|e| connect_err(format!("cannot resolve: {e}")))?
             .next()
@@ -126,7 +137,11 @@ impl Connection {
             waiters: RefCell::new(VecDeque::new()),
             broken: RefCell::new(None),
         });
-        let task = glommio::spawn_local(read_loop(reader, shared.clone(), options.max_response_bytes));
+        let task = glommio::spawn_local(read_loop(
+            reader,
+            shared.clone(),
+            options.max_response_bytes,
+        ));
         let mut conn = Connection {
             shared,
             writer: Mutex::new(writer),
@@ -182,18 +197,32 @@ impl Connection {
             }
             let resp = ApiVersionsResponse::decode(&mut body, version).map_err(codec)?;
             if resp.error_code != 0 {
-                return Err(ClientError::Kafka { what: "ApiVersions".into(), code: resp.error_code, message: None });
+                return Err(ClientError::Kafka {
+                    what: "ApiVersions".into(),
+                    code: resp.error_code,
+                    message: None,
+                });
             }
-            self.versions = resp.api_keys.iter().map(|k| (k.api_key, (k.min_version, k.max_version))).collect();
+            self.versions = resp
+                .api_keys
+                .iter()
+                .map(|k| (k.api_key, (k.min_version, k.max_version)))
+                .collect();
             return Ok(());
         }
-        Err(ClientError::Unsupported { api: "ApiVersions".into(), addr: self.shared.addr.clone() })
+        Err(ClientError::Unsupported {
+            api: "ApiVersions".into(),
+            addr: self.shared.addr.clone(),
+        })
     }
 
     /// The version of `R` to use: the highest that the broker, kafka-protocol and this client all
     /// support.
     pub fn version<R: Request>(&self) -> Result<i16> {
-        let unsupported = || ClientError::Unsupported { api: api_name(R::KEY), addr: self.shared.addr.clone() };
+        let unsupported = || ClientError::Unsupported {
+            api: api_name(R::KEY),
+            addr: self.shared.addr.clone(),
+        };
         let (bmin, bmax) = *self.versions.get(&R::KEY).ok_or_else(unsupported)?;
         let v = bmax.min(R::VERSIONS.max).min(version_cap(R::KEY));
         if v < bmin || v < R::VERSIONS.min {
@@ -216,11 +245,20 @@ impl Connection {
 
     /// Like [`Connection::submit`] at an explicit `version`, allowing `extra` time on top of the
     /// request timeout (for long-polling fetches).
-    pub async fn submit_at<R: Request>(&self, req: &R, version: i16, extra: Duration) -> Result<Pending<R::Response>> {
+    pub async fn submit_at<R: Request>(
+        &self,
+        req: &R,
+        version: i16,
+        extra: Duration,
+    ) -> Result<Pending<R::Response>> {
         let mut raw = self.submit_raw(req, version, true).await?;
         raw.timer = Timer::new(self.options.request_timeout + extra);
         raw.timeout_ms = (self.options.request_timeout + extra).as_millis() as u64;
-        Ok(Pending { raw, version, _response: PhantomData })
+        Ok(Pending {
+            raw,
+            version,
+            _response: PhantomData,
+        })
     }
 
     /// Writes `req` without expecting a response (Produce with acks=0); returns once the bytes
@@ -230,7 +268,12 @@ impl Connection {
         self.submit_raw(req, version, false).await.map(|_| ())
     }
 
-    async fn submit_raw<R: Request>(&self, req: &R, version: i16, expect_response: bool) -> Result<RawPending> {
+    async fn submit_raw<R: Request>(
+        &self,
+        req: &R,
+        version: i16,
+        expect_response: bool,
+    ) -> Result<RawPending> {
         self.shared.check()?;
         let correlation_id = self.next_correlation.get();
         self.next_correlation.set(correlation_id.wrapping_add(1));
@@ -241,7 +284,9 @@ impl Connection {
             .with_client_id(Some(StrBytes::from_string(self.options.client_id.clone())));
         let mut frame = BytesMut::with_capacity(256);
         frame.put_i32(0);
-        header.encode(&mut frame, R::header_version(version)).map_err(codec)?;
+        header
+            .encode(&mut frame, R::header_version(version))
+            .map_err(codec)?;
         req.encode(&mut frame, version).map_err(codec)?;
         let len = (frame.len() - 4) as i32;
         frame[..4].copy_from_slice(&len.to_be_bytes());
@@ -250,7 +295,10 @@ impl Connection {
         let mut writer = self.writer.lock().await;
         self.shared.check()?;
         if expect_response {
-            self.shared.waiters.borrow_mut().push_back(Waiter { correlation_id, tx });
+            self.shared
+                .waiters
+                .borrow_mut()
+                .push_back(Waiter { correlation_id, tx });
         }
         let timeout = self.options.request_timeout;
         let write = async {
@@ -265,11 +313,18 @@ impl Connection {
             Some(Ok(())) => {}
             Some(Err(e)) => {
                 self.shared.fail(format!("write failed: {e}"));
-                return Err(ClientError::Broken { addr: self.shared.addr.clone(), reason: format!("write failed: {e}") });
+                return Err(ClientError::Broken {
+                    addr: self.shared.addr.clone(),
+                    reason: format!("write failed: {e}"),
+                });
             }
             None => {
                 self.shared.fail("write timed out".into());
-                return Err(ClientError::Timeout { api, addr: self.shared.addr.clone(), timeout_ms: timeout.as_millis() as u64 });
+                return Err(ClientError::Timeout {
+                    api,
+                    addr: self.shared.addr.clone(),
+                    timeout_ms: timeout.as_millis() as u64,
+                });
             }
         }
         drop(writer);
@@ -299,7 +354,10 @@ impl Future for RawPending {
         if let Poll::Ready(r) = Pin::new(&mut this.rx).poll(cx) {
             return Poll::Ready(match r {
                 Ok(r) => r,
-                Err(_) => Err(ClientError::Broken { addr: this.addr.clone(), reason: "connection dropped".into() }),
+                Err(_) => Err(ClientError::Broken {
+                    addr: this.addr.clone(),
+                    reason: "connection dropped".into(),
+                }),
             });
         }
         if Pin::new(&mut this.timer).poll(cx).is_ready() {
@@ -353,11 +411,18 @@ async fn read_loop(mut reader: ReadHalf<TcpStream>, shared: Rc<Shared>, max_fram
                 let _ = w.tx.send(Ok(frame));
             }
             Some(w) => {
-                let reason = format!("response correlation id {correlation_id}, expected {}", w.correlation_id);
+                let reason = format!(
+                    "response correlation id {correlation_id}, expected {}",
+                    w.correlation_id
+                );
                 shared.waiters.borrow_mut().push_front(w);
                 return shared.fail(reason);
             }
-            None => return shared.fail(format!("unsolicited response (correlation id {correlation_id})")),
+            None => {
+                return shared.fail(format!(
+                    "unsolicited response (correlation id {correlation_id})"
+                ))
+            }
         }
     }
 }

@@ -65,7 +65,8 @@ impl Check for TransparentHugePages {
 #[derive(Debug, Clone, Copy)]
 pub struct Governor;
 
-const GOV_WHY: &str = "Power-saving governors lower the clock when a shard waits on io_uring and take \
+const GOV_WHY: &str =
+    "Power-saving governors lower the clock when a shard waits on io_uring and take \
     time to ramp up again, adding latency to every request burst; performance keeps cores at speed";
 
 fn governor_path(cpu: &str) -> String {
@@ -77,7 +78,9 @@ fn cpus(host: &HostView) -> Result<Vec<String>, crate::host::HostError> {
     let mut cpus: Vec<String> = host
         .list_dir(CPU_DIR)?
         .into_iter()
-        .filter(|n| n.len() > 3 && n.starts_with("cpu") && n[3..].bytes().all(|b| b.is_ascii_digit()))
+        .filter(|n| {
+            n.len() > 3 && n.starts_with("cpu") && n[3..].bytes().all(|b| b.is_ascii_digit())
+        })
         .collect();
     cpus.sort_by_key(|n| n[3..].parse::<u64>().unwrap_or(u64::MAX));
     Ok(cpus)
@@ -120,8 +123,16 @@ impl Check for Governor {
                 None => counts.push((g.clone(), 1)),
             }
         }
-        let current = counts.iter().map(|(g, c)| format!("{g} x{c}")).collect::<Vec<_>>().join(", ");
-        let slow: Vec<&String> = govs.iter().filter(|(_, g)| g != "performance").map(|(c, _)| c).collect();
+        let current = counts
+            .iter()
+            .map(|(g, c)| format!("{g} x{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let slow: Vec<&String> = govs
+            .iter()
+            .filter(|(_, g)| g != "performance")
+            .map(|(c, _)| c)
+            .collect();
         let status = if slow.is_empty() && odd.is_none() {
             Status::Ok
         } else if slow.is_empty() {
@@ -137,10 +148,15 @@ impl Check for Governor {
             .iter()
             .filter(|cpu| {
                 // Only where performance is offered (or the list is unreadable: try anyway).
-                host.read(&format!("{CPU_DIR}/{cpu}/cpufreq/scaling_available_governors"))
-                    .map_or(true, |a| a.split_whitespace().any(|g| g == "performance"))
+                host.read(&format!(
+                    "{CPU_DIR}/{cpu}/cpufreq/scaling_available_governors"
+                ))
+                .map_or(true, |a| a.split_whitespace().any(|g| g == "performance"))
             })
-            .map(|cpu| HostWrite { path: governor_path(cpu), value: "performance".to_string() })
+            .map(|cpu| HostWrite {
+                path: governor_path(cpu),
+                value: "performance".to_string(),
+            })
             .collect::<Vec<_>>();
         let fix = if writes.is_empty() {
             Fix::Manual {
@@ -152,9 +168,10 @@ impl Check for Governor {
             Fix::Runtime {
                 writes,
                 command: format!("echo performance | tee {CPU_DIR}/cpu*/cpufreq/scaling_governor"),
-                persist: "resets at reboot: set it at boot (cpupower frequency-set -g performance in a \
+                persist:
+                    "resets at reboot: set it at boot (cpupower frequency-set -g performance in a \
                           systemd unit, or a tuned profile such as throughput-performance)"
-                    .to_string(),
+                        .to_string(),
             }
         };
         Finding::new(setting, current, recommended, why, status).with_fix(fix)
@@ -165,7 +182,8 @@ impl Check for Governor {
 #[derive(Debug, Clone, Copy)]
 pub struct ClockSource;
 
-const CLOCK_WHY: &str = "The broker reads the clock for every batch timestamp, timeout and latency \
+const CLOCK_WHY: &str =
+    "The broker reads the clock for every batch timestamp, timeout and latency \
     metric; tsc (arch_sys_counter on ARM) is read in user space through the vDSO, while hpet and \
     acpi_pm make every clock read a slow trip to the kernel";
 
@@ -187,17 +205,24 @@ impl Check for ClockSource {
         };
         let (status, note) = match current.as_str() {
             "tsc" | "arch_sys_counter" => (Status::Ok, ""),
-            "kvm-clock" | "hyperv_clocksource_tsc_page" => {
-                (Status::Warn, "A paravirtual clock: vDSO-capable, acceptable on a VM. ")
-            }
+            "kvm-clock" | "hyperv_clocksource_tsc_page" => (
+                Status::Warn,
+                "A paravirtual clock: vDSO-capable, acceptable on a VM. ",
+            ),
             _ => (Status::Warn, ""),
         };
-        let offers_tsc = host.read(CLOCKSOURCES).is_ok_and(|a| a.split_whitespace().any(|c| c == "tsc"));
+        let offers_tsc = host
+            .read(CLOCKSOURCES)
+            .is_ok_and(|a| a.split_whitespace().any(|c| c == "tsc"));
         let fix = if offers_tsc {
             Fix::Runtime {
-                writes: vec![HostWrite { path: CLOCKSOURCE.to_string(), value: "tsc".to_string() }],
+                writes: vec![HostWrite {
+                    path: CLOCKSOURCE.to_string(),
+                    value: "tsc".to_string(),
+                }],
                 command: format!("echo tsc > {CLOCKSOURCE}"),
-                persist: "add clocksource=tsc to the kernel command line (takes effect at reboot)".to_string(),
+                persist: "add clocksource=tsc to the kernel command line (takes effect at reboot)"
+                    .to_string(),
             }
         } else {
             Fix::Manual {
@@ -207,7 +232,14 @@ impl Check for ClockSource {
                 ),
             }
         };
-        Finding::new(setting, current, recommended, format!("{note}{CLOCK_WHY}"), status).with_fix(fix)
+        Finding::new(
+            setting,
+            current,
+            recommended,
+            format!("{note}{CLOCK_WHY}"),
+            status,
+        )
+        .with_fix(fix)
     }
 }
 

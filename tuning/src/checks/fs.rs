@@ -28,8 +28,13 @@ fn unescape(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
-            let v = (b[i + 1] - b'0') as u32 * 64 + (b[i + 2] - b'0') as u32 * 8 + (b[i + 3] - b'0') as u32;
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
+            let v = (b[i + 1] - b'0') as u32 * 64
+                + (b[i + 2] - b'0') as u32 * 8
+                + (b[i + 3] - b'0') as u32;
             out.push(v as u8);
             i += 4;
         } else {
@@ -46,7 +51,9 @@ pub fn parse_mountinfo(text: &str) -> Vec<Mount> {
     for line in text.lines() {
         let fields: Vec<&str> = line.split_whitespace().collect();
         // id parent maj:min root mount_point options [optional...] - fstype source super_options
-        let Some(sep) = fields.iter().position(|f| *f == "-") else { continue };
+        let Some(sep) = fields.iter().position(|f| *f == "-") else {
+            continue;
+        };
         if sep < 6 || fields.len() < sep + 3 {
             continue;
         }
@@ -96,7 +103,9 @@ pub fn resolve_dir(host: &HostView, dir: &Path) -> PathBuf {
     let abs = if dir.is_absolute() {
         dir.to_path_buf()
     } else {
-        std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/")).join(dir)
+        std::env::current_dir()
+            .unwrap_or_else(|_| PathBuf::from("/"))
+            .join(dir)
     };
     let mut norm = PathBuf::from("/");
     for c in abs.components() {
@@ -122,7 +131,10 @@ pub fn resolve_dir(host: &HostView, dir: &Path) -> PathBuf {
             }
             return out;
         }
-        match (existing.file_name().map(|n| n.to_os_string()), existing.parent()) {
+        match (
+            existing.file_name().map(|n| n.to_os_string()),
+            existing.parent(),
+        ) {
             (Some(name), Some(parent)) => {
                 rest.push(name);
                 existing = parent.to_path_buf();
@@ -138,7 +150,9 @@ pub fn mount_for<'a>(mounts: &'a [Mount], path: &Path) -> Option<&'a Mount> {
     let mut best: Option<&Mount> = None;
     for m in mounts {
         let depth = |m: &Mount| Path::new(&m.mount_point).components().count();
-        if path.starts_with(Path::new(&m.mount_point)) && !matches!(best, Some(b) if depth(m) < depth(b)) {
+        if path.starts_with(Path::new(&m.mount_point))
+            && !matches!(best, Some(b) if depth(m) < depth(b))
+        {
             best = Some(m);
         }
     }
@@ -151,7 +165,10 @@ fn lookup(host: &HostView, dir: &Path) -> Result<(PathBuf, Mount), String> {
     let table = mounts(host).map_err(|e| e.to_string())?;
     match mount_for(&table, &resolved) {
         Some(m) => Ok((resolved, m.clone())),
-        None => Err(format!("no mount in the mount table holds {}", resolved.display())),
+        None => Err(format!(
+            "no mount in the mount table holds {}",
+            resolved.display()
+        )),
     }
 }
 
@@ -263,15 +280,27 @@ mod tests {
     fn longest_prefix_on_component_boundary_wins() {
         let t = "1 0 0:1 / / rw - ext4 a rw\n2 1 0:2 / /data rw - xfs b rw\n3 1 0:3 / /dat rw - tmpfs c rw\n";
         let m = parse_mountinfo(t);
-        assert_eq!(mount_for(&m, Path::new("/data/sluice")).unwrap().fstype, "xfs");
-        assert_eq!(mount_for(&m, Path::new("/database")).unwrap().fstype, "ext4");
+        assert_eq!(
+            mount_for(&m, Path::new("/data/sluice")).unwrap().fstype,
+            "xfs"
+        );
+        assert_eq!(
+            mount_for(&m, Path::new("/database")).unwrap().fstype,
+            "ext4"
+        );
         assert_eq!(mount_for(&m, Path::new("/dat")).unwrap().fstype, "tmpfs");
     }
 
     #[test]
     fn stacked_mounts_take_the_top_one() {
-        let t = "1 0 0:1 / / rw - ext4 a rw\n2 1 0:2 / /d rw - ext4 b rw\n3 2 0:3 / /d rw - xfs c rw\n";
-        assert_eq!(mount_for(&parse_mountinfo(t), Path::new("/d/x")).unwrap().source, "c");
+        let t =
+            "1 0 0:1 / / rw - ext4 a rw\n2 1 0:2 / /d rw - ext4 b rw\n3 2 0:3 / /d rw - xfs c rw\n";
+        assert_eq!(
+            mount_for(&parse_mountinfo(t), Path::new("/d/x"))
+                .unwrap()
+                .source,
+            "c"
+        );
     }
 
     #[test]

@@ -26,7 +26,11 @@ fn show(v: Option<u64>) -> String {
 impl Limit {
     /// `soft N / hard M`, with values divided by `unit` (1 or 1024).
     fn display(&self, unit: u64) -> String {
-        format!("soft {} / hard {}", show(self.soft.map(|v| v / unit)), show(self.hard.map(|v| v / unit)))
+        format!(
+            "soft {} / hard {}",
+            show(self.soft.map(|v| v / unit)),
+            show(self.hard.map(|v| v / unit))
+        )
     }
 }
 
@@ -34,15 +38,21 @@ const LIMITS: &str = "/proc/self/limits";
 
 /// Parse the row starting with `label` (`Max open files`) of `/proc/self/limits`.
 pub fn parse_limit(text: &str, label: &str) -> Result<Limit, HostError> {
-    let line = text
-        .lines()
-        .find(|l| l.starts_with(label))
-        .ok_or_else(|| garbage(LIMITS, text.lines().next().unwrap_or(""), "a row for the limit"))?;
+    let line = text.lines().find(|l| l.starts_with(label)).ok_or_else(|| {
+        garbage(
+            LIMITS,
+            text.lines().next().unwrap_or(""),
+            "a row for the limit",
+        )
+    })?;
     let mut words = line[label.len()..].split_whitespace();
     let mut value = || -> Result<Option<u64>, HostError> {
         match words.next() {
             Some("unlimited") => Ok(None),
-            Some(w) => w.parse().map(Some).map_err(|_| garbage(LIMITS, line, "numbers or `unlimited`")),
+            Some(w) => w
+                .parse()
+                .map(Some)
+                .map_err(|_| garbage(LIMITS, line, "numbers or `unlimited`")),
             None => Err(garbage(LIMITS, line, "a soft and a hard limit")),
         }
     };
@@ -57,7 +67,10 @@ fn read_limit(host: &HostView, label: &str, resource: Resource) -> Result<Limit,
         Err(e) if host.is_real() => {
             let (soft, hard) = getrlimit(resource).map_err(|_| e)?;
             let f = |v| (v != RLIM_INFINITY).then_some(v);
-            Ok(Limit { soft: f(soft), hard: f(hard) })
+            Ok(Limit {
+                soft: f(soft),
+                hard: f(hard),
+            })
         }
         other => other,
     }
@@ -139,7 +152,11 @@ impl Check for MemLock {
             ),
             Ok(io) if (io as u64) < MAX_IO_MEMORY => (
                 Status::Warn,
-                format!("io_memory would be {} KiB per shard, not {} KiB. ", io / 1024, MAX_IO_MEMORY / 1024),
+                format!(
+                    "io_memory would be {} KiB per shard, not {} KiB. ",
+                    io / 1024,
+                    MAX_IO_MEMORY / 1024
+                ),
             ),
             Ok(_) => (Status::Ok, String::new()),
         };
@@ -158,14 +175,27 @@ impl Check for MemLock {
 mod tests {
     use super::*;
 
-    const SAMPLE: &str = "Limit                     Soft Limit           Hard Limit           Units     \n\
+    const SAMPLE: &str =
+        "Limit                     Soft Limit           Hard Limit           Units     \n\
         Max open files            1024                 1048576              files     \n\
         Max locked memory         unlimited            unlimited            bytes     \n";
 
     #[test]
     fn parses_limits() {
-        assert_eq!(parse_limit(SAMPLE, "Max open files").unwrap(), Limit { soft: Some(1024), hard: Some(1048576) });
-        assert_eq!(parse_limit(SAMPLE, "Max locked memory").unwrap(), Limit { soft: None, hard: None });
+        assert_eq!(
+            parse_limit(SAMPLE, "Max open files").unwrap(),
+            Limit {
+                soft: Some(1024),
+                hard: Some(1048576)
+            }
+        );
+        assert_eq!(
+            parse_limit(SAMPLE, "Max locked memory").unwrap(),
+            Limit {
+                soft: None,
+                hard: None
+            }
+        );
         assert!(parse_limit(SAMPLE, "Max processes").is_err());
         assert!(parse_limit("Max open files  lots  more files\n", "Max open files").is_err());
         assert!(parse_limit("Max open files  12\n", "Max open files").is_err());

@@ -47,7 +47,10 @@ impl Workload {
 
     /// File descriptors the broker needs: every segment's three files, every connection, slack.
     pub fn nofile_needed(&self) -> u64 {
-        self.segments().saturating_mul(FDS_PER_SEGMENT).saturating_add(self.connections).saturating_add(FD_SLACK)
+        self.segments()
+            .saturating_mul(FDS_PER_SEGMENT)
+            .saturating_add(self.connections)
+            .saturating_add(FD_SLACK)
     }
 }
 
@@ -62,8 +65,12 @@ pub fn all_checks(workload: &Workload, log_dirs: &[PathBuf]) -> Vec<Box<dyn Chec
     for s in sysctl::Sysctl::ALL {
         checks.push(Box::new(s));
     }
-    checks.push(Box::new(limits::NoFile { workload: workload.clone() }));
-    checks.push(Box::new(limits::MemLock { cores: workload.cores }));
+    checks.push(Box::new(limits::NoFile {
+        workload: workload.clone(),
+    }));
+    checks.push(Box::new(limits::MemLock {
+        cores: workload.cores,
+    }));
     checks.push(Box::new(cpu::TransparentHugePages));
     checks.push(Box::new(cpu::Governor));
     checks.push(Box::new(cpu::ClockSource));

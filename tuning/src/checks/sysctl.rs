@@ -28,8 +28,12 @@ pub enum Sysctl {
 
 impl Sysctl {
     /// Every sysctl checked, in table order.
-    pub const ALL: [Sysctl; 4] =
-        [Sysctl::Swappiness, Sysctl::DirtyRatio, Sysctl::DirtyBackgroundRatio, Sysctl::MaxMapCount];
+    pub const ALL: [Sysctl; 4] = [
+        Sysctl::Swappiness,
+        Sysctl::DirtyRatio,
+        Sysctl::DirtyBackgroundRatio,
+        Sysctl::MaxMapCount,
+    ];
 
     /// The sysctl name (`vm.swappiness`).
     pub fn name(self) -> &'static str {
@@ -102,12 +106,20 @@ impl Sysctl {
             Sysctl::DirtyBackgroundRatio => {
                 let ratio = host.read_u64(&Sysctl::DirtyRatio.proc_path()).ok();
                 if value > DIRTY_BACKGROUND_RATIO_MAX {
-                    (Status::Warn, String::new(), Some(DIRTY_BACKGROUND_RATIO_MAX))
+                    (
+                        Status::Warn,
+                        String::new(),
+                        Some(DIRTY_BACKGROUND_RATIO_MAX),
+                    )
                 } else if ratio.is_some_and(|r| r > 0 && value >= r) {
                     (
                         Status::Warn,
                         "Not below vm.dirty_ratio, so the kernel halves it. ".to_string(),
-                        Some(DIRTY_BACKGROUND_RATIO_MAX.min(ratio.unwrap_or(1).saturating_sub(1)).max(1)),
+                        Some(
+                            DIRTY_BACKGROUND_RATIO_MAX
+                                .min(ratio.unwrap_or(1).saturating_sub(1))
+                                .max(1),
+                        ),
                     )
                 } else {
                     (Status::Ok, String::new(), None)
@@ -143,7 +155,9 @@ impl Check for Sysctl {
         if let Some(bytes_path) = self.bytes_companion() {
             if let Ok(bytes) = host.read_u64(bytes_path) {
                 if bytes > 0 {
-                    let bytes_name = bytes_path.trim_start_matches("/proc/sys/").replace('/', ".");
+                    let bytes_name = bytes_path
+                        .trim_start_matches("/proc/sys/")
+                        .replace('/', ".");
                     return Finding::new(
                         name,
                         format!("{value} ({bytes_name}={bytes} in effect)"),
@@ -159,11 +173,19 @@ impl Check for Sysctl {
             }
         }
         let (status, note, target) = self.judge(value, host);
-        let finding =
-            Finding::new(name, value.to_string(), self.recommended(), format!("{note}{}", self.why()), status);
+        let finding = Finding::new(
+            name,
+            value.to_string(),
+            self.recommended(),
+            format!("{note}{}", self.why()),
+            status,
+        );
         match target {
             Some(t) => finding.with_fix(Fix::Runtime {
-                writes: vec![HostWrite { path: self.proc_path(), value: t.to_string() }],
+                writes: vec![HostWrite {
+                    path: self.proc_path(),
+                    value: t.to_string(),
+                }],
                 command: format!("sysctl -w {name}={t}"),
                 persist: format!("add `{name} = {t}` to /etc/sysctl.d/99-sluice.conf"),
             }),
