@@ -1,7 +1,7 @@
 //! Binding shard listeners and telling connections to stop.
 
 use event_listener::Event;
-use glommio::net::TcpListener;
+use glommio::net::{TcpListener, TcpStream};
 use socket2::{Domain, Protocol, Socket, Type};
 use std::cell::Cell;
 use std::io;
@@ -59,4 +59,19 @@ impl ShutdownSignal {
             listener.await;
         }
     }
+}
+
+/// Waits for the next connection on `listener`; `None` once `shutdown` is raised.
+pub async fn accept_until_shutdown(
+    listener: &TcpListener,
+    shutdown: &ShutdownSignal,
+) -> Option<io::Result<TcpStream>> {
+    futures_lite::future::or(
+        async { Some(listener.accept().await.map_err(io::Error::from)) },
+        async {
+            shutdown.wait().await;
+            None
+        },
+    )
+    .await
 }

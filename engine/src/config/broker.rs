@@ -31,8 +31,8 @@ use super::topic::{
     TIMESTAMP_TYPES,
 };
 use super::{
-    normalize, parse_bool, parse_int, parse_list, properties, Check, ConfigEntry, ConfigError,
-    ConfigSource, ConfigType,
+    at_least, between, normalize, parse_bool, parse_int, parse_list, properties, Check,
+    ConfigEntry, ConfigError, ConfigSource, ConfigType,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -76,20 +76,6 @@ const ANY_INT: Check = Check::Int {
     min: None,
     max: None,
 };
-
-const fn at_least(min: i64) -> Check {
-    Check::Int {
-        min: Some(min),
-        max: None,
-    }
-}
-
-const fn between(min: i64, max: i64) -> Check {
-    Check::Int {
-        min: Some(min),
-        max: Some(max),
-    }
-}
 
 use ConfigType::{
     Boolean as BOOL, Double as DOUBLE, Int as INT, List as LIST, Long as LONG, Short as SHORT,

@@ -210,6 +210,22 @@ pub(crate) enum Check {
     Custom(fn(&str) -> Result<(), String>),
 }
 
+/// An integer of at least `min`.
+pub(crate) const fn at_least(min: i64) -> Check {
+    Check::Int {
+        min: Some(min),
+        max: None,
+    }
+}
+
+/// An integer in `min..=max`.
+pub(crate) const fn between(min: i64, max: i64) -> Check {
+    Check::Int {
+        min: Some(min),
+        max: Some(max),
+    }
+}
+
 /// Why a value was rejected; rendered in Sluice's style for broker files and in Kafka's exact
 /// wording for topic configs sent by clients.
 #[derive(Debug, Clone, PartialEq)]

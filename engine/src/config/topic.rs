@@ -12,8 +12,8 @@
 
 use super::broker::{self, BrokerConfig};
 use super::{
-    normalize, parse_bool, parse_int, parse_list, Check, ConfigEntry, ConfigError, ConfigSource,
-    ConfigType,
+    at_least, between, normalize, parse_bool, parse_int, parse_list, Check, ConfigEntry,
+    ConfigError, ConfigSource, ConfigType,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -65,20 +65,6 @@ const fn def(
         check,
         doc,
         broker_synonyms,
-    }
-}
-
-const fn at_least(min: i64) -> Check {
-    Check::Int {
-        min: Some(min),
-        max: None,
-    }
-}
-
-const fn between(min: i64, max: i64) -> Check {
-    Check::Int {
-        min: Some(min),
-        max: Some(max),
     }
 }
 

@@ -9,6 +9,7 @@ use crate::messages::ShardRouter;
 use crate::shard::Shard;
 use futures_lite::io::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::{TcpListener, TcpStream};
+use sluice_net::listener::accept_until_shutdown;
 use std::rc::Rc;
 use std::time::Duration;
 use tracing::debug;
@@ -21,12 +22,7 @@ const HEAD_TIMEOUT: Duration = Duration::from_secs(5);
 /// Accepts scrapes until the shard shuts down.
 pub async fn serve_metrics(listener: TcpListener, shard: Rc<Shard>) {
     loop {
-        let accepted = futures_lite::future::or(async { Some(listener.accept().await) }, async {
-            shard.shutdown.wait().await;
-            None
-        })
-        .await;
-        match accepted {
+        match accept_until_shutdown(&listener, &shard.shutdown).await {
             None => return,
             Some(Ok(stream)) => {
                 let shard = shard.clone();
