@@ -150,8 +150,46 @@ mod tests {
     use std::io::{Read, Write};
     use std::sync::Arc;
 
-    /// Sends a region larger than any socket buffer through a real glommio socket, so both the
-    /// sendfile path and the EAGAIN fallback run, and checks every byte arrives in order.
+    /// Sends `region` through a real glommio socket to a reader thread; returns what arrived and
+    /// whether `write_file_region` reported the region as cached.
+    fn send_through_socket(region: FileRegion) -> (Vec<u8>, bool) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let reader = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            let mut got = Vec::new();
+            s.read_to_end(&mut got).unwrap();
+            got
+        });
+        let cached = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+            .io_memory(512 * 1024)
+            .spawn(move || async move {
+                let mut stream = glommio::net::TcpStream::connect(addr).await.unwrap();
+                let cached = write_file_region(&mut stream, &region).await.unwrap();
+                stream.close().await.unwrap();
+                cached
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        (reader.join().unwrap(), cached)
+    }
+
+    /// Writes the file back and asks the kernel to drop its pages from the page cache.
+    fn drop_from_page_cache(file: &std::fs::File) {
+        file.sync_all().unwrap();
+        nix::fcntl::posix_fadvise(
+            file.as_raw_fd(),
+            0,
+            0,
+            nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED,
+        )
+        .unwrap();
+    }
+
+    /// Sends a region larger than any socket buffer, so both the sendfile path and the EAGAIN
+    /// fallback run, and checks every byte arrives in order.
     #[test]
     fn sends_large_region_exactly() {
         let mut file = tempfile_with(8 * 1024 * 1024 + 123);
@@ -163,31 +201,13 @@ mod tests {
             len: expected.len() as u64 - 40,
         };
         let want = expected[17..17 + region.len as usize].to_vec();
-
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        let reader = std::thread::spawn(move || {
-            let (mut s, _) = listener.accept().unwrap();
-            std::thread::sleep(std::time::Duration::from_millis(50));
-            let mut got = Vec::new();
-            s.read_to_end(&mut got).unwrap();
-            got
-        });
-        glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
-            .io_memory(512 * 1024)
-            .spawn(move || async move {
-                let mut stream = glommio::net::TcpStream::connect(addr).await.unwrap();
-                write_file_region(&mut stream, &region).await.unwrap();
-                stream.close().await.unwrap();
-            })
-            .unwrap()
-            .join()
-            .unwrap();
-        assert_eq!(reader.join().unwrap(), want);
+        let (got, cached) = send_through_socket(region);
+        assert!(cached, "a file just written is in the page cache");
+        assert_eq!(got, want);
     }
 
-    /// A freshly written file is cached; after fsync + POSIX_FADV_DONTNEED it is not, and the
-    /// cold path still delivers the exact bytes.
+    /// A freshly written file is cached; after fsync + POSIX_FADV_DONTNEED it is not (on a
+    /// disk-backed filesystem), and the cold path still delivers the exact bytes.
     #[test]
     fn detects_cold_ranges_and_serves_them() {
         let (file, _) = tempfile_with(1024 * 1024);
@@ -197,49 +217,19 @@ mod tests {
             len: 300_000,
         };
         assert!(is_cached(&region));
-        region.file.sync_all().unwrap();
-        nix::fcntl::posix_fadvise(
-            region.file.as_raw_fd(),
-            0,
-            0,
-            nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED,
-        )
-        .unwrap();
+        drop_from_page_cache(&region.file);
         let cold = !is_cached(&region);
         let mut want = vec![0u8; region.len as usize];
         region
             .file
             .read_exact_at(&mut want, region.position)
             .unwrap();
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        let reader = std::thread::spawn(move || {
-            let (mut s, _) = listener.accept().unwrap();
-            let mut got = Vec::new();
-            s.read_to_end(&mut got).unwrap();
-            got
-        });
         if cold {
-            region.file.sync_all().unwrap();
-            nix::fcntl::posix_fadvise(
-                region.file.as_raw_fd(),
-                0,
-                0,
-                nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED,
-            )
-            .unwrap();
+            drop_from_page_cache(&region.file);
         }
-        glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
-            .io_memory(512 * 1024)
-            .spawn(move || async move {
-                let mut stream = glommio::net::TcpStream::connect(addr).await.unwrap();
-                write_file_region(&mut stream, &region).await.unwrap();
-                stream.close().await.unwrap();
-            })
-            .unwrap()
-            .join()
-            .unwrap();
-        assert_eq!(reader.join().unwrap(), want);
+        let (got, cached) = send_through_socket(region);
+        assert_eq!(cached, !cold, "write_file_region reports the path it took");
+        assert_eq!(got, want);
     }
 
     fn tempfile_with(len: usize) -> (std::fs::File, std::fs::File) {
