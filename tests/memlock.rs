@@ -25,7 +25,7 @@ fn free_port_pair() -> u16 {
 /// `sluice start` under `sh -c "ulimit -l <kib>; exec …"`, optionally as user nobody.
 fn start_with_memlock(kib: u64, as_nobody: bool, port: u16, data: &std::path::Path) -> Child {
     let script = format!(
-        "ulimit -l {kib} && exec {SLUICE} start --cores 2 --set listeners=PLAINTEXT://127.0.0.1:{port} --set log.dirs={}",
+        "ulimit -l {kib} && exec {SLUICE} start --cores 2 --set listeners=PLAINTEXT://127.0.0.1:{port} --set metrics.listener= --set log.dirs={}",
         data.display()
     );
     let mut cmd = if as_nobody {

@@ -16,7 +16,7 @@ use crate::partition::{log_config, Partition};
 use crate::time::now_ms;
 use futures::channel::mpsc::UnboundedReceiver;
 use futures::StreamExt;
-use sluice_net::listener::{accept_until_shutdown, bind_listener, ShutdownSignal};
+use sluice_net::listener::{bind_listener, ShutdownSignal};
 use sluice_net::{serve_connection, ConnectionLimits};
 use sluice_storage::{read_checkpoint, write_checkpoint, PartitionLog};
 use std::cell::{Cell, RefCell};
@@ -392,7 +392,7 @@ pub async fn run_shard(start: ShardStart) -> Result<(), ShardError> {
         max_request_bytes: config.socket_request_max_bytes as usize,
     };
     loop {
-        match accept_until_shutdown(&listener, &shard.shutdown).await {
+        match listener.accept_until(&shard.shutdown).await {
             None => break,
             Some(Ok(stream)) => {
                 let shard = shard.clone();
@@ -411,7 +411,7 @@ pub async fn run_shard(start: ShardStart) -> Result<(), ShardError> {
             }
         }
     }
-    drop(listener);
+    listener.close();
     let deadline = std::time::Instant::now() + DRAIN_TIMEOUT;
     while shard.connections.get() > 0 && std::time::Instant::now() < deadline {
         glommio::timer::sleep(Duration::from_millis(10)).await;

@@ -8,8 +8,8 @@ use super::render::render;
 use crate::messages::ShardRouter;
 use crate::shard::Shard;
 use futures_lite::io::{AsyncReadExt, AsyncWriteExt};
-use glommio::net::{TcpListener, TcpStream};
-use sluice_net::listener::accept_until_shutdown;
+use glommio::net::TcpStream;
+use sluice_net::listener::Listener;
 use std::rc::Rc;
 use std::time::Duration;
 use tracing::debug;
@@ -20,10 +20,10 @@ const MAX_HEAD: usize = 8 * 1024;
 const HEAD_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Accepts scrapes until the shard shuts down.
-pub async fn serve_metrics(listener: TcpListener, shard: Rc<Shard>) {
+pub async fn serve_metrics(listener: Listener, shard: Rc<Shard>) {
     loop {
-        match accept_until_shutdown(&listener, &shard.shutdown).await {
-            None => return,
+        match listener.accept_until(&shard.shutdown).await {
+            None => break,
             Some(Ok(stream)) => {
                 let shard = shard.clone();
                 glommio::spawn_local(async move {
@@ -39,6 +39,7 @@ pub async fn serve_metrics(listener: TcpListener, shard: Rc<Shard>) {
             }
         }
     }
+    listener.close();
 }
 
 async fn answer(mut stream: TcpStream, router: &ShardRouter) -> std::io::Result<()> {
