@@ -41,7 +41,7 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
-    /// The properties file is not well-formed (for example a malformed `\uXXXX` escape).
+    /// The properties file is not well-formed (for example a malformed `\uHHHH` escape).
     #[error("{message} (line {line} of {file})")]
     Syntax {
         /// The file, as the operator named it.

@@ -2,7 +2,7 @@
 //!
 //! Supported: `key=value`, `key: value` and `key value`; `#` and `!` comment lines; blank
 //! lines; a line ending in an odd number of backslashes continues on the next line (whose
-//! leading whitespace is dropped); escapes `\t \n \r \f \\ \uXXXX` (surrogate pairs too), and
+//! leading whitespace is dropped); escapes `\t \n \r \f \\ \uHHHH` (surrogate pairs too), and
 //! `\<any>` meaning `<any>` (so `\=`, `\:`, `\ ` and `\#` may appear in keys). Unlike Java,
 //! unescaped trailing whitespace of a value is removed — Kafka trims values when it parses them,
 //! so the result is the same — and files are read as UTF-8 rather than ISO-8859-1 (identical for
