@@ -96,38 +96,33 @@ fn start_with_bad_set(kv: &str) -> (Option<Output>, tempfile::TempDir) {
     (o, tmp)
 }
 
-#[test]
-fn unknown_config_key_is_rejected_by_name() {
-    let (o, _tmp) = start_with_bad_set("log.segmnt.bytes=1");
-    let o = o.expect("sluice started (or hung) with an unknown config key instead of exiting");
+/// `sluice start --set <setting>` must exit non-zero with a message naming `key`.
+fn assert_set_rejected_naming(setting: &str, key: &str) {
+    let (o, _tmp) = start_with_bad_set(setting);
+    let o = o.unwrap_or_else(|| {
+        panic!("sluice started (or hung) with --set {setting} instead of exiting")
+    });
     assert!(
         !o.status.success(),
-        "unknown key accepted: exit {}, output {}",
+        "--set {setting} accepted: exit {}, output {}",
         o.status,
         text(&o)
     );
     assert!(
-        text(&o).contains("log.segmnt.bytes"),
-        "error output does not name the unknown key:\n{}",
+        text(&o).contains(key),
+        "error output does not name '{key}':\n{}",
         text(&o)
     );
 }
 
 #[test]
+fn unknown_config_key_is_rejected_by_name() {
+    assert_set_rejected_naming("log.segmnt.bytes=1", "log.segmnt.bytes");
+}
+
+#[test]
 fn invalid_config_value_is_rejected_by_name() {
-    let (o, _tmp) = start_with_bad_set("num.partitions=abc");
-    let o = o.expect("sluice started (or hung) with num.partitions=abc instead of exiting");
-    assert!(
-        !o.status.success(),
-        "bad value accepted: exit {}, output {}",
-        o.status,
-        text(&o)
-    );
-    assert!(
-        text(&o).contains("num.partitions"),
-        "error output does not name the key with the bad value:\n{}",
-        text(&o)
-    );
+    assert_set_rejected_naming("num.partitions=abc", "num.partitions");
 }
 
 #[test]
