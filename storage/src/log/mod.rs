@@ -287,6 +287,34 @@ impl PartitionLog {
         Ok(())
     }
 
+    /// Starts a new active segment at the log end now, unless the active segment is empty.
+    /// The group coordinator rolls before it rewrites its live state, so that everything older
+    /// sits in sealed segments it can then delete.
+    pub fn roll_now(&mut self, now_ms: i64) -> io::Result<()> {
+        if self.active.size() == 0 {
+            return Ok(());
+        }
+        self.roll(now_ms)
+    }
+
+    /// Deletes the sealed segments that hold only offsets below `offset`, oldest first, so the
+    /// log stays contiguous even if this is interrupted. The active segment is never deleted.
+    /// The log start offset becomes the base offset of the first remaining segment. Returns the
+    /// bytes removed.
+    pub fn delete_segments_before(&mut self, offset: i64) -> Result<u64, StorageError> {
+        let mut removed = 0;
+        while let Some(entry) = self.sealed.first_entry() {
+            if entry.get().next_offset() > offset {
+                break;
+            }
+            let segment = entry.remove();
+            removed += segment.size();
+            segment.delete()?;
+        }
+        debug_assert!(self.log_start_offset() <= self.log_end_offset);
+        Ok(removed)
+    }
+
     /// Messages appended since the recovery point.
     pub fn unflushed_messages(&self) -> u64 {
         (self.log_end_offset - self.recovery_point).max(0) as u64

@@ -490,3 +490,45 @@ fn delete_removes_the_directory() {
     log.delete().unwrap();
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }
+
+#[test]
+fn deleting_old_segments_moves_the_log_start_and_survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, _) = open(dir.path(), small(), 0);
+    let bases = fill(&mut log, 60);
+    assert!(log.segment_count() >= 3, "the fill spans several segments");
+    let end = log.log_end_offset();
+    log.roll_now(NOW).unwrap();
+    assert_eq!(log.log_start_offset(), 0);
+    let before = log.size_bytes();
+    let removed = log.delete_segments_before(end).unwrap();
+    assert_eq!(removed, before, "every sealed segment ends at or below the roll point");
+    assert_eq!(log.segment_count(), 1, "only the new, empty active segment is left");
+    assert_eq!(log.log_start_offset(), end);
+    assert!(matches!(
+        log.read(bases[0], 1024, true, i64::MAX),
+        Err(ReadError::OffsetOutOfRange { .. })
+    ));
+    let more = fill(&mut log, 2);
+    assert_eq!(more[0], end, "offsets continue after the deletion");
+    log.close().unwrap();
+    let (log, _) = open(dir.path(), small(), end);
+    assert_eq!(log.log_start_offset(), end);
+    assert_eq!(log.log_end_offset(), end + 6);
+}
+
+#[test]
+fn deleting_before_an_offset_inside_a_segment_keeps_that_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, _) = open(dir.path(), small(), 0);
+    let bases = fill(&mut log, 60);
+    let cut = bases[40] + 1;
+    log.delete_segments_before(cut).unwrap();
+    assert!(log.log_start_offset() <= cut, "the segment holding the cut stays");
+    assert!(log.log_start_offset() > 0);
+    assert!(log.read(cut, 1024, true, i64::MAX).unwrap().is_some());
+    log.roll_now(NOW).unwrap();
+    let count = log.segment_count();
+    log.roll_now(NOW).unwrap();
+    assert_eq!(log.segment_count(), count, "rolling an empty active segment is a no-op");
+}
