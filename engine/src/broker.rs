@@ -1,6 +1,7 @@
 //! Starting and stopping a whole broker: one pinned executor per shard.
 
 use crate::config::{BrokerConfig, ConfigError};
+use crate::group::{offsets_topic, OFFSETS_TOPIC};
 use crate::messages::ShardRouter;
 use crate::metadata::{ClusterState, MetadataError, MetadataImage};
 use crate::shard::{run_shard, ShardStart};
@@ -64,6 +65,15 @@ pub fn run_broker(config: BrokerConfig, stop: Arc<AtomicBool>) -> Result<(), Bro
         Some(state) => state,
         None => ClusterState::new(config.cluster_id.clone()),
     };
+    if !state.topics.contains_key(OFFSETS_TOPIC) {
+        let topic = offsets_topic(&config, shards as u32)
+            .map_err(|e| BrokerError::Shard(format!("cannot create {OFFSETS_TOPIC}: {e}")))?;
+        info!(
+            partitions = topic.partitions.len(),
+            "created {OFFSETS_TOPIC} for consumer groups"
+        );
+        state.topics.insert(OFFSETS_TOPIC.to_string(), topic);
+    }
     let moved = state.rebalance_missing_shards(shards as u32);
     if moved > 0 {
         info!("{moved} partition(s) were on shards this broker no longer runs; moved them to the remaining shards");

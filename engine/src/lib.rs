@@ -21,6 +21,7 @@ pub mod broker;
 pub mod config;
 pub mod controller;
 pub mod error;
+pub mod group;
 pub mod group_commit;
 pub mod messages;
 pub mod metadata;

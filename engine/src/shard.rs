@@ -8,6 +8,7 @@
 use crate::api::ApiHandler;
 use crate::config::BrokerConfig;
 use crate::controller::Controller;
+use crate::group::GroupCoordinator;
 use crate::group_commit::GroupCommit;
 use crate::messages::{ShardMessage, ShardRouter};
 use crate::metadata::{ClusterState, MetadataImage};
@@ -80,6 +81,8 @@ pub struct Shard {
     pub shutdown: ShutdownSignal,
     /// This shard's counters.
     pub metrics: ShardMetrics,
+    /// The consumer groups this shard coordinates.
+    pub groups: GroupCoordinator,
     image: RefCell<Arc<MetadataImage>>,
     partitions: RefCell<PartitionTable>,
     recovery_points: RefCell<HashMap<(String, i32), i64>>,
@@ -292,6 +295,7 @@ impl Shard {
                     .detach();
                 }
             }
+            self.groups.tick(&self);
             if now - last_checkpoint >= CHECKPOINT_INTERVAL_MS {
                 last_checkpoint = now;
                 self.write_recovery_checkpoint();
@@ -359,6 +363,7 @@ pub async fn run_shard(start: ShardStart) -> Result<(), ShardError> {
         group_commit: Rc::new(GroupCommit::default()),
         shutdown: ShutdownSignal::default(),
         metrics: ShardMetrics::default(),
+        groups: GroupCoordinator::new(&config),
         image: RefCell::new(image.clone()),
         partitions: RefCell::new(HashMap::new()),
         recovery_points: RefCell::new(recovery_points),
@@ -366,6 +371,7 @@ pub async fn run_shard(start: ShardStart) -> Result<(), ShardError> {
         connections: Cell::new(0),
     });
     shard.apply_metadata(image);
+    GroupCoordinator::load(shard.clone());
 
     let addr = listen_address(&config, id)?;
     let listener = bind_listener(addr).map_err(|source| ShardError::Bind {
@@ -399,7 +405,11 @@ pub async fn run_shard(start: ShardStart) -> Result<(), ShardError> {
                 shard.connections.set(shard.connections.get() + 1);
                 glommio::spawn_local(async move {
                     let _ = stream.set_nodelay(true);
-                    let handler = ApiHandler::new(shard.clone());
+                    let client_host = stream
+                        .peer_addr()
+                        .map(|a| format!("/{}", a.ip()))
+                        .unwrap_or_default();
+                    let handler = ApiHandler::new(shard.clone(), client_host);
                     serve_connection(stream, &handler, limits, &shard.shutdown).await;
                     shard.connections.set(shard.connections.get() - 1);
                 })
@@ -412,6 +422,7 @@ pub async fn run_shard(start: ShardStart) -> Result<(), ShardError> {
         }
     }
     listener.close();
+    shard.groups.fail_waiters();
     let deadline = std::time::Instant::now() + DRAIN_TIMEOUT;
     while shard.connections.get() > 0 && std::time::Instant::now() < deadline {
         glommio::timer::sleep(Duration::from_millis(10)).await;

@@ -8,15 +8,26 @@
 pub mod api_versions;
 pub mod create_partitions;
 pub mod create_topics;
+pub mod delete_groups;
 pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
+pub mod describe_groups;
 pub mod fetch;
+pub mod find_coordinator;
+pub mod heartbeat;
 pub mod init_producer_id;
+pub mod join_group;
+pub mod leave_group;
+pub mod list_groups;
 pub mod list_offsets;
 pub mod metadata;
+pub mod offset_commit;
+pub mod offset_delete;
+pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod produce;
+pub mod sync_group;
 
 use crate::shard::Shard;
 use bytes::BytesMut;
@@ -45,6 +56,17 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeConfigs, 1, 4),
     (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::DescribeCluster, 0, 2),
+    (ApiKey::FindCoordinator, 0, 6),
+    (ApiKey::JoinGroup, 0, 9),
+    (ApiKey::SyncGroup, 0, 5),
+    (ApiKey::Heartbeat, 0, 4),
+    (ApiKey::LeaveGroup, 0, 5),
+    (ApiKey::OffsetCommit, 2, 9),
+    (ApiKey::OffsetFetch, 1, 9),
+    (ApiKey::OffsetDelete, 0, 0),
+    (ApiKey::ListGroups, 0, 5),
+    (ApiKey::DescribeGroups, 0, 6),
+    (ApiKey::DeleteGroups, 0, 2),
 ];
 
 /// The supported version range of `key`, if the API is implemented.
@@ -55,25 +77,31 @@ pub fn supported_versions(key: ApiKey) -> Option<(i16, i16)> {
         .map(|&(_, lo, hi)| (lo, hi))
 }
 
-/// Answers requests arriving on one shard's connections.
+/// Answers the requests of one connection of a shard.
 pub struct ApiHandler {
     shard: Rc<Shard>,
+    client_host: Rc<str>,
 }
 
 impl ApiHandler {
-    /// A handler for connections of `shard`.
-    pub fn new(shard: Rc<Shard>) -> ApiHandler {
-        ApiHandler { shard }
+    /// A handler for a connection of `shard` from `client_host` (Kafka's "/address" form, as
+    /// DescribeGroups reports it).
+    pub fn new(shard: Rc<Shard>, client_host: String) -> ApiHandler {
+        ApiHandler {
+            shard,
+            client_host: client_host.into(),
+        }
     }
 }
 
 impl RequestHandler for ApiHandler {
     fn handle(&self, request: RawRequest) -> impl Future<Output = HandlerResult> {
         let shard = self.shard.clone();
+        let client_host = self.client_host.clone();
         async move {
             let started = Instant::now();
             let key = request.api_key as i16;
-            let result = dispatch(shard.clone(), request).await;
+            let result = dispatch(shard.clone(), request, &client_host).await;
             shard.metrics.record_request(key, started.elapsed());
             result
         }
@@ -85,7 +113,7 @@ impl RequestHandler for ApiHandler {
 }
 
 /// Routes a request to its handler after checking the API and version are supported.
-pub async fn dispatch(shard: Rc<Shard>, req: RawRequest) -> HandlerResult {
+pub async fn dispatch(shard: Rc<Shard>, req: RawRequest, client_host: &str) -> HandlerResult {
     let Some((lo, hi)) = supported_versions(req.api_key) else {
         return Err(format!(
             "{:?} (key {}) is not supported",
@@ -118,6 +146,17 @@ pub async fn dispatch(shard: Rc<Shard>, req: RawRequest) -> HandlerResult {
         }
         ApiKey::DescribeConfigs => describe_configs::handle_describe_configs(shard, req).await,
         ApiKey::DescribeCluster => describe_cluster::handle_describe_cluster(shard, req).await,
+        ApiKey::FindCoordinator => find_coordinator::handle_find_coordinator(shard, req).await,
+        ApiKey::JoinGroup => join_group::handle_join_group(shard, req, client_host).await,
+        ApiKey::SyncGroup => sync_group::handle_sync_group(shard, req).await,
+        ApiKey::Heartbeat => heartbeat::handle_heartbeat(shard, req).await,
+        ApiKey::LeaveGroup => leave_group::handle_leave_group(shard, req).await,
+        ApiKey::OffsetCommit => offset_commit::handle_offset_commit(shard, req).await,
+        ApiKey::OffsetFetch => offset_fetch::handle_offset_fetch(shard, req).await,
+        ApiKey::OffsetDelete => offset_delete::handle_offset_delete(shard, req).await,
+        ApiKey::ListGroups => list_groups::handle_list_groups(shard, req).await,
+        ApiKey::DescribeGroups => describe_groups::handle_describe_groups(shard, req).await,
+        ApiKey::DeleteGroups => delete_groups::handle_delete_groups(shard, req).await,
         other => Err(format!("{other:?} is not supported")),
     }
 }

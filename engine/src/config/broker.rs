@@ -112,6 +112,8 @@ static BROKER_KEYS: &[BrokerKey] = &[
         "Allow topics to be deleted."),
     key("group.initial.rebalance.delay.ms", INT, Some("3000"), at_least(0),
         "How long the coordinator waits for more members before the first rebalance of an empty group."),
+    key("group.max.size", INT, Some("2147483647"), at_least(1),
+        "Most members a classic group may have; a join beyond it gets GROUP_MAX_SIZE_REACHED."),
     key("group.max.session.timeout.ms", INT, Some("1800000"), at_least(1),
         "Largest session timeout a classic group member may ask for."),
     key("group.min.session.timeout.ms", INT, Some("6000"), at_least(1),
@@ -198,10 +200,18 @@ static BROKER_KEYS: &[BrokerKey] = &[
         "Default partition count of new topics."),
     key("num.recovery.threads.per.data.dir", INT, Some("2"), at_least(1),
         "Accepted for compatibility; each shard recovers its own partitions."),
+    key("offset.metadata.max.bytes", INT, Some("4096"), at_least(0),
+        "Longest metadata string an offset commit may carry (OFFSET_METADATA_TOO_LARGE beyond)."),
+    key("offsets.retention.check.interval.ms", LONG, Some("600000"), at_least(1),
+        "How often the group coordinators look for expired committed offsets."),
+    key("offsets.retention.minutes", INT, Some("10080"), at_least(1),
+        "Committed offsets of a group are dropped this long after the group became empty (for standalone commits: after the commit)."),
     key("offsets.topic.num.partitions", INT, Some("50"), at_least(1),
         "Partitions of __consumer_offsets (fixed once the topic exists)."),
     key("offsets.topic.replication.factor", SHORT, Some("1"), at_least(1),
         "Replication factor of __consumer_offsets (Sluice default 1; Kafka's is 3)."),
+    key("offsets.topic.segment.bytes", INT, Some("104857600"), at_least(14),
+        "Segment size of __consumer_offsets; a coordinator rewrites its live state and drops older segments once a partition holds three."),
     key("process.roles", LIST, Some("broker,controller"), Check::ListOf(PROCESS_ROLES),
         "KRaft roles (accepted for compatibility; a Sluice process is always broker and controller)."),
     key("replica.lag.time.max.ms", LONG, Some("30000"), at_least(0),
@@ -501,6 +511,16 @@ pub struct BrokerConfig {
     pub transaction_state_log_replication_factor: i16,
     /// `transaction.state.log.min.isr`.
     pub transaction_state_log_min_isr: i32,
+    /// `group.max.size`.
+    pub group_max_size: i32,
+    /// `offset.metadata.max.bytes`.
+    pub offset_metadata_max_bytes: i32,
+    /// `offsets.retention.minutes`, in milliseconds.
+    pub offsets_retention_ms: i64,
+    /// `offsets.retention.check.interval.ms`.
+    pub offsets_retention_check_interval_ms: i64,
+    /// `offsets.topic.segment.bytes`.
+    pub offsets_topic_segment_bytes: i32,
     /// `group.initial.rebalance.delay.ms`.
     pub group_initial_rebalance_delay_ms: i32,
     /// `group.min.session.timeout.ms`.
@@ -758,6 +778,11 @@ impl BrokerConfig {
                 v.int("transaction.state.log.replication.factor"),
             ),
             transaction_state_log_min_isr: to_i32(v.int("transaction.state.log.min.isr")),
+            group_max_size: to_i32(v.int("group.max.size")),
+            offset_metadata_max_bytes: to_i32(v.int("offset.metadata.max.bytes")),
+            offsets_retention_ms: v.int("offsets.retention.minutes").saturating_mul(60_000),
+            offsets_retention_check_interval_ms: v.int("offsets.retention.check.interval.ms"),
+            offsets_topic_segment_bytes: to_i32(v.int("offsets.topic.segment.bytes")),
             group_initial_rebalance_delay_ms: to_i32(v.int("group.initial.rebalance.delay.ms")),
             group_min_session_timeout_ms: to_i32(v.int("group.min.session.timeout.ms")),
             group_max_session_timeout_ms: to_i32(v.int("group.max.session.timeout.ms")),

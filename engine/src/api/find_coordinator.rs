@@ -1,0 +1,105 @@
+//! FindCoordinator: which node (shard) coordinates a group.
+//!
+//! Any shard answers: group `g` is coordinated by the shard leading `__consumer_offsets`
+//! partition `abs(javaStringHashCode(g)) % offsets.topic.num.partitions`. v0–v3 carry one key,
+//! v4+ a batch (`coordinator_keys`). Transaction coordinators arrive with transactions; until
+//! then a transactional key gets COORDINATOR_NOT_AVAILABLE with a message saying so.
+
+use super::{decode, respond, str_bytes, HandlerResult};
+use crate::group::{partition_for, OFFSETS_TOPIC};
+use crate::metadata::MetadataImage;
+use crate::shard::Shard;
+use kafka_protocol::messages::find_coordinator_response::Coordinator;
+use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError as E;
+use sluice_net::RawRequest;
+use std::rc::Rc;
+
+/// `key_type` of a consumer group.
+const GROUP_KEY: i8 = 0;
+/// `key_type` of a transactional id.
+const TRANSACTION_KEY: i8 = 1;
+
+/// Answers FindCoordinator.
+pub async fn handle_find_coordinator(shard: &Rc<Shard>, req: &RawRequest) -> HandlerResult {
+    let request: FindCoordinatorRequest = decode(req)?;
+    let image = shard.image();
+    let partitions = shard.config.offsets_topic_num_partitions;
+    if req.api_version >= 4 {
+        let coordinators = request
+            .coordinator_keys
+            .iter()
+            .map(|key| find(&image, partitions, request.key_type, key))
+            .collect();
+        return respond(
+            req,
+            &FindCoordinatorResponse::default().with_coordinators(coordinators),
+        );
+    }
+    let c = find(&image, partitions, request.key_type, &request.key);
+    shard.metrics.record_error(req.api_key as i16, c.error_code);
+    let error_message = if req.api_version >= 1 {
+        c.error_message
+    } else {
+        None
+    };
+    respond(
+        req,
+        &FindCoordinatorResponse::default()
+            .with_error_code(c.error_code)
+            .with_error_message(error_message)
+            .with_node_id(c.node_id)
+            .with_host(c.host)
+            .with_port(c.port),
+    )
+}
+
+/// The coordinator of one key.
+fn find(image: &MetadataImage, partitions: i32, key_type: i8, key: &StrBytes) -> Coordinator {
+    let failed = |code: E, message: String| {
+        Coordinator::default()
+            .with_key(key.clone())
+            .with_node_id(BrokerId(-1))
+            .with_port(-1)
+            .with_error_code(code.code())
+            .with_error_message(Some(str_bytes(message)))
+    };
+    match key_type {
+        GROUP_KEY => {}
+        TRANSACTION_KEY => {
+            return failed(
+                E::CoordinatorNotAvailable,
+                "transactions are not supported by this broker yet".into(),
+            )
+        }
+        other => {
+            return failed(
+                E::InvalidRequest,
+                format!("unknown coordinator key type {other}"),
+            )
+        }
+    }
+    let partition = partition_for(key, partitions);
+    let Some(placement) = image
+        .topic(OFFSETS_TOPIC)
+        .and_then(|t| t.partitions.get(partition as usize))
+    else {
+        return failed(
+            E::CoordinatorNotAvailable,
+            format!("{OFFSETS_TOPIC} partition {partition} does not exist"),
+        );
+    };
+    let node_id = image.node_of(placement.shard);
+    let Some(node) = image.nodes.iter().find(|n| n.node_id == node_id) else {
+        return failed(
+            E::CoordinatorNotAvailable,
+            format!("node {node_id} is unknown"),
+        );
+    };
+    Coordinator::default()
+        .with_key(key.clone())
+        .with_node_id(BrokerId(node.node_id))
+        .with_host(str_bytes(node.host.clone()))
+        .with_port(node.port)
+}

@@ -1,0 +1,84 @@
+//! Consumer groups: the classic group coordinator of one shard.
+//!
+//! Group `g` belongs to `__consumer_offsets` partition
+//! `abs(javaStringHashCode(g)) % offsets.topic.num.partitions` ([`partition_for`]); the shard
+//! leading that partition coordinates it, so a group's members, rebalances and committed offsets
+//! never leave one core. Group metadata and commits are records in that partition, in Kafka's
+//! key/value formats ([`records`]), replayed when the shard starts ([`GroupCoordinator::load`]).
+//!
+//! * [`state`]: one group's data: members, generation, offsets.
+//! * [`rebalance`]: the JoinGroup / SyncGroup / Heartbeat / LeaveGroup state machine and timers.
+//! * [`coordinator`]: the shard's groups, ownership and loading, persistence, the API entry points.
+//! * [`offsets`]: OffsetCommit / OffsetFetch / OffsetDelete and offset expiry.
+//! * [`store`]: writing records, replay, and keeping each partition's log bounded.
+
+pub mod coordinator;
+pub mod offsets;
+pub mod rebalance;
+pub mod records;
+pub mod state;
+pub mod store;
+
+pub use coordinator::GroupCoordinator;
+
+use crate::config::{BrokerConfig, ConfigError, TopicConfigs};
+use crate::metadata::{PartitionState, TopicState};
+use std::collections::BTreeMap;
+
+/// The internal topic holding group metadata and committed offsets.
+pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+
+/// The `__consumer_offsets` partition of `group`: Kafka's
+/// `Utils.abs(groupId.hashCode) % partitions`, with Java's `String.hashCode` over UTF-16 units.
+pub fn partition_for(group: &str, partitions: i32) -> i32 {
+    let hash = group.encode_utf16().fold(0i32, |h, unit| {
+        h.wrapping_mul(31).wrapping_add(i32::from(unit))
+    });
+    let abs = if hash == i32::MIN { 0 } else { hash.abs() };
+    abs % partitions.max(1)
+}
+
+/// The `__consumer_offsets` topic a new cluster starts with: `offsets.topic.num.partitions`
+/// partitions, partition `p` on shard `p % shards`, compacted, with
+/// `offsets.topic.segment.bytes` segments (Kafka's topic configs for it).
+pub fn offsets_topic(config: &BrokerConfig, shards: u32) -> Result<TopicState, ConfigError> {
+    let configs = BTreeMap::from([
+        ("cleanup.policy".to_string(), "compact".to_string()),
+        ("compression.type".to_string(), "producer".to_string()),
+        (
+            "segment.bytes".to_string(),
+            config.offsets_topic_segment_bytes.to_string(),
+        ),
+    ]);
+    Ok(TopicState {
+        id: uuid::Uuid::new_v4(),
+        partitions: (0..config.offsets_topic_num_partitions.max(1) as u32)
+            .map(|p| PartitionState {
+                shard: p % shards.max(1),
+                leader_epoch: 0,
+            })
+            .collect(),
+        configs: TopicConfigs::new(configs)?,
+        internal: true,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::partition_for;
+
+    #[test]
+    fn partitions_match_kafkas_hashing() {
+        // Expected values: Math.abs(id.hashCode()) % 50, as Java computes them.
+        for (id, partition) in [
+            ("", 0),
+            ("test", 48),
+            ("group-a", 47),
+            ("my-group", 12), // negative hash: Math.abs, not a bit mask
+            ("console-consumer-12345", 6),
+            ("grüppe-😀", 14), // UTF-16 code units, surrogate pair included
+        ] {
+            assert_eq!(partition_for(id, 50), partition, "group {id:?}");
+        }
+    }
+}
