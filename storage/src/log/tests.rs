@@ -502,8 +502,15 @@ fn deleting_old_segments_moves_the_log_start_and_survives_reopen() {
     assert_eq!(log.log_start_offset(), 0);
     let before = log.size_bytes();
     let removed = log.delete_segments_before(end).unwrap();
-    assert_eq!(removed, before, "every sealed segment ends at or below the roll point");
-    assert_eq!(log.segment_count(), 1, "only the new, empty active segment is left");
+    assert_eq!(
+        removed, before,
+        "every sealed segment ends at or below the roll point"
+    );
+    assert_eq!(
+        log.segment_count(),
+        1,
+        "only the new, empty active segment is left"
+    );
     assert_eq!(log.log_start_offset(), end);
     assert!(matches!(
         log.read(bases[0], 1024, true, i64::MAX),
@@ -524,11 +531,18 @@ fn deleting_before_an_offset_inside_a_segment_keeps_that_segment() {
     let bases = fill(&mut log, 60);
     let cut = bases[40] + 1;
     log.delete_segments_before(cut).unwrap();
-    assert!(log.log_start_offset() <= cut, "the segment holding the cut stays");
+    assert!(
+        log.log_start_offset() <= cut,
+        "the segment holding the cut stays"
+    );
     assert!(log.log_start_offset() > 0);
     assert!(log.read(cut, 1024, true, i64::MAX).unwrap().is_some());
     log.roll_now(NOW).unwrap();
     let count = log.segment_count();
     log.roll_now(NOW).unwrap();
-    assert_eq!(log.segment_count(), count, "rolling an empty active segment is a no-op");
+    assert_eq!(
+        log.segment_count(),
+        count,
+        "rolling an empty active segment is a no-op"
+    );
 }
