@@ -352,6 +352,13 @@ impl Controller {
                         outcome.error_message =
                             Some("Topic deletion is disabled (delete.topic.enable=false).".into());
                     }
+                    Some((n, t)) if t.internal => {
+                        outcome.topic_id = t.id;
+                        outcome.error_code = ResponseError::InvalidRequest.code();
+                        outcome.error_message = Some(format!(
+                            "{n} is an internal topic (it holds the consumer groups) and cannot be deleted."
+                        ));
+                    }
                     Some((n, t)) => {
                         outcome.topic_id = t.id;
                         outcome.num_partitions = t.partitions.len() as i32;
@@ -392,6 +399,13 @@ impl Controller {
                     None => Err((
                         ResponseError::UnknownTopicOrPartition,
                         format!("The topic '{}' does not exist.", g.name),
+                    )),
+                    Some(t) if t.internal => Err((
+                        ResponseError::InvalidRequest,
+                        format!(
+                            "{} is an internal topic; its partition count is fixed (offsets.topic.num.partitions).",
+                            g.name
+                        ),
                     )),
                     Some(t) => grow(t, &g, &mut load, self, validate_only),
                 };

@@ -47,6 +47,11 @@ pub async fn handle_produce(shard: &Rc<Shard>, req: &RawRequest) -> HandlerResul
                     out.error_code = ResponseError::InvalidRequiredAcks.code()
                 }
                 (None, _) => out.error_code = ResponseError::UnknownTopicId.code(),
+                (Some(n), _) if image.topic(n).is_some_and(|t| t.internal) => {
+                    out.error_code = ResponseError::InvalidTopicException.code();
+                    out.error_message =
+                        Some(str_bytes(format!("Cannot append to internal topic {n}")));
+                }
                 (Some(n), None) => match image
                     .topic(n)
                     .and_then(|t| t.partitions.get(data.index as usize))
