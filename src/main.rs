@@ -10,6 +10,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use tracing_subscriber::EnvFilter;
 
+mod tools;
+
 /// Sluice: a Kafka-compatible message broker, thread-per-core on io_uring.
 #[derive(Parser)]
 #[command(name = "sluice", version, about, long_about = None)]
@@ -28,6 +30,9 @@ enum Command {
     Tune(sluice_tuning::TuneArgs),
     /// Load-test any Kafka-compatible broker: produce, consume, end-to-end latency, mixed.
     Bench(sluice_bench::BenchArgs),
+    /// Consumer groups on any Kafka-compatible broker: list, describe, lag, reset-offsets,
+    /// delete (like kafka-consumer-groups.sh).
+    Group(tools::group::GroupArgs),
 }
 
 #[derive(clap::Args)]
@@ -55,6 +60,7 @@ fn main() -> ExitCode {
         Command::Start(args) => start(args),
         Command::Tune(args) => sluice_tuning::run_tune(&args),
         Command::Bench(args) => sluice_bench::run_bench(&args),
+        Command::Group(args) => tools::group::run(&args),
     }
 }
 

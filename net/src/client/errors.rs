@@ -28,8 +28,14 @@ pub fn error_name(code: i16) -> &'static str {
         20 => "NOT_ENOUGH_REPLICAS_AFTER_APPEND",
         21 => "INVALID_REQUIRED_ACKS",
         22 => "ILLEGAL_GENERATION",
+        23 => "INCONSISTENT_GROUP_PROTOCOL",
+        24 => "INVALID_GROUP_ID",
         25 => "UNKNOWN_MEMBER_ID",
+        26 => "INVALID_SESSION_TIMEOUT",
+        27 => "REBALANCE_IN_PROGRESS",
+        28 => "INVALID_COMMIT_OFFSET_SIZE",
         29 => "TOPIC_AUTHORIZATION_FAILED",
+        30 => "GROUP_AUTHORIZATION_FAILED",
         31 => "CLUSTER_AUTHORIZATION_FAILED",
         32 => "INVALID_TIMESTAMP",
         33 => "UNSUPPORTED_SASL_MECHANISM",
@@ -53,14 +59,24 @@ pub fn error_name(code: i16) -> &'static str {
         56 => "KAFKA_STORAGE_ERROR",
         59 => "UNKNOWN_PRODUCER_ID",
         60 => "REASSIGNMENT_IN_PROGRESS",
+        68 => "NON_EMPTY_GROUP",
+        69 => "GROUP_ID_NOT_FOUND",
         74 => "FENCED_LEADER_EPOCH",
         75 => "UNKNOWN_LEADER_EPOCH",
         76 => "UNSUPPORTED_COMPRESSION_TYPE",
         78 => "OFFSET_NOT_AVAILABLE",
+        79 => "MEMBER_ID_REQUIRED",
+        81 => "GROUP_MAX_SIZE_REACHED",
+        82 => "FENCED_INSTANCE_ID",
+        86 => "GROUP_SUBSCRIBED_TO_TOPIC",
         87 => "INVALID_RECORD",
+        88 => "UNSTABLE_OFFSET_COMMIT",
         89 => "THROTTLING_QUOTA_EXCEEDED",
         90 => "PRODUCER_FENCED",
         100 => "UNKNOWN_TOPIC_ID",
+        110 => "FENCED_MEMBER_EPOCH",
+        111 => "UNRELEASED_INSTANCE_ID",
+        113 => "STALE_MEMBER_EPOCH",
         _ => "UNKNOWN_ERROR_CODE",
     }
 }
@@ -71,6 +87,8 @@ mod tests {
     fn names_common_codes() {
         assert_eq!(super::error_name(6), "NOT_LEADER_OR_FOLLOWER");
         assert_eq!(super::error_name(3), "UNKNOWN_TOPIC_OR_PARTITION");
+        assert_eq!(super::error_name(68), "NON_EMPTY_GROUP");
+        assert_eq!(super::error_name(69), "GROUP_ID_NOT_FOUND");
         assert_eq!(super::error_name(12345), "UNKNOWN_ERROR_CODE");
     }
 }

@@ -6,15 +6,22 @@
 //!   in order on a connection, so responses are matched to requests by correlation id, FIFO).
 //! * [`Cluster`] bootstraps from a list of addresses, keeps a [`Metadata`] snapshot (nodes and
 //!   partition leaders), creates topics and opens connections to leaders.
+//! * [`Cluster::find_coordinator`] and [`Cluster::list_offsets`] are small admin helpers: the
+//!   coordinator of a group or transactional id, and offsets by time from each partition leader.
 //! * [`error_name`] names Kafka error codes the way Kafka does (`NOT_LEADER_OR_FOLLOWER`).
 //!
 //! Every connect and every request is bounded by a timeout ([`ClientOptions`]): a dead or stopped
 //! broker is an error within seconds, never a hang. Everything here runs on a glommio executor.
 
+mod admin;
 mod cluster;
 mod connection;
 mod errors;
 
+pub use admin::{
+    Coordinator, ListedOffset, COORDINATOR_GROUP, COORDINATOR_TRANSACTION, EARLIEST_TIMESTAMP,
+    LATEST_TIMESTAMP, READ_COMMITTED, READ_UNCOMMITTED,
+};
 pub use cluster::{topic_name, Cluster, Metadata, PartitionMetadata, TopicMetadata};
 pub use connection::{ClientOptions, Connection, Pending, RawPending};
 pub use errors::error_name;
