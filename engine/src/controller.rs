@@ -6,15 +6,17 @@
 //! [`MetadataImage`]; the reply goes out only after every shard has adopted it, so a client
 //! that created a topic can use it on any shard at once.
 
-use crate::config::{validate_topic_config, BrokerConfig, TopicConfigs};
+use crate::config::{
+    validate_dynamic_broker_configs, BrokerConfig, ConfigError, ConfigKind, TopicConfigs,
+};
 use crate::messages::{
-    ControllerCommand, ControllerReply, NewTopic, PartitionGrowth, ShardRouter, TopicOutcome,
-    TopicRef,
+    ConfigOutcome, ConfigTarget, ControllerCommand, ControllerReply, NewTopic, PartitionGrowth,
+    ResourceAlteration, ShardRouter, TopicOutcome, TopicRef,
 };
 use crate::metadata::{least_loaded, ClusterState, MetadataImage, PartitionState, TopicState};
 use kafka_protocol::ResponseError;
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use tracing::{error, info};
@@ -80,6 +82,14 @@ impl Controller {
                 let outcomes = self.create_partitions(&mut next, topics, validate_only);
                 let changed = !validate_only && outcomes.iter().any(|o| o.error_code == 0);
                 (ControllerReply::Topics(outcomes), changed)
+            }
+            ControllerCommand::AlterConfigs {
+                resources,
+                validate_only,
+            } => {
+                let outcomes = self.alter_configs(&mut next, resources, validate_only);
+                let changed = !validate_only && outcomes.iter().any(|o| o.error_code == 0);
+                (ControllerReply::Configs(outcomes), changed)
             }
             ControllerCommand::AllocateProducerIds { count } => {
                 let first = next.next_producer_id;
@@ -209,13 +219,25 @@ impl Controller {
                     "Both numPartitions or replicationFactor and replicasAssignments were set. Both cannot be used at the same time.".into(),
                 ));
             }
-            self.check_assignments(t.assignments.iter().map(|(_, r)| r.as_slice()))?;
-            let mut indexes: Vec<i32> = t.assignments.iter().map(|(p, _)| *p).collect();
-            indexes.sort_unstable();
-            if indexes.iter().enumerate().any(|(i, p)| *p != i as i32) {
+            let mut indexes = BTreeSet::new();
+            for (partition, _) in &t.assignments {
+                if !indexes.insert(*partition) {
+                    return Err((
+                        ResponseError::InvalidReplicaAssignment,
+                        format!(
+                            "Found multiple manual partition assignments for partition {partition}"
+                        ),
+                    ));
+                }
+            }
+            self.check_assignments(t.assignments.iter().map(|(_, r)| r.as_slice()), None)?;
+            let count = i32::try_from(indexes.len()).unwrap_or(i32::MAX);
+            if let Some(missing) = (0..count).find(|p| !indexes.contains(p)) {
                 return Err((
                     ResponseError::InvalidReplicaAssignment,
-                    "Partitions should be a consecutive 0-based integer sequence".into(),
+                    format!(
+                        "Partitions should be a consecutive 0-based integer sequence, but partition {missing} has no assignment"
+                    ),
                 ));
             }
         } else {
@@ -238,6 +260,7 @@ impl Controller {
                 ));
             }
         }
+        let mut configs = BTreeMap::new();
         for (name, value) in &t.configs {
             let Some(value) = value else {
                 return Err((
@@ -245,32 +268,63 @@ impl Controller {
                     format!("Null value not supported for topic configs: {name}"),
                 ));
             };
-            validate_topic_config(name, value)
-                .map_err(|e| (ResponseError::InvalidConfig, e.to_string()))?;
+            configs.insert(name.clone(), value.clone());
         }
+        TopicConfigs::new(configs).map_err(invalid_config)?;
         Ok(())
     }
 
-    /// Checks manual replica assignments: one replica each, on a node of this cluster.
-    fn check_assignments<'a>(&self, assignments: impl Iterator<Item = &'a [i32]>) -> Check {
+    /// Checks manual replica assignments as Kafka's controller does — an empty replica list, a
+    /// node that does not exist, a node named twice, a replica count different from the other
+    /// partitions' (`expected_replicas`, or the first partition's) are INVALID_REPLICA_ASSIGNMENT
+    /// — then that partitions have one replica each, since Sluice does not replicate yet
+    /// (INVALID_REPLICATION_FACTOR).
+    fn check_assignments<'a>(
+        &self,
+        assignments: impl Iterator<Item = &'a [i32]>,
+        expected_replicas: Option<usize>,
+    ) -> Check {
+        let bad = |message: String| Err((ResponseError::InvalidReplicaAssignment, message));
+        let mut replicas_per_partition = expected_replicas;
         for replicas in assignments {
-            if replicas.len() != 1 {
-                return Err((
-                    ResponseError::InvalidReplicationFactor,
-                    unsupported_replication(replicas.len() as i16, self.shards),
-                ));
+            if replicas.is_empty() {
+                return bad(
+                    "The manual partition assignment includes an empty replica list.".into(),
+                );
             }
-            if self.shard_of_node(replicas[0]).is_none() {
-                return Err((
-                    ResponseError::InvalidReplicaAssignment,
-                    format!(
-                        "Replica assignment names node {}, which is not a node of this cluster",
-                        replicas[0]
-                    ),
-                ));
+            let mut nodes = replicas.to_vec();
+            nodes.sort_unstable();
+            for (i, node) in nodes.iter().enumerate() {
+                if self.shard_of_node(*node).is_none() {
+                    let first = self.config.broker_id * 1000;
+                    return bad(format!(
+                        "The manual partition assignment includes node {node}, but no such node exists (the nodes of this cluster are {first}..={})",
+                        first + self.shards as i32 - 1
+                    ));
+                }
+                if i > 0 && nodes[i - 1] == *node {
+                    return bad(format!(
+                        "The manual partition assignment includes the node {node} more than once."
+                    ));
+                }
+            }
+            match replicas_per_partition {
+                Some(expected) if expected != nodes.len() => {
+                    return bad(format!(
+                        "The manual partition assignment includes a partition with {} replica(s), but this is not consistent with previous partitions, which have {expected} replica(s).",
+                        nodes.len()
+                    ));
+                }
+                _ => replicas_per_partition = Some(nodes.len()),
             }
         }
-        Ok(())
+        match replicas_per_partition {
+            Some(n) if n > 1 => Err((
+                ResponseError::InvalidReplicationFactor,
+                unsupported_replication(i16::try_from(n).unwrap_or(i16::MAX), self.shards),
+            )),
+            _ => Ok(()),
+        }
     }
 
     /// Places partitions: on the assigned nodes, or each on the least-loaded shard.
@@ -310,6 +364,29 @@ impl Controller {
     fn shard_of_node(&self, node: i32) -> Option<u32> {
         let base = self.config.broker_id * 1000;
         (node >= base && node < base + self.shards as i32).then(|| (node - base) as u32)
+    }
+
+    /// AlterConfigs / IncrementalAlterConfigs: each resource is validated in full on its own
+    /// and changed only if valid (and not `validate_only`).
+    fn alter_configs(
+        &self,
+        state: &mut ClusterState,
+        resources: Vec<ResourceAlteration>,
+        validate_only: bool,
+    ) -> Vec<ConfigOutcome> {
+        resources
+            .iter()
+            .map(|r| match alter_resource(state, r, validate_only) {
+                Ok(()) => ConfigOutcome {
+                    error_code: 0,
+                    error_message: None,
+                },
+                Err((code, message)) => ConfigOutcome {
+                    error_code: code.code(),
+                    error_message: Some(message),
+                },
+            })
+            .collect()
     }
 
     fn delete_topics(&self, state: &mut ClusterState, topics: Vec<TopicRef>) -> Vec<TopicOutcome> {
@@ -447,7 +524,7 @@ fn grow(
                     format!("Increasing the number of partitions by {added} but {} assignments provided.", a.len()),
                 ));
             }
-            c.check_assignments(a.iter().map(Vec::as_slice))?;
+            c.check_assignments(a.iter().map(Vec::as_slice), Some(1))?;
             a.iter().filter_map(|r| c.shard_of_node(r[0])).collect()
         }
         None => (0..added)
@@ -466,6 +543,65 @@ fn grow(
             }));
     }
     Ok(())
+}
+
+/// Alters one resource's configs in `state` (unless `validate_only`).
+fn alter_resource(state: &mut ClusterState, r: &ResourceAlteration, validate_only: bool) -> Check {
+    match &r.target {
+        ConfigTarget::Topic(name) => {
+            validate_topic_name(name)?;
+            let Some(topic) = state.topics.get_mut(name) else {
+                return Err((
+                    ResponseError::UnknownTopicOrPartition,
+                    format!("The topic '{name}' does not exist."),
+                ));
+            };
+            let current = topic
+                .configs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            let next = r
+                .alteration
+                .apply(ConfigKind::Topic, &current)
+                .map_err(invalid_config)?;
+            let configs = TopicConfigs::new(next).map_err(invalid_config)?;
+            if !validate_only {
+                info!(topic = %name, "topic configs changed");
+                topic.configs = configs;
+            }
+        }
+        ConfigTarget::BrokerDefaults | ConfigTarget::Broker(_) => {
+            let dynamic = &mut state.broker_configs;
+            let current = match r.target {
+                ConfigTarget::Broker(id) => dynamic.broker(id).cloned().unwrap_or_default(),
+                _ => dynamic.cluster_default.clone(),
+            };
+            let next = r
+                .alteration
+                .apply(ConfigKind::Broker, &current)
+                .map_err(invalid_config)?;
+            let configs = validate_dynamic_broker_configs(&next).map_err(invalid_config)?;
+            if !validate_only {
+                match r.target {
+                    ConfigTarget::Broker(id) => {
+                        info!(broker = id, "dynamic broker configs changed");
+                        dynamic.set_broker(id, configs);
+                    }
+                    _ => {
+                        info!("dynamic cluster-wide broker configs changed");
+                        dynamic.cluster_default = configs;
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A rejected config as a Kafka error: INVALID_CONFIG with the reason.
+fn invalid_config(e: ConfigError) -> (ResponseError, String) {
+    (ResponseError::InvalidConfig, e.to_string())
 }
 
 /// Checks a topic name against Kafka's rules.
@@ -513,6 +649,19 @@ fn fail_all(reply: ControllerReply, why: &str) -> ControllerReply {
                 })
                 .collect(),
         ),
+        ControllerReply::Configs(outcomes) => ControllerReply::Configs(
+            outcomes
+                .into_iter()
+                .map(|mut o| {
+                    if o.error_code == 0 {
+                        o.error_code = ResponseError::KafkaStorageError.code();
+                        o.error_message =
+                            Some(format!("metadata change could not be persisted: {why}"));
+                    }
+                    o
+                })
+                .collect(),
+        ),
         ControllerReply::ProducerIds { .. } => ControllerReply::ProducerIds { first: -1 },
     }
 }
@@ -520,6 +669,350 @@ fn fail_all(reply: ControllerReply, why: &str) -> ControllerReply {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{AlterOp, ConfigAlteration, ConfigChange};
+
+    /// A controller of broker 1 with 2 shards (nodes 1000 and 1001) that never publishes.
+    fn controller() -> Controller {
+        let config = Arc::new(BrokerConfig::load(None, &[]).unwrap());
+        let (router, _inboxes) = ShardRouter::new(2);
+        Controller::new(
+            ClusterState::new(Some("c".into())),
+            PathBuf::from("unused"),
+            config,
+            2,
+            router,
+        )
+    }
+
+    fn state_with_topic(name: &str) -> ClusterState {
+        let mut state = ClusterState::new(Some("c".into()));
+        state.topics.insert(
+            name.into(),
+            TopicState {
+                id: Uuid::new_v4(),
+                partitions: vec![PartitionState {
+                    shard: 0,
+                    leader_epoch: 0,
+                }],
+                configs: TopicConfigs::default(),
+                internal: false,
+            },
+        );
+        state
+    }
+
+    fn incremental(target: ConfigTarget, ops: &[(&str, AlterOp, &str)]) -> ResourceAlteration {
+        ResourceAlteration {
+            target,
+            alteration: ConfigAlteration::Incremental(
+                ops.iter()
+                    .map(|(name, op, value)| ConfigChange {
+                        name: name.to_string(),
+                        op: *op,
+                        value: value.to_string(),
+                    })
+                    .collect(),
+            ),
+        }
+    }
+
+    fn replace(target: ConfigTarget, pairs: &[(&str, &str)]) -> ResourceAlteration {
+        ResourceAlteration {
+            target,
+            alteration: ConfigAlteration::Replace(
+                pairs
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            ),
+        }
+    }
+
+    fn topic_configs(state: &ClusterState, name: &str) -> Vec<(String, String)> {
+        state.topics[name]
+            .configs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn incremental_topic_changes() {
+        let c = controller();
+        let mut state = state_with_topic("t");
+        let topic = || ConfigTarget::Topic("t".into());
+        let out = c.alter_configs(
+            &mut state,
+            vec![incremental(
+                topic(),
+                &[
+                    ("cleanup.policy", AlterOp::Append, "compact"),
+                    ("retention.ms", AlterOp::Set, "+1000"),
+                    ("segment.ms", AlterOp::Delete, ""),
+                ],
+            )],
+            false,
+        );
+        assert_eq!(out[0].error_code, 0, "{:?}", out[0].error_message);
+        assert_eq!(
+            topic_configs(&state, "t"),
+            [
+                ("cleanup.policy".to_string(), "delete,compact".to_string()),
+                ("retention.ms".to_string(), "1000".to_string())
+            ]
+        );
+        c.alter_configs(
+            &mut state,
+            vec![incremental(
+                topic(),
+                &[
+                    ("cleanup.policy", AlterOp::Subtract, "compact"),
+                    ("retention.ms", AlterOp::Delete, ""),
+                ],
+            )],
+            false,
+        );
+        assert_eq!(
+            topic_configs(&state, "t"),
+            [("cleanup.policy".to_string(), "delete".to_string())]
+        );
+    }
+
+    #[test]
+    fn legacy_alter_replaces_the_whole_set() {
+        let c = controller();
+        let mut state = state_with_topic("t");
+        let topic = || ConfigTarget::Topic("t".into());
+        c.alter_configs(
+            &mut state,
+            vec![replace(
+                topic(),
+                &[("retention.ms", "1"), ("segment.ms", "2")],
+            )],
+            false,
+        );
+        let out = c.alter_configs(
+            &mut state,
+            vec![replace(topic(), &[("max.message.bytes", "100")])],
+            false,
+        );
+        assert_eq!(out[0].error_code, 0);
+        assert_eq!(
+            topic_configs(&state, "t"),
+            [("max.message.bytes".to_string(), "100".to_string())]
+        );
+    }
+
+    #[test]
+    fn errors_per_resource_and_validate_only() {
+        let c = controller();
+        let mut state = state_with_topic("t");
+        let before = serde_json::to_string(&state).unwrap();
+        let out = c.alter_configs(
+            &mut state,
+            vec![
+                incremental(
+                    ConfigTarget::Topic("t".into()),
+                    &[("retention.ms", AlterOp::Set, "abc")],
+                ),
+                incremental(
+                    ConfigTarget::Topic("missing".into()),
+                    &[("retention.ms", AlterOp::Set, "1")],
+                ),
+                incremental(
+                    ConfigTarget::Topic("t".into()),
+                    &[("retention.ms", AlterOp::Append, "1")],
+                ),
+                replace(ConfigTarget::BrokerDefaults, &[("log.dirs", "/x")]),
+                incremental(
+                    ConfigTarget::Broker(1),
+                    &[("log.retention.ms", AlterOp::Set, "-5x")],
+                ),
+            ],
+            false,
+        );
+        let codes: Vec<(i16, &str)> = out
+            .iter()
+            .map(|o| (o.error_code, o.error_message.as_deref().unwrap_or("")))
+            .collect();
+        assert_eq!(
+            codes,
+            [
+                (
+                    ResponseError::InvalidConfig.code(),
+                    "Invalid value abc for configuration retention.ms: Not a number of type LONG"
+                ),
+                (
+                    ResponseError::UnknownTopicOrPartition.code(),
+                    "The topic 'missing' does not exist."
+                ),
+                (
+                    ResponseError::InvalidConfig.code(),
+                    "Can't APPEND to key retention.ms because its type is not LIST."
+                ),
+                (
+                    ResponseError::InvalidConfig.code(),
+                    "Cannot update these configs dynamically: Set(log.dirs)"
+                ),
+                (
+                    ResponseError::InvalidConfig.code(),
+                    "Invalid value -5x for configuration log.retention.ms: Not a number of type LONG"
+                ),
+            ]
+        );
+        assert_eq!(serde_json::to_string(&state).unwrap(), before);
+
+        // validate_only: checked and answered, but nothing changes.
+        let out = c.alter_configs(
+            &mut state,
+            vec![
+                incremental(
+                    ConfigTarget::Topic("t".into()),
+                    &[("retention.ms", AlterOp::Set, "5")],
+                ),
+                incremental(
+                    ConfigTarget::BrokerDefaults,
+                    &[("log.retention.ms", AlterOp::Set, "5")],
+                ),
+            ],
+            true,
+        );
+        assert!(out.iter().all(|o| o.error_code == 0), "{out:?}");
+        assert_eq!(serde_json::to_string(&state).unwrap(), before);
+    }
+
+    #[test]
+    fn dynamic_broker_configs() {
+        let c = controller();
+        let mut state = ClusterState::new(Some("c".into()));
+        let out = c.alter_configs(
+            &mut state,
+            vec![
+                incremental(
+                    ConfigTarget::BrokerDefaults,
+                    &[("log.retention.ms", AlterOp::Set, "60000")],
+                ),
+                incremental(
+                    ConfigTarget::Broker(1),
+                    &[("log.cleanup.policy", AlterOp::Append, "compact")],
+                ),
+            ],
+            false,
+        );
+        assert!(out.iter().all(|o| o.error_code == 0), "{out:?}");
+        let dynamic = &state.broker_configs;
+        assert_eq!(
+            dynamic
+                .cluster_default
+                .get("log.retention.ms")
+                .map(String::as_str),
+            Some("60000")
+        );
+        assert_eq!(
+            dynamic
+                .broker(1)
+                .and_then(|b| b.get("log.cleanup.policy"))
+                .map(String::as_str),
+            Some("delete,compact")
+        );
+        c.alter_configs(
+            &mut state,
+            vec![incremental(
+                ConfigTarget::Broker(1),
+                &[("log.cleanup.policy", AlterOp::Delete, "")],
+            )],
+            false,
+        );
+        assert!(state.broker_configs.broker(1).is_none());
+    }
+
+    fn new_topic(assignments: &[(i32, &[i32])], configs: &[(&str, Option<&str>)]) -> NewTopic {
+        NewTopic {
+            name: "n".into(),
+            num_partitions: -1,
+            replication_factor: -1,
+            assignments: assignments.iter().map(|(p, r)| (*p, r.to_vec())).collect(),
+            configs: configs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.map(str::to_string)))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn create_topics_checks_assignments_and_configs() {
+        let c = controller();
+        let state = ClusterState::new(Some("c".into()));
+        let check =
+            |t: NewTopic| c.check_new_topic(&state, &t, t.num_partitions, t.replication_factor);
+        assert!(check(new_topic(&[(1, &[1001]), (0, &[1000])], &[])).is_ok());
+        let failures = [
+            (
+                new_topic(&[(0, &[1000]), (0, &[1001])], &[]),
+                ResponseError::InvalidReplicaAssignment,
+                "Found multiple manual partition assignments for partition 0",
+            ),
+            (
+                new_topic(&[(0, &[1000]), (2, &[1001])], &[]),
+                ResponseError::InvalidReplicaAssignment,
+                "Partitions should be a consecutive 0-based integer sequence, but partition 1 has no assignment",
+            ),
+            (
+                new_topic(&[(0, &[1007])], &[]),
+                ResponseError::InvalidReplicaAssignment,
+                "The manual partition assignment includes node 1007, but no such node exists (the nodes of this cluster are 1000..=1001)",
+            ),
+            (
+                new_topic(&[(0, &[])], &[]),
+                ResponseError::InvalidReplicaAssignment,
+                "The manual partition assignment includes an empty replica list.",
+            ),
+            (
+                new_topic(&[(0, &[1000, 1000])], &[]),
+                ResponseError::InvalidReplicaAssignment,
+                "The manual partition assignment includes the node 1000 more than once.",
+            ),
+            (
+                new_topic(&[(0, &[1000]), (1, &[1000, 1001])], &[]),
+                ResponseError::InvalidReplicaAssignment,
+                "The manual partition assignment includes a partition with 2 replica(s), but this is not consistent with previous partitions, which have 1 replica(s).",
+            ),
+            (
+                new_topic(&[], &[("retention.ms", Some("x"))]),
+                ResponseError::InvalidConfig,
+                "Invalid value x for configuration retention.ms: Not a number of type LONG",
+            ),
+            (
+                new_topic(&[], &[("retention.mss", Some("1"))]),
+                ResponseError::InvalidConfig,
+                "Unknown topic config name: retention.mss",
+            ),
+            (
+                new_topic(
+                    &[],
+                    &[
+                        ("min.compaction.lag.ms", Some("10")),
+                        ("max.compaction.lag.ms", Some("5")),
+                    ],
+                ),
+                ResponseError::InvalidConfig,
+                "conflict topic config setting min.compaction.lag.ms (10) > max.compaction.lag.ms (5)",
+            ),
+        ];
+        for (t, code, message) in failures {
+            let mut t = t;
+            if t.assignments.is_empty() {
+                (t.num_partitions, t.replication_factor) = (1, 1);
+            }
+            assert_eq!(check(t), Err((code, message.to_string())));
+        }
+        let (code, message) = check(new_topic(&[(0, &[1000, 1001])], &[])).unwrap_err();
+        assert_eq!(code, ResponseError::InvalidReplicationFactor);
+        assert!(
+            message.contains("Replication factor 2 is not supported"),
+            "{message}"
+        );
+    }
 
     #[test]
     fn topic_names_follow_kafka_rules() {

@@ -1,7 +1,7 @@
 //! Engine errors, and their mapping to Kafka error codes at the API edge.
 
 use kafka_protocol::ResponseError;
-use sluice_storage::{AppendError, BatchError, ReadError};
+use sluice_storage::{AppendError, BatchError, LogStartOffsetError, ReadError};
 
 /// Kafka's error code for "no error".
 pub const NONE: i16 = 0;
@@ -23,7 +23,9 @@ pub fn batch_error_code(e: &BatchError) -> i16 {
         BatchError::CorruptMessage(_) => ResponseError::CorruptMessage.code(),
         BatchError::UnsupportedMagic(_) => ResponseError::UnsupportedForMessageFormat.code(),
         BatchError::MessageTooLarge { .. } => ResponseError::MessageTooLarge.code(),
-        BatchError::InvalidRecord(_) => ResponseError::InvalidRecord.code(),
+        BatchError::InvalidRecord(_) | BatchError::RecordsWithoutKey { .. } => {
+            ResponseError::InvalidRecord.code()
+        }
         BatchError::InvalidTimestamp { .. } => ResponseError::InvalidTimestamp.code(),
     }
 }
@@ -33,5 +35,12 @@ pub fn read_error_code(e: &ReadError) -> i16 {
     match e {
         ReadError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange.code(),
         ReadError::Io(_) => ResponseError::KafkaStorageError.code(),
+    }
+}
+
+/// The Kafka error code a refused move of the log start offset (DeleteRecords) is reported with.
+pub fn log_start_offset_error_code(e: &LogStartOffsetError) -> i16 {
+    match e {
+        LogStartOffsetError::OutOfRange { .. } => ResponseError::OffsetOutOfRange.code(),
     }
 }

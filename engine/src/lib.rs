@@ -23,10 +23,12 @@ pub mod controller;
 pub mod error;
 pub mod group;
 pub mod group_commit;
+pub mod log_cleaner;
 pub mod messages;
 pub mod metadata;
 pub mod metrics;
 pub mod partition;
+pub mod retention;
 pub mod shard;
 pub mod time;
 

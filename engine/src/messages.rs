@@ -5,6 +5,7 @@
 //! requests forwarded to shard 0, new metadata images published by the controller to every
 //! shard (DESIGN §1), and metrics snapshots for a scrape. Produce and fetch never appear here.
 
+use crate::config::ConfigAlteration;
 use crate::metadata::MetadataImage;
 use crate::metrics::ShardSnapshot;
 use futures::channel::{mpsc, oneshot};
@@ -63,6 +64,35 @@ pub struct TopicOutcome {
     pub replication_factor: i16,
 }
 
+/// A resource whose configs AlterConfigs / IncrementalAlterConfigs change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigTarget {
+    /// A topic, by name.
+    Topic(String),
+    /// The cluster-wide dynamic broker defaults (resource BROKER "").
+    BrokerDefaults,
+    /// One broker's dynamic configs (resource BROKER "<id>"), by broker id.
+    Broker(i32),
+}
+
+/// One resource's config change, as the controller receives it.
+#[derive(Debug, Clone)]
+pub struct ResourceAlteration {
+    /// The resource.
+    pub target: ConfigTarget,
+    /// The change.
+    pub alteration: ConfigAlteration,
+}
+
+/// The controller's answer for one resource of an AlterConfigs-style request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigOutcome {
+    /// Kafka error code.
+    pub error_code: i16,
+    /// Human-readable reason for the error.
+    pub error_message: Option<String>,
+}
+
 /// Work only the controller (shard 0) may do, because it changes the cluster metadata.
 #[derive(Debug, Clone)]
 pub enum ControllerCommand {
@@ -85,6 +115,13 @@ pub enum ControllerCommand {
         /// Check everything but change nothing.
         validate_only: bool,
     },
+    /// Change topic or dynamic broker configs (or only validate the change).
+    AlterConfigs {
+        /// The resources and their changes.
+        resources: Vec<ResourceAlteration>,
+        /// Check everything but change nothing.
+        validate_only: bool,
+    },
     /// Hand out a block of producer ids.
     AllocateProducerIds {
         /// How many ids.
@@ -97,6 +134,8 @@ pub enum ControllerCommand {
 pub enum ControllerReply {
     /// One outcome per topic, in request order.
     Topics(Vec<TopicOutcome>),
+    /// One outcome per config resource, in request order.
+    Configs(Vec<ConfigOutcome>),
     /// The first id of a block of producer ids.
     ProducerIds {
         /// First id of the block.

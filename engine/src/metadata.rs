@@ -2,12 +2,12 @@
 //! reads.
 //!
 //! [`ClusterState`] is the controller's record of topics, their partitions' placement and
-//! configs, and the producer-id counter, persisted as `cluster-metadata.json` in the first log
+//! configs, the dynamic broker configs, and the producer-id counter, persisted as `cluster-metadata.json` in the first log
 //! dir (a later issue replaces the file with a replicated metadata log). [`MetadataImage`] wraps
 //! one version of it with the derived facts shards need (node list, topic-id index); shards
 //! hold it as an `Arc` and replace it whole when the controller publishes a new one.
 
-use crate::config::{BrokerConfig, TopicConfigs};
+use crate::config::{BrokerConfig, DynamicBrokerConfigs, TopicConfigs};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::io::{self, Write};
@@ -49,6 +49,9 @@ pub struct ClusterState {
     pub next_producer_id: i64,
     /// Topics by name.
     pub topics: BTreeMap<String, TopicState>,
+    /// Dynamic broker configs (AlterConfigs on BROKER resources).
+    #[serde(default)]
+    pub broker_configs: DynamicBrokerConfigs,
 }
 
 impl ClusterState {
@@ -59,6 +62,7 @@ impl ClusterState {
             cluster_id,
             next_producer_id: 0,
             topics: BTreeMap::new(),
+            broker_configs: DynamicBrokerConfigs::default(),
         }
     }
 
@@ -292,6 +296,13 @@ mod tests {
         assert_eq!(back.cluster_id, s.cluster_id);
         assert_eq!(back.next_producer_id, 42);
         assert_eq!(back.topics["t"].partitions, s.topics["t"].partitions);
+        // Files written before dynamic broker configs existed still load.
+        let mut old: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.path().join(METADATA_FILE)).unwrap())
+                .unwrap();
+        old.as_object_mut().unwrap().remove("broker_configs");
+        let old: ClusterState = serde_json::from_value(old).unwrap();
+        assert_eq!(old.broker_configs, DynamicBrokerConfigs::default());
     }
 
     #[test]

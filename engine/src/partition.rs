@@ -56,6 +56,16 @@ impl Partition {
         hw
     }
 
+    /// Adopts a new effective topic config, and its storage settings in the log, when it
+    /// differs from the current one.
+    pub fn apply_config(&self, effective: &EffectiveTopicConfig) {
+        if *self.config.borrow() == *effective {
+            return;
+        }
+        self.log.borrow_mut().set_config(log_config(effective));
+        *self.config.borrow_mut() = effective.clone();
+    }
+
     /// The log start offset.
     pub fn log_start_offset(&self) -> i64 {
         self.log.borrow().log_start_offset()
@@ -88,6 +98,7 @@ pub fn log_config(c: &EffectiveTopicConfig) -> LogConfig {
             },
             timestamp_before_max_ms: c.timestamp_before_max_ms,
             timestamp_after_max_ms: c.timestamp_after_max_ms,
+            require_keys: c.cleanup_policy.compact,
         },
     }
 }

@@ -10,10 +10,12 @@ use crate::config::BrokerConfig;
 use crate::controller::Controller;
 use crate::group::GroupCoordinator;
 use crate::group_commit::GroupCommit;
+use crate::log_cleaner;
 use crate::messages::{ShardMessage, ShardRouter};
 use crate::metadata::{ClusterState, MetadataImage};
 use crate::metrics::{http::serve_metrics, PartitionStats, ShardMetrics, ShardSnapshot};
 use crate::partition::{log_config, Partition};
+use crate::retention;
 use crate::time::now_ms;
 use futures::channel::mpsc::UnboundedReceiver;
 use futures::StreamExt;
@@ -32,12 +34,16 @@ use tracing::{error, info, warn};
 
 /// Name of the per-shard recovery point checkpoint (Kafka's file name and format).
 const RECOVERY_CHECKPOINT: &str = "recovery-point-offset-checkpoint";
+/// Name of the per-shard log start offset checkpoint (Kafka's file name and format).
+const LOG_START_CHECKPOINT: &str = "log-start-offset-checkpoint";
 /// Marker written at the end of a clean shutdown (Kafka's name).
 const CLEAN_SHUTDOWN_MARKER: &str = ".kafka_cleanshutdown";
-/// How often the shard writes its recovery point checkpoint (Kafka's
-/// `log.flush.offset.checkpoint.interval.ms` default).
+/// How often the shard writes its recovery point and log start offset checkpoints (Kafka's
+/// `log.flush.offset.checkpoint.interval.ms` and `log.flush.start.offset.checkpoint.interval.ms`
+/// defaults). A moved log start offset is also written at the next tick, so that records
+/// deleted by DeleteRecords do not come back after a crash.
 const CHECKPOINT_INTERVAL_MS: i64 = 60_000;
-/// How often the shard's housekeeping runs (stop flag, `flush.ms`, checkpoints).
+/// How often the shard's housekeeping runs (stop flag, `flush.ms`, checkpoints, retention).
 const TICK: Duration = Duration::from_millis(50);
 /// How long shutdown waits for in-flight requests.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -86,6 +92,10 @@ pub struct Shard {
     image: RefCell<Arc<MetadataImage>>,
     partitions: RefCell<PartitionTable>,
     recovery_points: RefCell<HashMap<(String, i32), i64>>,
+    /// Log start offsets read from the checkpoint at start, each taken when its log is opened.
+    log_start_offsets: RefCell<HashMap<(String, i32), i64>>,
+    /// A log start offset moved since the log start offset checkpoint was last written.
+    log_start_checkpoint_due: Cell<bool>,
     shard_dir: PathBuf,
     connections: Cell<usize>,
 }
@@ -138,7 +148,8 @@ impl Shard {
     }
 
     /// Adopts `image`: opens logs of partitions newly placed here, deletes logs of topics that
-    /// were deleted, and refreshes topic configs.
+    /// were deleted, and applies topic configs (overrides and dynamic broker configs) to the
+    /// partitions and their logs, live.
     pub fn apply_metadata(&self, image: Arc<MetadataImage>) {
         let mut table = self.partitions.borrow_mut();
         let mut removed = Vec::new();
@@ -150,13 +161,15 @@ impl Shard {
             }
         });
         for (name, topic) in &image.state.topics {
-            let effective = topic.configs.effective(&self.config);
+            let effective = topic
+                .configs
+                .effective(&self.config, &image.state.broker_configs);
             let slots = table.entry(name.clone()).or_default();
             slots.resize(topic.partitions.len().max(slots.len()), None);
             for (index, placement) in topic.partitions.iter().enumerate() {
                 match &slots[index] {
                     Some(p) if placement.shard == self.id => {
-                        *p.config.borrow_mut() = effective.clone();
+                        p.apply_config(&effective);
                         p.leader_epoch.set(placement.leader_epoch);
                     }
                     Some(_) => removed.extend(slots[index].take()),
@@ -208,12 +221,19 @@ impl Shard {
             .get(&(topic.to_string(), index))
             .copied()
             .unwrap_or(0);
+        // Taken, not read: a topic deleted and created again later starts from 0.
+        let log_start_offset = self
+            .log_start_offsets
+            .borrow_mut()
+            .remove(&(topic.to_string(), index))
+            .unwrap_or(0);
         match PartitionLog::open(
             log_dir,
             topic,
             index,
             log_config(effective),
             recovery_point,
+            log_start_offset,
             now_ms(),
         ) {
             Ok((log, report)) => {
@@ -237,6 +257,11 @@ impl Shard {
                 None
             }
         }
+    }
+
+    /// The shard's own directory, `<log dir>/shard-<k>/`, where its checkpoint files live.
+    pub fn shard_dir(&self) -> &Path {
+        &self.shard_dir
     }
 
     /// This shard's metrics, with its partitions' gauges.
@@ -276,9 +301,40 @@ impl Shard {
         }
     }
 
-    /// Periodic housekeeping: `flush.ms`, checkpoints, and the stop flag.
+    /// Records that a partition's log start offset moved (retention, DeleteRecords): the log
+    /// start offset checkpoint is written at the next housekeeping tick.
+    pub fn log_start_offsets_changed(&self) {
+        self.log_start_checkpoint_due.set(true);
+    }
+
+    /// Writes this shard's log start offset checkpoint: as Kafka, only the logs whose log start
+    /// offset lies beyond their first segment's base offset (the others restore it from their
+    /// segments).
+    fn write_log_start_checkpoint(&self) {
+        self.log_start_checkpoint_due.set(false);
+        let entries: Vec<(String, i32, i64)> = self
+            .all_partitions()
+            .iter()
+            .filter_map(|p| {
+                let log = p.log.borrow();
+                (log.log_start_offset() > log.first_segment_base_offset())
+                    .then(|| (p.topic.clone(), p.index, log.log_start_offset()))
+            })
+            .collect();
+        if let Err(e) = write_checkpoint(&self.shard_dir.join(LOG_START_CHECKPOINT), &entries) {
+            self.log_start_checkpoint_due.set(true);
+            error!(
+                shard = self.id,
+                "cannot write log start offset checkpoint: {e}"
+            );
+        }
+    }
+
+    /// Periodic housekeeping: `flush.ms`, checkpoints, retention (every
+    /// `log.retention.check.interval.ms`), and the stop flag.
     async fn housekeeping(self: Rc<Self>, stop: Arc<AtomicBool>) {
         let mut last_checkpoint = now_ms();
+        let mut last_retention_check = last_checkpoint;
         while !self.shutdown.is_triggered() {
             glommio::timer::sleep(TICK).await;
             if stop.load(Ordering::Relaxed) {
@@ -296,14 +352,21 @@ impl Shard {
                 }
             }
             self.groups.tick(&self);
+            if now - last_retention_check >= self.config.log_retention_check_interval_ms {
+                last_retention_check = now;
+                retention::delete_old_segments(&self, now);
+            }
             if now - last_checkpoint >= CHECKPOINT_INTERVAL_MS {
                 last_checkpoint = now;
                 self.write_recovery_checkpoint();
+                self.write_log_start_checkpoint();
+            } else if self.log_start_checkpoint_due.get() {
+                self.write_log_start_checkpoint();
             }
         }
     }
 
-    /// Flushes every log and writes the checkpoint and the clean-shutdown marker.
+    /// Flushes every log and writes the checkpoints and the clean-shutdown marker.
     fn finish(&self) {
         for p in self.all_partitions() {
             if let Err(e) = p.log.borrow_mut().flush_now() {
@@ -315,6 +378,7 @@ impl Shard {
             }
         }
         self.write_recovery_checkpoint();
+        self.write_log_start_checkpoint();
         if let Err(e) = std::fs::write(self.shard_dir.join(CLEAN_SHUTDOWN_MARKER), b"") {
             error!(shard = self.id, "cannot write clean shutdown marker: {e}");
         }
@@ -338,7 +402,10 @@ pub async fn run_shard(start: ShardStart) -> Result<(), ShardError> {
     std::fs::create_dir_all(&shard_dir)
         .map_err(|e| storage_err(format!("cannot create {}: {e}", shard_dir.display())))?;
     let clean = remove_marker(&shard_dir);
-    let recovery_points = load_recovery_points(&shard_dir).map_err(storage_err)?;
+    let recovery_points =
+        load_offsets_checkpoint(&shard_dir.join(RECOVERY_CHECKPOINT)).map_err(storage_err)?;
+    let log_start_offsets =
+        load_offsets_checkpoint(&shard_dir.join(LOG_START_CHECKPOINT)).map_err(storage_err)?;
     if !clean && !recovery_points.is_empty() {
         info!(
             shard = id,
@@ -367,6 +434,8 @@ pub async fn run_shard(start: ShardStart) -> Result<(), ShardError> {
         image: RefCell::new(image.clone()),
         partitions: RefCell::new(HashMap::new()),
         recovery_points: RefCell::new(recovery_points),
+        log_start_offsets: RefCell::new(log_start_offsets),
+        log_start_checkpoint_due: Cell::new(false),
         shard_dir,
         connections: Cell::new(0),
     });
@@ -393,6 +462,7 @@ pub async fn run_shard(start: ShardStart) -> Result<(), ShardError> {
     }
     glommio::spawn_local(serve_inbox(shard.clone(), inbox)).detach();
     glommio::spawn_local(shard.clone().housekeeping(stop)).detach();
+    log_cleaner::spawn(shard.clone());
 
     let limits = ConnectionLimits {
         max_request_bytes: config.socket_request_max_bytes as usize,
@@ -492,8 +562,9 @@ fn remove_marker(dir: &Path) -> bool {
     std::fs::remove_file(dir.join(CLEAN_SHUTDOWN_MARKER)).is_ok()
 }
 
-fn load_recovery_points(dir: &Path) -> Result<HashMap<(String, i32), i64>, String> {
-    let entries = read_checkpoint(&dir.join(RECOVERY_CHECKPOINT)).map_err(|e| e.to_string())?;
+/// Reads one of the shard's offset checkpoints (a missing file is empty).
+fn load_offsets_checkpoint(path: &Path) -> Result<HashMap<(String, i32), i64>, String> {
+    let entries = read_checkpoint(path).map_err(|e| e.to_string())?;
     Ok(entries.into_iter().map(|(t, p, o)| ((t, p), o)).collect())
 }
 

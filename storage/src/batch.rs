@@ -2,6 +2,7 @@
 //! patching the header in place (the records themselves are never copied or re-encoded).
 
 use bytes::Bytes;
+use kafka_protocol::records::RecordBatchDecoder;
 
 use crate::records_walk::walk_records;
 
@@ -46,6 +47,13 @@ pub enum BatchError {
     /// The batch is well formed but its contents break a rule (Kafka's INVALID_RECORD).
     #[error("invalid record batch: {0}")]
     InvalidRecord(String),
+    /// Records without a key in a batch for a compacted topic (Kafka's INVALID_RECORD, with one
+    /// record error per index).
+    #[error("a compacted topic cannot accept records without a key (records {batch_indexes:?} of the batch have none)")]
+    RecordsWithoutKey {
+        /// Positions of the unkeyed records within their batch (0-based).
+        batch_indexes: Vec<i32>,
+    },
     /// A CreateTime timestamp outside the accepted window (Kafka's INVALID_TIMESTAMP).
     #[error("timestamp {timestamp} is out of range [{min}, {max}]")]
     InvalidTimestamp {
@@ -265,6 +273,9 @@ pub struct ValidationConfig {
     pub timestamp_before_max_ms: i64,
     /// `message.timestamp.after.max.ms`: how far in the future a CreateTime may be.
     pub timestamp_after_max_ms: i64,
+    /// `cleanup.policy` contains `compact`: every record must have a key. Checking it decodes
+    /// the records (decompressing compressed batches), so it costs only on compacted topics.
+    pub require_keys: bool,
 }
 
 impl Default for ValidationConfig {
@@ -275,6 +286,7 @@ impl Default for ValidationConfig {
             timestamp_type: TimestampType::CreateTime,
             timestamp_before_max_ms: i64::MAX,
             timestamp_after_max_ms: 3_600_000,
+            require_keys: false,
         }
     }
 }
@@ -328,7 +340,7 @@ pub fn validate_records(
 
 fn validate_batch(
     header: &BatchHeader,
-    bytes: &[u8],
+    bytes: &Bytes,
     cfg: &ValidationConfig,
     now_ms: i64,
 ) -> Result<(), BatchError> {
@@ -361,9 +373,18 @@ fn validate_batch(
             "transactional batch without a producer id".into(),
         ));
     }
-    if header.compression() == Compression::None {
+    let unkeyed = if header.compression() == Compression::None {
         walk_records(&bytes[HEADER_SIZE..], header.records_count)
-            .map_err(BatchError::InvalidRecord)?;
+            .map_err(BatchError::InvalidRecord)?
+    } else if cfg.require_keys {
+        unkeyed_compressed_records(bytes)?
+    } else {
+        Vec::new()
+    };
+    if cfg.require_keys && !unkeyed.is_empty() {
+        return Err(BatchError::RecordsWithoutKey {
+            batch_indexes: unkeyed,
+        });
     }
     if cfg.timestamp_type == TimestampType::CreateTime {
         let min = now_ms.saturating_sub(cfg.timestamp_before_max_ms);
@@ -377,6 +398,20 @@ fn validate_batch(
         }
     }
     Ok(())
+}
+
+/// Decompresses a compressed batch and returns the indexes of its records without a key.
+fn unkeyed_compressed_records(batch: &Bytes) -> Result<Vec<i32>, BatchError> {
+    let mut buf = batch.clone();
+    let decoded = RecordBatchDecoder::decode(&mut buf)
+        .map_err(|e| BatchError::CorruptMessage(format!("cannot decode the records: {e}")))?;
+    Ok(decoded
+        .records
+        .iter()
+        .zip(0i32..)
+        .filter(|(record, _)| record.key.is_none())
+        .map(|(_, index)| index)
+        .collect())
 }
 
 /// The first 61 bytes of `batch` as they go to disk: `baseOffset` and `partitionLeaderEpoch`
@@ -408,7 +443,7 @@ pub fn patched_prefix(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_util::{encode_batch, NO_PRODUCER};
+    use crate::test_util::{encode_batch, encode_with_keys, NO_PRODUCER};
     use kafka_protocol::records::Compression as Codec;
 
     const NOW: i64 = 1_700_000_000_000;
@@ -558,6 +593,43 @@ mod tests {
             check(Vec::new(), &cfg()),
             Err(BatchError::InvalidRecord(_))
         ));
+    }
+
+    #[test]
+    fn compacted_topics_require_keys() {
+        let compacted = ValidationConfig {
+            require_keys: true,
+            ..cfg()
+        };
+        for codec in [
+            Codec::None,
+            Codec::Gzip,
+            Codec::Snappy,
+            Codec::Lz4,
+            Codec::Zstd,
+        ] {
+            let mixed = encode_with_keys(&[Some("a"), None, Some(""), None], NOW, codec);
+            assert!(validate_records(&mixed, &cfg(), NOW).is_ok(), "{codec:?}");
+            assert_eq!(
+                validate_records(&mixed, &compacted, NOW).unwrap_err(),
+                BatchError::RecordsWithoutKey {
+                    batch_indexes: vec![1, 3]
+                },
+                "{codec:?}"
+            );
+            let keyed = encode_batch(3, NOW, codec, NO_PRODUCER);
+            assert!(
+                validate_records(&keyed, &compacted, NOW).is_ok(),
+                "{codec:?}"
+            );
+            // A bad second batch rejects the whole request.
+            let mut both = keyed.to_vec();
+            both.extend_from_slice(&encode_with_keys(&[None], NOW, codec));
+            assert!(matches!(
+                validate_records(&Bytes::from(both), &compacted, NOW),
+                Err(BatchError::RecordsWithoutKey { batch_indexes }) if batch_indexes == vec![0]
+            ));
+        }
     }
 
     #[test]

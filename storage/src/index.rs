@@ -48,6 +48,13 @@ impl EntryFile {
         Ok(buf)
     }
 
+    /// Renames the file to `path`; the open handle stays valid.
+    fn rename_to(&mut self, path: &Path) -> io::Result<()> {
+        std::fs::rename(&self.path, path)?;
+        self.path = path.to_path_buf();
+        Ok(())
+    }
+
     fn write_at_entry(&self, bytes: &[u8], index: usize, entry_size: usize) -> io::Result<()> {
         self.file.write_all_at(bytes, (index * entry_size) as u64)
     }
@@ -194,6 +201,11 @@ impl OffsetIndex {
     pub fn path(&self) -> &Path {
         &self.file.path
     }
+
+    /// Renames the index file to `path` (the cleaner's suffix changes).
+    pub(crate) fn rename_to(&mut self, path: &Path) -> io::Result<()> {
+        self.file.rename_to(path)
+    }
 }
 
 /// The time index of one segment: maps timestamps to the offset of the batch that raised the
@@ -327,6 +339,16 @@ impl TimeIndex {
     /// The file handle, for fsync.
     pub fn file(&self) -> &File {
         &self.file.file
+    }
+
+    /// Path of the index file.
+    pub fn path(&self) -> &Path {
+        &self.file.path
+    }
+
+    /// Renames the index file to `path` (the cleaner's suffix changes).
+    pub(crate) fn rename_to(&mut self, path: &Path) -> io::Result<()> {
+        self.file.rename_to(path)
     }
 }
 

@@ -8,7 +8,11 @@
 //!   clients, with `baseOffset` and `partitionLeaderEpoch` rewritten by the broker;
 //! * `<base>.index` — sparse offset index: 8-byte entries (relative offset u32, position u32);
 //! * `<base>.timeindex` — sparse time index: 12-byte entries (timestamp i64, relative offset u32);
-//! * `leader-epoch-checkpoint` — leader epochs and their start offsets.
+//! * `leader-epoch-checkpoint` — leader epochs and their start offsets;
+//! * `<base>.log.deleted` (and its indexes) — a segment deleted by retention or DeleteRecords,
+//!   unlinked after `file.delete.delay.ms` or when the log is next opened;
+//! * `<base>.log.cleaned` / `<base>.log.swap` (and their indexes) — a segment written by the log
+//!   cleaner, before and during its swap into the log ([`cleaner`]).
 //!
 //! Broker-wide checkpoint files (`recovery-point-offset-checkpoint`, …) are read and written with
 //! [`checkpoint`].
@@ -16,9 +20,13 @@
 //! # Invariants
 //!
 //! * Offsets strictly increase through the log: every batch's base offset is the previous batch's
-//!   last offset plus one, and each segment's base offset is the first offset it holds.
+//!   last offset plus one, and each segment's base offset is the first offset it holds — except
+//!   in segments rewritten by the log cleaner, where batches and records removed by compaction
+//!   leave gaps (a batch keeps its base and last offsets even when it loses records).
 //! * Index entries strictly increase in offset (and in timestamp for the time index), and point at
 //!   the start of a batch inside their segment.
+//! * log start offset <= high watermark <= log end offset; the log start offset lies in the
+//!   first segment (or at the log end), and only whole segments are ever deleted, oldest first.
 //! * Everything below the recovery point has been fsynced; everything above it is re-verified
 //!   (CRC32C) when the log is opened, and cut at the first torn or corrupt batch.
 //! * Data read from disk or received from the network never panics the broker: it yields errors.
@@ -30,6 +38,7 @@
 
 pub mod batch;
 pub mod checkpoint;
+pub mod cleaner;
 mod error;
 pub mod index;
 pub mod leader_epoch;
@@ -44,15 +53,20 @@ pub use batch::{
     ValidatedBatch, ValidationConfig,
 };
 pub use checkpoint::{read_checkpoint, write_checkpoint};
+pub use cleaner::{
+    CleanableRange, CleanedSegment, CleanerError, CleaningJob, CleaningStep, CleaningSummary,
+    CompactionConfig, OffsetMap, StepReport, CLEANER_OFFSET_CHECKPOINT,
+};
 pub use error::StorageError;
 pub use index::{OffsetIndex, TimeIndex};
 pub use leader_epoch::LeaderEpochCache;
 pub use log::{
-    AppendError, AppendInfo, FileSlice, LogConfig, PartitionLog, PendingFlush, ReadError,
-    RecoveryReport,
+    AppendError, AppendInfo, FileSlice, LogConfig, LogStartOffsetError, PartitionLog, PendingFlush,
+    ReadError, RecoveryReport, RetentionLimits, SegmentDeletion, SegmentDeletionReason,
+    SegmentSwap,
 };
 pub use producer_state::{BatchMetadata, ProducerError, ProducerStateTable};
-pub use segment::Segment;
+pub use segment::{DeletedSegment, Segment, DELETED_FILE_SUFFIX};
 
 #[cfg(test)]
 mod test_util;

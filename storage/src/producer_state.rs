@@ -89,6 +89,14 @@ impl ProducerStateTable {
         entry.batches.back().map(|b| (entry.epoch, *b))
     }
 
+    /// Each known producer's id with the last offset of its last batch: the batches the log
+    /// cleaner must keep, even emptied, so that the state survives a reload.
+    pub(crate) fn last_offsets(&self) -> impl Iterator<Item = (i64, i64)> + '_ {
+        self.producers
+            .iter()
+            .filter_map(|(&pid, entry)| entry.batches.back().map(|b| (pid, b.last_offset)))
+    }
+
     /// Checks a batch (to be written at `base_offset`) against the producer's state as staged so
     /// far, and stages it. Returns `Ok(Some(original))` for a duplicate of a recent batch, which
     /// must not be written again.

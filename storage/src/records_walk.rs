@@ -1,5 +1,5 @@
 //! Walks the records of an uncompressed v2 batch to check their framing (varint lengths, record
-//! count, exact fit) without decoding or copying them.
+//! count, exact fit) without decoding or copying them, noting the records that have no key.
 
 /// Reads an unsigned LEB128 value of at most `max_bytes` bytes.
 fn read_unsigned(buf: &[u8], pos: &mut usize, max_bytes: usize) -> Option<u64> {
@@ -28,22 +28,24 @@ pub(crate) fn read_varlong(buf: &[u8], pos: &mut usize) -> Option<i64> {
     Some(((raw >> 1) as i64) ^ -((raw & 1) as i64))
 }
 
-/// Skips a varint-length-prefixed byte string; -1 means null when `nullable`.
-fn skip_bytes(buf: &[u8], pos: &mut usize, nullable: bool, what: &str) -> Result<(), String> {
+/// Skips a varint-length-prefixed byte string; -1 means null when `nullable`. Returns whether
+/// the string was present (not null).
+fn skip_bytes(buf: &[u8], pos: &mut usize, nullable: bool, what: &str) -> Result<bool, String> {
     let len = read_varint(buf, pos).ok_or_else(|| format!("bad {what} length"))?;
     if len == -1 && nullable {
-        return Ok(());
+        return Ok(false);
     }
     let len = usize::try_from(len).map_err(|_| format!("negative {what} length {len}"))?;
     if buf.len() - *pos < len {
         return Err(format!("{what} overruns its record"));
     }
     *pos += len;
-    Ok(())
+    Ok(true)
 }
 
 /// Checks one record's body (everything after its length prefix); it must be consumed exactly.
-fn walk_record(body: &[u8], expected_offset_delta: i32) -> Result<(), String> {
+/// Returns whether the record has a key.
+fn walk_record(body: &[u8], expected_offset_delta: i32) -> Result<bool, String> {
     let mut pos = 0usize;
     if body.is_empty() {
         return Err("empty record".into());
@@ -56,7 +58,7 @@ fn walk_record(body: &[u8], expected_offset_delta: i32) -> Result<(), String> {
             "record offset delta {offset_delta}, expected {expected_offset_delta}"
         ));
     }
-    skip_bytes(body, &mut pos, true, "key")?;
+    let has_key = skip_bytes(body, &mut pos, true, "key")?;
     skip_bytes(body, &mut pos, true, "value")?;
     let headers = read_varint(body, &mut pos).ok_or("bad header count")?;
     if headers < 0 {
@@ -72,12 +74,14 @@ fn walk_record(body: &[u8], expected_offset_delta: i32) -> Result<(), String> {
             body.len()
         ));
     }
-    Ok(())
+    Ok(has_key)
 }
 
 /// Checks that `records` (the bytes after a batch header) hold exactly `count` well-framed
-/// records with consecutive offset deltas. Returns a description of the first problem.
-pub(crate) fn walk_records(records: &[u8], count: i32) -> Result<(), String> {
+/// records with consecutive offset deltas. Returns the indexes of the records without a key
+/// (null key), or a description of the first problem.
+pub(crate) fn walk_records(records: &[u8], count: i32) -> Result<Vec<i32>, String> {
+    let mut unkeyed = Vec::new();
     let mut pos = 0usize;
     for i in 0..count {
         let len =
@@ -86,7 +90,11 @@ pub(crate) fn walk_records(records: &[u8], count: i32) -> Result<(), String> {
         if records.len() - pos < len {
             return Err(format!("record {i} overruns the batch"));
         }
-        walk_record(&records[pos..pos + len], i).map_err(|e| format!("record {i}: {e}"))?;
+        let has_key =
+            walk_record(&records[pos..pos + len], i).map_err(|e| format!("record {i}: {e}"))?;
+        if !has_key {
+            unkeyed.push(i);
+        }
         pos += len;
     }
     if pos != records.len() {
@@ -95,7 +103,7 @@ pub(crate) fn walk_records(records: &[u8], count: i32) -> Result<(), String> {
             records.len() - pos
         ));
     }
-    Ok(())
+    Ok(unkeyed)
 }
 
 #[cfg(test)]
@@ -117,10 +125,20 @@ mod tests {
     }
 
     fn record(offset_delta: i64, value: &[u8]) -> Vec<u8> {
+        keyed_record(offset_delta, None, value)
+    }
+
+    fn keyed_record(offset_delta: i64, key: Option<&[u8]>, value: &[u8]) -> Vec<u8> {
         let mut body = vec![0u8];
         body.extend(zigzag(0));
         body.extend(zigzag(offset_delta));
-        body.extend(zigzag(-1));
+        match key {
+            Some(k) => {
+                body.extend(zigzag(k.len() as i64));
+                body.extend_from_slice(k);
+            }
+            None => body.extend(zigzag(-1)),
+        }
         body.extend(zigzag(value.len() as i64));
         body.extend_from_slice(value);
         body.extend(zigzag(1));
@@ -149,7 +167,16 @@ mod tests {
     fn accepts_well_framed_records() {
         let mut data = record(0, b"abc");
         data.extend(record(1, b""));
-        assert_eq!(walk_records(&data, 2), Ok(()));
+        assert_eq!(walk_records(&data, 2), Ok(vec![0, 1]));
+    }
+
+    #[test]
+    fn reports_records_without_key() {
+        let mut data = keyed_record(0, Some(b"k"), b"abc");
+        data.extend(record(1, b"x"));
+        data.extend(keyed_record(2, Some(b""), b"y"));
+        data.extend(record(3, b"z"));
+        assert_eq!(walk_records(&data, 4), Ok(vec![1, 3]));
     }
 
     #[test]

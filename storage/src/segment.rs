@@ -20,6 +20,66 @@ pub fn file_name(base_offset: i64, ext: &str) -> String {
     format!("{base_offset:020}.{ext}")
 }
 
+/// Suffix added to the files of a segment scheduled for deletion (Kafka's
+/// `LogFileUtils.DELETED_FILE_SUFFIX`); such files are unlinked after `file.delete.delay.ms`,
+/// or when the log is next opened.
+pub const DELETED_FILE_SUFFIX: &str = ".deleted";
+
+/// `path` with [`DELETED_FILE_SUFFIX`] appended.
+fn deleted_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(DELETED_FILE_SUFFIX);
+    PathBuf::from(name)
+}
+
+/// A segment taken out of its log whose files were renamed with [`DELETED_FILE_SUFFIX`]; they
+/// wait for [`DeletedSegment::remove_files`] (Kafka's asynchronous segment deletion). It holds
+/// only paths, so it may be sent to a blocking thread.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeletedSegment {
+    base_offset: i64,
+    next_offset: i64,
+    size: u64,
+    files: Vec<PathBuf>,
+}
+
+impl DeletedSegment {
+    /// First offset the segment held.
+    pub fn base_offset(&self) -> i64 {
+        self.base_offset
+    }
+
+    /// Offset after the segment's last batch.
+    pub fn next_offset(&self) -> i64 {
+        self.next_offset
+    }
+
+    /// Bytes in its log file.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// The renamed files (`<base>.log.deleted`, and the indexes that existed).
+    pub fn files(&self) -> &[PathBuf] {
+        &self.files
+    }
+
+    /// Unlinks the renamed files; files already gone are skipped.
+    pub fn remove_files(&self) -> Result<(), StorageError> {
+        self.files
+            .iter()
+            .try_for_each(|path| remove_if_exists(path))
+    }
+}
+
+/// Removes `path`, treating a missing file as removed.
+fn remove_if_exists(path: &Path) -> Result<(), StorageError> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e).at(path),
+        _ => Ok(()),
+    }
+}
+
 /// When the sparse indexes get an entry, following Kafka's `LogSegment.append`: once more than
 /// `index_interval_bytes` have been appended since the last entry, the next batch gets one.
 #[derive(Debug, Clone, Copy)]
@@ -90,7 +150,18 @@ pub struct Segment {
 impl Segment {
     /// Creates a new empty segment in `dir` (replacing stale files of the same name).
     pub fn create(dir: &Path, base_offset: i64, now_ms: i64) -> Result<Segment, StorageError> {
-        let log_path = dir.join(file_name(base_offset, "log"));
+        Segment::create_with_suffix(dir, base_offset, now_ms, "")
+    }
+
+    /// Creates a new empty segment whose three file names end with `suffix` (Kafka's
+    /// `LogSegment.open` with a file suffix: the cleaner writes `<base>.log.cleaned`, …).
+    pub(crate) fn create_with_suffix(
+        dir: &Path,
+        base_offset: i64,
+        now_ms: i64,
+        suffix: &str,
+    ) -> Result<Segment, StorageError> {
+        let log_path = dir.join(file_name(base_offset, "log") + suffix);
         let log = OpenOptions::new()
             .read(true)
             .write(true)
@@ -98,8 +169,8 @@ impl Segment {
             .truncate(true)
             .open(&log_path)
             .at(&log_path)?;
-        let index_path = dir.join(file_name(base_offset, "index"));
-        let time_path = dir.join(file_name(base_offset, "timeindex"));
+        let index_path = dir.join(file_name(base_offset, "index") + suffix);
+        let time_path = dir.join(file_name(base_offset, "timeindex") + suffix);
         Ok(Segment {
             base_offset,
             log: Arc::new(log),
@@ -241,14 +312,19 @@ impl Segment {
         self.scan_headers(position, |h| h.last_offset() >= offset)
     }
 
-    /// The first batch whose max timestamp is >= `timestamp`, found from the time index.
+    /// The first batch whose max timestamp is >= `timestamp` and that holds offsets at or after
+    /// `starting_offset`, found from the time index (as Kafka's
+    /// `LogSegment.findOffsetByTimestamp`, which starts at the log start offset).
     pub fn find_batch_by_timestamp(
         &self,
         timestamp: i64,
+        starting_offset: i64,
     ) -> io::Result<Option<(u64, BatchHeader)>> {
         let (_, offset) = self.time_index.lookup(timestamp);
-        let (_, position) = self.offset_index.lookup(offset);
-        self.scan_headers(position, |h| h.max_timestamp >= timestamp)
+        let (_, position) = self.offset_index.lookup(offset.max(starting_offset));
+        self.scan_headers(position, |h| {
+            h.max_timestamp >= timestamp && h.last_offset() >= starting_offset
+        })
     }
 
     /// Position of the first batch whose base offset is >= `offset`, or the segment size.
@@ -289,17 +365,71 @@ impl Segment {
         Ok(buf)
     }
 
+    /// Paths of the segment's three files: log, offset index, time index.
+    fn file_paths(&self) -> [PathBuf; 3] {
+        [
+            self.log_path.clone(),
+            self.offset_index.path().to_path_buf(),
+            self.time_index.path().to_path_buf(),
+        ]
+    }
+
+    /// Renames the segment's three files from names ending with `old_suffix` to names ending
+    /// with `new_suffix` (Kafka's `LogSegment.changeFileSuffixes`); open handles stay valid.
+    /// The indexes are renamed before the log file, so that a log file with the new suffix
+    /// implies indexes with it too (they may be rebuilt if missing).
+    pub(crate) fn change_file_suffixes(
+        &mut self,
+        old_suffix: &str,
+        new_suffix: &str,
+    ) -> Result<(), StorageError> {
+        let renamed = |path: &Path| -> PathBuf {
+            let name = path.as_os_str().to_string_lossy();
+            let stem = name.strip_suffix(old_suffix).unwrap_or(&name);
+            PathBuf::from(format!("{stem}{new_suffix}"))
+        };
+        let index_path = renamed(self.offset_index.path());
+        self.offset_index.rename_to(&index_path).at(&index_path)?;
+        let time_path = renamed(self.time_index.path());
+        self.time_index.rename_to(&time_path).at(&time_path)?;
+        let log_path = renamed(&self.log_path);
+        std::fs::rename(&self.log_path, &log_path).at(&log_path)?;
+        self.log_path = log_path;
+        Ok(())
+    }
+
     /// Removes the segment's three files.
     pub fn delete(self) -> Result<(), StorageError> {
-        let index_path = self.offset_index.path().to_path_buf();
-        let time_path = index_path.with_extension("timeindex");
-        for path in [&self.log_path, &index_path, &time_path] {
-            match std::fs::remove_file(path) {
-                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e).at(path),
-                _ => {}
+        self.file_paths()
+            .iter()
+            .try_for_each(|path| remove_if_exists(path))
+    }
+
+    /// Renames the segment's files to `<name>.deleted` (Kafka's asynchronous deletion); the
+    /// caller then drops the segment. Readers still holding the log file (a fetch being sent)
+    /// keep reading it. An index file that does not exist is skipped. If a rename fails, the
+    /// files renamed so far get their names back and the segment is left as it was.
+    pub fn rename_for_deletion(&self) -> Result<DeletedSegment, StorageError> {
+        let mut renamed: Vec<(PathBuf, PathBuf)> = Vec::with_capacity(3);
+        for path in self.file_paths() {
+            let target = deleted_path(&path);
+            match std::fs::rename(&path, &target) {
+                Ok(()) => renamed.push((path, target)),
+                Err(e) if e.kind() == io::ErrorKind::NotFound && path != self.log_path => {}
+                Err(e) => {
+                    for (original, target) in renamed.iter().rev() {
+                        let _ = std::fs::rename(target, original);
+                    }
+                    return Err(e).at(&path);
+                }
             }
         }
-        Ok(())
+        Ok(DeletedSegment {
+            base_offset: self.base_offset,
+            next_offset: self.next_offset,
+            size: self.size,
+            files: renamed.into_iter().map(|(_, target)| target).collect(),
+        })
     }
 
     /// First offset of the segment.
@@ -333,6 +463,23 @@ impl Segment {
             self.cadence.max_timestamp,
             self.cadence.offset_of_max_timestamp,
         ))
+    }
+
+    /// Kafka's `LogSegment.largestTimestamp`, which `retention.ms` is measured against: the
+    /// largest record timestamp, or the log file's last modification time when no batch has a
+    /// timestamp (an empty segment, or timestamps of -1).
+    pub fn largest_timestamp(&self) -> Result<i64, StorageError> {
+        if let Some((timestamp, _)) = self.max_timestamp().filter(|(ts, _)| *ts >= 0) {
+            return Ok(timestamp);
+        }
+        let modified = self
+            .log
+            .metadata()
+            .and_then(|m| m.modified())
+            .at(&self.log_path)?;
+        Ok(modified
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)))
     }
 
     /// When the segment was created (or its first batch's timestamp, once reopened): the start
@@ -416,7 +563,7 @@ mod tests {
         let (pos, h) = seg.find_batch(107).unwrap().unwrap();
         assert_eq!((pos, h.base_offset), (positions[3], 106));
         assert_eq!(seg.find_batch(120).unwrap(), None);
-        let (pos, h) = seg.find_batch_by_timestamp(1035).unwrap().unwrap();
+        let (pos, h) = seg.find_batch_by_timestamp(1035, 0).unwrap().unwrap();
         assert_eq!((pos, h.base_offset), (positions[4], 108));
         assert_eq!(seg.position_of(107).unwrap(), positions[4]);
         assert_eq!(seg.position_of(500).unwrap(), seg.size());
@@ -427,6 +574,45 @@ mod tests {
         assert!(dir.path().join("00000000000000000100.log").exists());
         seg.delete().unwrap();
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn rename_for_deletion_then_remove_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut seg = Segment::create(dir.path(), 40, 5).unwrap();
+        append_raw(&mut seg, &with_base_offset(&batch_bytes(3, 1000), 40));
+        assert_eq!(seg.largest_timestamp().unwrap(), 1002);
+        let deleted = seg.rename_for_deletion().unwrap();
+        drop(seg);
+        assert_eq!((deleted.base_offset(), deleted.next_offset()), (40, 43));
+        let mut names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                "00000000000000000040.index.deleted",
+                "00000000000000000040.log.deleted",
+                "00000000000000000040.timeindex.deleted"
+            ]
+        );
+        assert_eq!(deleted.files().len(), 3);
+        deleted.remove_files().unwrap();
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+
+        // Without any timestamp, retention goes by the log file's modification time.
+        let empty = Segment::create(dir.path(), 0, 5).unwrap();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64;
+        assert!((empty.largest_timestamp().unwrap() - now).abs() < 60_000);
+        // A missing index file is skipped; a missing log file is an error.
+        std::fs::remove_file(dir.path().join(file_name(0, "index"))).unwrap();
+        assert_eq!(empty.rename_for_deletion().unwrap().files().len(), 2);
+        assert!(empty.rename_for_deletion().is_err());
     }
 
     #[test]

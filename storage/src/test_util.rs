@@ -29,10 +29,36 @@ pub(crate) fn encode_with_timestamps(
     compression: Compression,
     producer: Producer,
 ) -> Bytes {
+    let keys: Vec<Option<String>> = (0..timestamps.len())
+        .map(|i| Some(format!("key-{i}")))
+        .collect();
+    encode_records(timestamps, &keys, compression, producer)
+}
+
+/// Encodes one v2 batch without a producer id, one record per key (`None`: a record without
+/// a key), with timestamps `first_ts`, `first_ts + 1`, ….
+pub(crate) fn encode_with_keys(
+    keys: &[Option<&str>],
+    first_ts: i64,
+    compression: Compression,
+) -> Bytes {
+    let timestamps: Vec<i64> = (0..keys.len() as i64).map(|i| first_ts + i).collect();
+    let keys: Vec<Option<String>> = keys.iter().map(|k| k.map(str::to_string)).collect();
+    encode_records(&timestamps, &keys, compression, NO_PRODUCER)
+}
+
+/// Encodes one v2 batch: record `i` has timestamp `timestamps[i]` and key `keys[i]`.
+fn encode_records(
+    timestamps: &[i64],
+    keys: &[Option<String>],
+    compression: Compression,
+    producer: Producer,
+) -> Bytes {
     let records: Vec<Record> = timestamps
         .iter()
+        .zip(keys)
         .enumerate()
-        .map(|(i, &ts)| Record {
+        .map(|(i, (&ts, key))| Record {
             transactional: false,
             control: false,
             delete_horizon: false,
@@ -45,7 +71,7 @@ pub(crate) fn encode_with_timestamps(
             // advance with offsets even without a producer (base sequence -1).
             sequence: producer.2.wrapping_add(i as i32),
             timestamp: ts,
-            key: Some(Bytes::from(format!("key-{i}"))),
+            key: key.clone().map(Bytes::from),
             value: Some(Bytes::from(vec![b'v'; 100 + i % 7])),
             headers: IndexMap::new(),
         })

@@ -166,7 +166,7 @@ pub async fn handle_create_topics(shard: &Rc<Shard>, req: &RawRequest) -> Handle
                         .map(requested_configs)
                         .unwrap_or_default()
                 });
-                overrides.describe(&shard.config, false)
+                overrides.describe(&shard.config, &image.state.broker_configs, false)
             } else {
                 Vec::new()
             };
@@ -179,7 +179,7 @@ pub async fn handle_create_topics(shard: &Rc<Shard>, req: &RawRequest) -> Handle
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{BrokerConfig, ConfigSource};
+    use crate::config::{BrokerConfig, ConfigSource, DynamicBrokerConfigs};
     use bytes::BytesMut;
     use kafka_protocol::messages::create_topics_request::{
         CreatableReplicaAssignment, CreatableTopicConfig,
@@ -249,7 +249,7 @@ mod tests {
         let broker = BrokerConfig::load(None, &[]).unwrap();
         let mut overrides = TopicConfigs::default();
         overrides.set("retention.ms", "1000").unwrap();
-        let configs = overrides.describe(&broker, false);
+        let configs = overrides.describe(&broker, &DynamicBrokerConfigs::default(), false);
         let ok = topic_result(7, &outcome("a", 0), &configs);
         assert_eq!(ok.error_message, None);
         assert_eq!(

@@ -4,11 +4,13 @@
 //!
 //! * TOPIC (2): an invalid name is INVALID_TOPIC_EXCEPTION, an unknown topic
 //!   UNKNOWN_TOPIC_OR_PARTITION; otherwise every topic config with its value and source
-//!   (topic override, static broker config or default) and, when asked, its synonyms.
+//!   (topic override, dynamic per-broker or cluster-default broker config, static broker
+//!   config or default) and, when asked, its synonyms in Kafka's order.
 //! * BROKER (4): the resource name is this broker's id — `node.id`, or any of the shard node ids
-//!   `node.id * 1000 + k` clients see — or "" for the cluster-wide dynamic defaults. Sluice has
-//!   no dynamic broker configs, so "" lists nothing (as Kafka does when none are set). A name
-//!   that is not an integer, or another broker's id, is INVALID_REQUEST with Kafka's message.
+//!   `node.id * 1000 + k` clients see — for every broker key with its dynamic per-broker,
+//!   dynamic default, static or default value (only the dynamic keys are writable); or "" for
+//!   the cluster-wide dynamic defaults that are set. A name that is not an integer, or another
+//!   broker's id, is INVALID_REQUEST with Kafka's message.
 //! * BROKER_LOGGER (8) and the other types (CLIENT_METRICS, GROUP) are INVALID_REQUEST: Sluice
 //!   does not have them.
 //!
@@ -17,7 +19,7 @@
 //! `include_documentation` (v3+) asks for it; `config_type` from v3.
 
 use super::{decode, respond, str_bytes, HandlerResult};
-use crate::config::{BrokerConfig, ConfigEntry, ConfigSource};
+use crate::config::{describe_dynamic_defaults, BrokerConfig, ConfigEntry};
 use crate::controller::validate_topic_name;
 use crate::metadata::MetadataImage;
 use crate::shard::Shard;
@@ -119,53 +121,69 @@ fn resource_entries(
             let topic = image
                 .topic(name)
                 .ok_or((ResponseError::UnknownTopicOrPartition, None))?;
-            Ok(topic.configs.describe(broker, include_synonyms))
+            Ok(topic
+                .configs
+                .describe(broker, &image.state.broker_configs, include_synonyms))
         }
         resource_type::BROKER => {
-            let mut entries = broker.describe();
-            if name.is_empty() {
-                // The cluster-wide dynamic defaults: none can be set yet.
-                entries.retain(|e| e.source == ConfigSource::DynamicDefaultBrokerConfig);
+            let dynamic = &image.state.broker_configs;
+            let mut entries = if name.is_empty() {
+                describe_dynamic_defaults(dynamic)
             } else {
-                let id: i32 = name.parse().map_err(|_| {
-                    (
-                        ResponseError::InvalidRequest,
-                        Some(format!("Broker id must be an integer, but it is: {name}")),
-                    )
-                })?;
-                if !is_this_broker(broker, image, id) {
-                    return Err((
-                        ResponseError::InvalidRequest,
-                        Some(format!("Unexpected broker id, expected {} or empty string, but received {name}", broker.broker_id)),
-                    ));
-                }
-            }
+                broker_id_of(broker, image, name)
+                    .map_err(|(code, message)| (code, Some(message)))?;
+                broker.describe(dynamic)
+            };
             if !include_synonyms {
                 entries.iter_mut().for_each(|e| e.synonyms.clear());
             }
             Ok(entries)
         }
-        resource_type::BROKER_LOGGER => Err((
-            ResponseError::InvalidRequest,
-            Some("Broker logger (BROKER_LOGGER) configs are not supported by this broker.".into()),
-        )),
         other => {
-            let type_name = match other {
-                resource_type::CLIENT_METRICS => "CLIENT_METRICS",
-                resource_type::GROUP => "GROUP",
-                _ => "UNKNOWN",
-            };
-            Err((
-                ResponseError::InvalidRequest,
-                Some(format!("Unsupported resource type: {type_name}")),
-            ))
+            let (code, message) = unsupported_resource_type(other);
+            Err((code, Some(message)))
         }
     }
 }
 
-/// Whether `id` names this broker: its `node.id` or one of its shard nodes.
-fn is_this_broker(broker: &BrokerConfig, image: &MetadataImage, id: i32) -> bool {
-    id == broker.broker_id || (0..image.shards).any(|k| image.node_of(k) == id)
+/// The answer for a resource type Sluice has no configs for (BROKER_LOGGER, CLIENT_METRICS,
+/// GROUP or an unknown type): INVALID_REQUEST saying so.
+pub fn unsupported_resource_type(kind: i8) -> (ResponseError, String) {
+    let message = match kind {
+        resource_type::BROKER_LOGGER => {
+            "Broker logger (BROKER_LOGGER) configs are not supported by this broker.".to_string()
+        }
+        resource_type::CLIENT_METRICS => "Unsupported resource type: CLIENT_METRICS".to_string(),
+        resource_type::GROUP => "Unsupported resource type: GROUP".to_string(),
+        _ => "Unsupported resource type: UNKNOWN".to_string(),
+    };
+    (ResponseError::InvalidRequest, message)
+}
+
+/// The broker id named by a non-empty BROKER resource name: this broker's `node.id` or one
+/// of its shard node ids. Anything else is INVALID_REQUEST with Kafka's message.
+pub fn broker_id_of(
+    broker: &BrokerConfig,
+    image: &MetadataImage,
+    name: &str,
+) -> Result<i32, (ResponseError, String)> {
+    let id: i32 = name.parse().map_err(|_| {
+        (
+            ResponseError::InvalidRequest,
+            format!("Broker id must be an integer, but it is: {name}"),
+        )
+    })?;
+    if id == broker.broker_id || (0..image.shards).any(|k| image.node_of(k) == id) {
+        Ok(broker.broker_id)
+    } else {
+        Err((
+            ResponseError::InvalidRequest,
+            format!(
+                "Unexpected broker id, expected {} or empty string, but received {name}",
+                broker.broker_id
+            ),
+        ))
+    }
 }
 
 /// One config as the response carries it.
@@ -210,7 +228,7 @@ pub fn config_result(e: &ConfigEntry, options: Options) -> DescribeConfigsResour
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{ConfigType, TopicConfigs};
+    use crate::config::{ConfigSource, ConfigType, TopicConfigs};
     use crate::metadata::{ClusterState, PartitionState, TopicState};
     use bytes::BytesMut;
     use kafka_protocol::protocol::{Encodable, StrBytes};
@@ -219,6 +237,14 @@ mod tests {
     fn setup() -> (BrokerConfig, MetadataImage) {
         let broker = BrokerConfig::load(None, &["node.id=2".to_string()]).unwrap();
         let mut state = ClusterState::new(Some("c".into()));
+        state
+            .broker_configs
+            .cluster_default
+            .insert("log.segment.bytes".into(), "2000000".into());
+        state.broker_configs.set_broker(
+            2,
+            [("message.max.bytes".to_string(), "5000".to_string())].into(),
+        );
         let mut configs = TopicConfigs::default();
         configs.set("retention.ms", "1000").unwrap();
         state.topics.insert(
@@ -289,6 +315,18 @@ mod tests {
             .synonyms
             .iter()
             .any(|s| s.name.as_str() == "log.retention.hours"));
+        // A dynamic cluster default shows through in a topic's describe.
+        let r = describe_resource(
+            &broker,
+            &image,
+            &resource(resource_type::TOPIC, "t", Some(vec!["segment.bytes"])),
+            V4,
+        );
+        assert_eq!(r.configs[0].value.as_deref(), Some("2000000"));
+        assert_eq!(
+            r.configs[0].config_source,
+            ConfigSource::DynamicDefaultBrokerConfig.code()
+        );
 
         let all = describe_resource(
             &broker,
@@ -354,11 +392,35 @@ mod tests {
         let r = describe_resource(
             &broker,
             &image,
+            &resource(
+                resource_type::BROKER,
+                "2000",
+                Some(vec!["message.max.bytes"]),
+            ),
+            V4,
+        );
+        let m = &r.configs[0];
+        assert_eq!(
+            (m.value.as_deref(), m.config_source, m.read_only),
+            (
+                Some("5000"),
+                ConfigSource::DynamicBrokerConfig.code(),
+                false
+            )
+        );
+        let r = describe_resource(
+            &broker,
+            &image,
             &resource(resource_type::BROKER, "", None),
             V4,
         );
         assert_eq!(r.error_code, 0);
-        assert!(r.configs.is_empty());
+        assert_eq!(r.configs.len(), 1);
+        assert_eq!(r.configs[0].name.as_str(), "log.segment.bytes");
+        assert_eq!(
+            r.configs[0].config_source,
+            ConfigSource::DynamicDefaultBrokerConfig.code()
+        );
         for name in ["2002", "1", "x"] {
             let r = describe_resource(
                 &broker,

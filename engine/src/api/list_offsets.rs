@@ -297,7 +297,8 @@ pub(crate) mod tests {
 
     /// A log with offsets 0-2 (epoch 0, ts NOW+10..12) and 3-4 (epoch 2, ts NOW+50, NOW+20).
     fn sample_log(dir: &std::path::Path) -> PartitionLog {
-        let (mut log, _) = PartitionLog::open(dir, "t", 0, LogConfig::default(), 0, NOW).unwrap();
+        let (mut log, _) =
+            PartitionLog::open(dir, "t", 0, LogConfig::default(), 0, 0, NOW).unwrap();
         log.append(&batch(&[NOW + 10, NOW + 11, NOW + 12]), 0, NOW)
             .unwrap();
         log.append(&batch(&[NOW + 50, NOW + 20]), 2, NOW).unwrap();
@@ -385,7 +386,7 @@ pub(crate) mod tests {
     fn empty_log() {
         let dir = tempfile::tempdir().unwrap();
         let (log, _) =
-            PartitionLog::open(dir.path(), "t", 0, LogConfig::default(), 0, NOW).unwrap();
+            PartitionLog::open(dir.path(), "t", 0, LogConfig::default(), 0, 0, NOW).unwrap();
         assert_eq!(
             resolve_offset(&log, EARLIEST_TIMESTAMP, 0, 0).unwrap(),
             FoundOffset {

@@ -5,10 +5,12 @@
 //! encodes the response. A request that cannot even be decoded closes the connection, as Kafka
 //! does; everything else is answered with Kafka error codes.
 
+pub mod alter_configs;
 pub mod api_versions;
 pub mod create_partitions;
 pub mod create_topics;
 pub mod delete_groups;
+pub mod delete_records;
 pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
@@ -16,6 +18,7 @@ pub mod describe_groups;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod heartbeat;
+pub mod incremental_alter_configs;
 pub mod init_producer_id;
 pub mod join_group;
 pub mod leave_group;
@@ -54,6 +57,8 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::InitProducerId, 0, 5),
     (ApiKey::OffsetForLeaderEpoch, 2, 4),
     (ApiKey::DescribeConfigs, 1, 4),
+    (ApiKey::AlterConfigs, 0, 2),
+    (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::DescribeCluster, 0, 2),
     (ApiKey::FindCoordinator, 0, 6),
@@ -67,6 +72,7 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ListGroups, 0, 5),
     (ApiKey::DescribeGroups, 0, 6),
     (ApiKey::DeleteGroups, 0, 2),
+    (ApiKey::DeleteRecords, 0, 2),
 ];
 
 /// The supported version range of `key`, if the API is implemented.
@@ -145,6 +151,10 @@ pub async fn dispatch(shard: Rc<Shard>, req: RawRequest, client_host: &str) -> H
             offset_for_leader_epoch::handle_offset_for_leader_epoch(shard, req).await
         }
         ApiKey::DescribeConfigs => describe_configs::handle_describe_configs(shard, req).await,
+        ApiKey::AlterConfigs => alter_configs::handle_alter_configs(shard, req).await,
+        ApiKey::IncrementalAlterConfigs => {
+            incremental_alter_configs::handle_incremental_alter_configs(shard, req).await
+        }
         ApiKey::DescribeCluster => describe_cluster::handle_describe_cluster(shard, req).await,
         ApiKey::FindCoordinator => find_coordinator::handle_find_coordinator(shard, req).await,
         ApiKey::JoinGroup => join_group::handle_join_group(shard, req, client_host).await,
@@ -157,6 +167,7 @@ pub async fn dispatch(shard: Rc<Shard>, req: RawRequest, client_host: &str) -> H
         ApiKey::ListGroups => list_groups::handle_list_groups(shard, req).await,
         ApiKey::DescribeGroups => describe_groups::handle_describe_groups(shard, req).await,
         ApiKey::DeleteGroups => delete_groups::handle_delete_groups(shard, req).await,
+        ApiKey::DeleteRecords => delete_records::handle_delete_records(shard, req).await,
         other => Err(format!("{other:?} is not supported")),
     }
 }

@@ -89,7 +89,7 @@ mod tests {
         let now = 1_700_000_000_000;
         let dir = tempfile::tempdir().unwrap();
         let (mut log, _) =
-            PartitionLog::open(dir.path(), "t", 0, LogConfig::default(), 0, now).unwrap();
+            PartitionLog::open(dir.path(), "t", 0, LogConfig::default(), 0, 0, now).unwrap();
         assert_eq!(epoch_end_offset(&log, 0), (-1, -1));
         log.append(&batch(&[now, now]), 1, now).unwrap();
         log.append(&batch(&[now, now, now]), 3, now).unwrap();

@@ -12,11 +12,12 @@ use crate::partition::Partition;
 use crate::shard::Shard;
 use crate::time::now_ms;
 use kafka_protocol::messages::produce_response::{
-    LeaderIdAndEpoch, PartitionProduceResponse, TopicProduceResponse,
+    BatchIndexAndErrorMessage, LeaderIdAndEpoch, PartitionProduceResponse, TopicProduceResponse,
 };
 use kafka_protocol::messages::{BrokerId, ProduceRequest, ProduceResponse};
 use kafka_protocol::ResponseError;
 use sluice_net::RawRequest;
+use sluice_storage::{AppendError, BatchError};
 use std::rc::Rc;
 use uuid::Uuid;
 
@@ -91,6 +92,16 @@ pub async fn handle_produce(shard: &Rc<Shard>, req: &RawRequest) -> HandlerResul
                                 to_sync.push((t, i, p.clone()));
                             }
                         }
+                        Err(AppendError::Batch(BatchError::RecordsWithoutKey {
+                            batch_indexes,
+                        })) => {
+                            out.error_code = ResponseError::InvalidRecord.code();
+                            let (message, record_errors) =
+                                unkeyed_record_errors(&p.topic, p.index, &batch_indexes);
+                            out.error_message = Some(str_bytes(message));
+                            out.record_errors = record_errors;
+                            out.log_start_offset = p.log_start_offset();
+                        }
                         Err(e) => {
                             out.error_code = append_error_code(&e);
                             out.error_message = Some(str_bytes(e.to_string()));
@@ -136,4 +147,58 @@ pub async fn handle_produce(shard: &Rc<Shard>, req: &RawRequest) -> HandlerResul
         return Ok(None);
     }
     respond(req, &ProduceResponse::default().with_responses(responses))
+}
+
+/// Kafka's answer to records without a key on a compacted topic (`LogValidator.validateKey`):
+/// one record error per unkeyed record, and the partition message of Kafka's
+/// `RecordValidationException`, which quotes the first three.
+fn unkeyed_record_errors(
+    topic: &str,
+    partition: i32,
+    batch_indexes: &[i32],
+) -> (String, Vec<BatchIndexAndErrorMessage>) {
+    let reason = format!(
+        "Compacted topic cannot accept message without key in topic partition {topic}-{partition}."
+    );
+    let quoted: Vec<String> = batch_indexes
+        .iter()
+        .take(3)
+        .map(|i| format!("RecordError(batchIndex={i}, message='{reason}')"))
+        .collect();
+    let message = format!(
+        "One or more records have been rejected due to {} record errors in total, and only showing the first three errors at most: [{}]",
+        batch_indexes.len(),
+        quoted.join(", ")
+    );
+    let record_errors = batch_indexes
+        .iter()
+        .map(|&i| {
+            BatchIndexAndErrorMessage::default()
+                .with_batch_index(i)
+                .with_batch_index_error_message(Some(str_bytes(reason.clone())))
+        })
+        .collect();
+    (message, record_errors)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unkeyed_records_are_reported_as_kafka_does() {
+        let (message, errors) = unkeyed_record_errors("t", 2, &[0, 3, 5, 9]);
+        let reason = "Compacted topic cannot accept message without key in topic partition t-2.";
+        assert_eq!(
+            message,
+            format!(
+                "One or more records have been rejected due to 4 record errors in total, and only showing the first three errors at most: [RecordError(batchIndex=0, message='{reason}'), RecordError(batchIndex=3, message='{reason}'), RecordError(batchIndex=5, message='{reason}')]"
+            )
+        );
+        let indexes: Vec<i32> = errors.iter().map(|e| e.batch_index).collect();
+        assert_eq!(indexes, [0, 3, 5, 9]);
+        assert!(errors
+            .iter()
+            .all(|e| e.batch_index_error_message.as_deref() == Some(reason)));
+    }
 }

@@ -26,9 +26,10 @@
 //!   `num.recovery.threads.per.data.dir`) are accepted so Kafka files load, but mean nothing
 //!   under thread-per-core; `sluice.cores` sizes the broker.
 
+use super::dynamic::{broker_layers, DynamicBrokerConfigs};
 use super::topic::{
     CleanupPolicy, CompressionType, TimestampType, CLEANUP_POLICIES, COMPRESSION_TYPES,
-    TIMESTAMP_TYPES,
+    TIMESTAMP_TYPES, TOPIC_CONFIGS,
 };
 use super::{
     at_least, between, normalize, parse_bool, parse_int, parse_list, properties, Check,
@@ -126,14 +127,25 @@ static BROKER_KEYS: &[BrokerKey] = &[
         "Listener name to security protocol (NAME:PROTOCOL,...); only PLAINTEXT is supported for now."),
     key("listeners", STR, Some("PLAINTEXT://127.0.0.1:9092"), Check::Custom(check_listeners),
         "Addresses to listen on (NAME://host:port,...; empty host = all interfaces); shard k uses port+k."),
+    key("log.cleaner.backoff.ms", LONG, Some("15000"), at_least(0),
+        "How long a shard's log cleaner sleeps when no compacted log needs cleaning."),
+    key("log.cleaner.dedupe.buffer.size", LONG, Some("134217728"), at_least(0),
+        "Memory for the log cleaners' key maps, split evenly between the shards (Kafka: between the cleaner threads)."),
     key("log.cleaner.delete.retention.ms", LONG, Some("86400000"), at_least(0),
         "Default delete.retention.ms: how long tombstones are kept on compacted topics."),
+    key("log.cleaner.enable", BOOL, Some("true"), Check::Bool,
+        "Run the log cleaner, which compacts topics with cleanup.policy=compact."),
+    key("log.cleaner.io.max.bytes.per.second", DOUBLE, Some("1.7976931348623157E308"),
+        Check::Double { min: 0.0, max: f64::MAX },
+        "Read plus write bytes per second each shard's log cleaner may use (default: unlimited)."),
     key("log.cleaner.max.compaction.lag.ms", LONG, Some(LONG_MAX), at_least(1),
         "Default max.compaction.lag.ms."),
     key("log.cleaner.min.cleanable.ratio", DOUBLE, Some("0.5"), Check::Double { min: 0.0, max: 1.0 },
         "Default min.cleanable.dirty.ratio."),
     key("log.cleaner.min.compaction.lag.ms", LONG, Some("0"), at_least(0),
         "Default min.compaction.lag.ms."),
+    key("log.cleaner.threads", INT, Some("1"), at_least(0),
+        "Accepted for compatibility; under thread-per-core each shard runs one cleaner, at low priority."),
     key("log.cleanup.policy", LIST, Some("delete"), Check::ListOf(CLEANUP_POLICIES),
         "Default cleanup.policy: delete, compact, or both."),
     key("log.dir", STR, Some("./sluice-data"), Check::Any,
@@ -269,6 +281,69 @@ pub(crate) fn is_known_key(name: &str) -> bool {
 /// The built-in default of a broker key, if it has one.
 pub(crate) fn default_of(name: &str) -> Option<&'static str> {
     find_key(name).and_then(|k| k.default)
+}
+
+/// The data type of a broker key, if Sluice knows it.
+pub(crate) fn broker_config_type(name: &str) -> Option<ConfigType> {
+    find_key(name).map(|k| k.ty)
+}
+
+/// Thread-pool sizes Kafka lets operators change at runtime (`DynamicThreadPool`); Sluice
+/// accepts them, as it accepts them at start, and they mean nothing under thread-per-core.
+const DYNAMIC_THREAD_POOL_KEYS: &[&str] = &[
+    "num.io.threads",
+    "num.network.threads",
+    "num.recovery.threads.per.data.dir",
+];
+
+/// Whether AlterConfigs / IncrementalAlterConfigs may change broker key `name` at runtime.
+/// These are Kafka's dynamic broker configs that Sluice has: the primary broker synonym of
+/// every topic config (Kafka's `DynamicLogConfig.ReconfigurableConfigs`, e.g.
+/// `log.retention.ms` but not `log.retention.hours`), and the thread-pool sizes.
+pub fn is_dynamic_broker_config(name: &str) -> bool {
+    DYNAMIC_THREAD_POOL_KEYS.contains(&name)
+        || TOPIC_CONFIGS
+            .iter()
+            .any(|d| d.broker_synonyms.first() == Some(&name))
+}
+
+/// Validates the whole set of dynamic configs a BROKER resource would have after an
+/// alteration and returns it in canonical form. The error is the `INVALID_CONFIG` message,
+/// in Kafka's words where Kafka has them: an unknown key, keys that cannot change at runtime
+/// (`Cannot update these configs dynamically: Set(log.dirs)`), or an invalid value
+/// (`Invalid value x for configuration log.retention.ms: Not a number of type LONG`).
+pub fn validate_dynamic_broker_configs(
+    configs: &BTreeMap<String, String>,
+) -> Result<BTreeMap<String, String>, ConfigError> {
+    if let Some(unknown) = configs.keys().find(|name| find_key(name).is_none()) {
+        return Err(ConfigError::InvalidConfig(format!(
+            "Unknown broker config name: {unknown}"
+        )));
+    }
+    let static_only: Vec<&str> = configs
+        .keys()
+        .map(String::as_str)
+        .filter(|name| !is_dynamic_broker_config(name))
+        .collect();
+    if !static_only.is_empty() {
+        return Err(ConfigError::InvalidConfig(format!(
+            "Cannot update these configs dynamically: Set({})",
+            static_only.join(", ")
+        )));
+    }
+    let mut canonical = BTreeMap::new();
+    for (name, value) in configs {
+        if let Some(k) = find_key(name) {
+            k.check.validate(k.ty, value).map_err(|r| {
+                ConfigError::InvalidConfig(format!(
+                    "Invalid value {value} for configuration {name}: {}",
+                    k.check.kafka_reason(k.ty, value, &r)
+                ))
+            })?;
+            canonical.insert(name.clone(), normalize(k.ty, value));
+        }
+    }
+    Ok(canonical)
 }
 
 /// One listener: `NAME://host:port`. Shard k of the broker serves it on `port + k`.
@@ -487,6 +562,14 @@ pub struct BrokerConfig {
     pub log_retention_check_interval_ms: i64,
     /// `log.cleanup.policy`.
     pub log_cleanup_policy: CleanupPolicy,
+    /// `log.cleaner.enable`.
+    pub log_cleaner_enable: bool,
+    /// `log.cleaner.dedupe.buffer.size`: key-map memory of all the shards' cleaners together.
+    pub log_cleaner_dedupe_buffer_size: u64,
+    /// `log.cleaner.io.max.bytes.per.second` (`f64::MAX`: unlimited).
+    pub log_cleaner_io_max_bytes_per_second: f64,
+    /// `log.cleaner.backoff.ms`.
+    pub log_cleaner_backoff_ms: i64,
     /// `log.message.timestamp.type`.
     pub log_message_timestamp_type: TimestampType,
     /// `log.message.timestamp.before.max.ms`.
@@ -759,6 +842,15 @@ impl BrokerConfig {
             log_retention_bytes: v.int("log.retention.bytes"),
             log_retention_check_interval_ms: v.int("log.retention.check.interval.ms"),
             log_cleanup_policy: CleanupPolicy::from_list(v.str("log.cleanup.policy")),
+            log_cleaner_enable: v.bool("log.cleaner.enable"),
+            log_cleaner_dedupe_buffer_size: u64::try_from(v.int("log.cleaner.dedupe.buffer.size"))
+                .unwrap_or(0),
+            log_cleaner_io_max_bytes_per_second: v
+                .str("log.cleaner.io.max.bytes.per.second")
+                .trim()
+                .parse()
+                .unwrap_or(f64::MAX),
+            log_cleaner_backoff_ms: v.int("log.cleaner.backoff.ms"),
             log_message_timestamp_type: TimestampType::from_name(
                 v.str("log.message.timestamp.type"),
             )
@@ -862,34 +954,26 @@ impl BrokerConfig {
         &self.explicit
     }
 
-    /// Describes every broker key (DescribeConfigs for a BROKER resource): value, source
-    /// (`STATIC_BROKER_CONFIG` when set in the file or overrides, else `DEFAULT_CONFIG`),
-    /// type, one-line documentation and synonyms (this key and its lower-precedence synonyms,
-    /// set ones first, then defaults — Kafka's order). Sluice has no dynamic broker configs, so
-    /// every entry is read-only; none is sensitive.
-    pub fn describe(&self) -> Vec<ConfigEntry> {
+    /// Describes every broker key of this broker (DescribeConfigs for BROKER "<id>"): value and
+    /// source (dynamic per-broker, dynamic cluster default, file / overrides, or default), type,
+    /// one-line documentation, and synonyms in Kafka's order — this key and its lower-precedence
+    /// synonyms as set dynamically for this broker, then as dynamic cluster defaults, then
+    /// statically, then their defaults. The source is that of the first synonym. Only the
+    /// dynamic keys ([`is_dynamic_broker_config`]) are writable; none is sensitive.
+    pub fn describe(&self, dynamic: &DynamicBrokerConfigs) -> Vec<ConfigEntry> {
+        let layers = broker_layers(self, dynamic);
         BROKER_KEYS
             .iter()
             .map(|k| {
-                let group: &[&str] = SYNONYM_GROUPS
-                    .iter()
-                    .find(|g| g.contains(&k.name))
-                    .map(|g| {
-                        let from = g.iter().position(|n| *n == k.name).unwrap_or(0);
-                        &g[from..]
-                    })
-                    .unwrap_or(std::slice::from_ref(&k.name));
                 let mut synonyms = Vec::new();
-                for name in group {
-                    if let Some(v) = self.explicit.get(*name) {
-                        synonyms.push((
-                            name.to_string(),
-                            Some(v.clone()),
-                            ConfigSource::StaticBrokerConfig,
-                        ));
+                for (map, source) in layers {
+                    for name in synonym_group(k.name) {
+                        if let Some(v) = map.and_then(|m| m.get(*name)) {
+                            synonyms.push((name.to_string(), Some(v.clone()), source));
+                        }
                     }
                 }
-                for name in group {
+                for name in synonym_group(k.name) {
                     if let Some(d) = default_of(name) {
                         synonyms.push((
                             name.to_string(),
@@ -898,24 +982,23 @@ impl BrokerConfig {
                         ));
                     }
                 }
-                let (value, source) = match self.explicit.get(k.name) {
+                let source = synonyms
+                    .first()
+                    .map_or(ConfigSource::DefaultConfig, |(_, _, source)| *source);
+                let value = if matches!(k.name, "node.id" | "broker.id") {
                     // node.id and broker.id always show the id in use, whichever one set it.
-                    _ if matches!(k.name, "node.id" | "broker.id") => (
-                        Some(self.broker_id.to_string()),
-                        if self.explicit.contains_key(k.name) {
-                            ConfigSource::StaticBrokerConfig
-                        } else {
-                            ConfigSource::DefaultConfig
-                        },
-                    ),
-                    Some(v) => (Some(v.clone()), ConfigSource::StaticBrokerConfig),
-                    None => (k.default.map(str::to_string), ConfigSource::DefaultConfig),
+                    Some(self.broker_id.to_string())
+                } else {
+                    layers
+                        .iter()
+                        .find_map(|(map, _)| map.and_then(|m| m.get(k.name)).cloned())
+                        .or_else(|| k.default.map(str::to_string))
                 };
                 ConfigEntry {
                     name: k.name.to_string(),
                     value,
                     source,
-                    read_only: true,
+                    read_only: !is_dynamic_broker_config(k.name),
                     sensitive: false,
                     config_type: k.ty,
                     documentation: Some(k.doc.to_string()),
@@ -923,6 +1006,54 @@ impl BrokerConfig {
                 }
             })
             .collect()
+    }
+}
+
+/// Describes the cluster-wide dynamic broker defaults that are set (DescribeConfigs for
+/// BROKER ""), each with source `DYNAMIC_DEFAULT_BROKER_CONFIG` and, as synonyms, the dynamic
+/// defaults of it and its lower-precedence synonyms.
+pub fn describe_dynamic_defaults(dynamic: &DynamicBrokerConfigs) -> Vec<ConfigEntry> {
+    let defaults = &dynamic.cluster_default;
+    BROKER_KEYS
+        .iter()
+        .filter_map(|k| {
+            let value = defaults.get(k.name)?;
+            let synonyms = synonym_group(k.name)
+                .iter()
+                .filter_map(|name| {
+                    defaults.get(*name).map(|v| {
+                        (
+                            name.to_string(),
+                            Some(v.clone()),
+                            ConfigSource::DynamicDefaultBrokerConfig,
+                        )
+                    })
+                })
+                .collect();
+            Some(ConfigEntry {
+                name: k.name.to_string(),
+                value: Some(value.clone()),
+                source: ConfigSource::DynamicDefaultBrokerConfig,
+                read_only: !is_dynamic_broker_config(k.name),
+                sensitive: false,
+                config_type: k.ty,
+                documentation: Some(k.doc.to_string()),
+                synonyms,
+            })
+        })
+        .collect()
+}
+
+/// `name` and its lower-precedence synonyms (`log.retention.minutes` → minutes, hours).
+fn synonym_group(name: &'static str) -> &'static [&'static str] {
+    for group in SYNONYM_GROUPS {
+        if let Some(from) = group.iter().position(|n| *n == name) {
+            return &group[from..];
+        }
+    }
+    match find_key(name) {
+        Some(k) => std::slice::from_ref(&k.name),
+        None => &[],
     }
 }
 
@@ -1624,7 +1755,7 @@ mod tests {
     #[test]
     fn describe_broker() {
         let c = load(&["log.retention.minutes=30", "num.partitions=4"]).unwrap();
-        let d = c.describe();
+        let d = c.describe(&DynamicBrokerConfigs::default());
         assert_eq!(d.len(), BROKER_KEYS.len());
         let get = |n: &str| d.iter().find(|e| e.name == n).unwrap();
 
@@ -1651,11 +1782,13 @@ mod tests {
             ]
         );
 
+        // As in Kafka, the source is the first synonym's: log.retention.minutes, set statically.
         let ms = get("log.retention.ms");
         assert_eq!(
             (ms.value.as_deref(), ms.source),
-            (None, ConfigSource::DefaultConfig)
+            (None, ConfigSource::StaticBrokerConfig)
         );
+        assert!(!ms.read_only);
         assert_eq!(
             ms.synonyms,
             vec![
@@ -1675,14 +1808,154 @@ mod tests {
         let hours = get("log.retention.hours");
         assert_eq!(hours.synonyms.len(), 1);
         assert_eq!(get("sluice.cores").value.as_deref(), Some("0"));
-        let d = load(&["broker.id=7"]).unwrap().describe();
+        let d = load(&["broker.id=7"])
+            .unwrap()
+            .describe(&DynamicBrokerConfigs::default());
+        // broker.id set the id node.id shows: its first synonym is static.
         let node = d.iter().find(|e| e.name == "node.id").unwrap();
         assert_eq!(
             (node.value.as_deref(), node.source),
-            (Some("7"), ConfigSource::DefaultConfig)
+            (Some("7"), ConfigSource::StaticBrokerConfig)
         );
         assert!(d
             .iter()
             .all(|e| e.documentation.as_deref().is_some_and(|s| !s.is_empty())));
+    }
+
+    #[test]
+    fn dynamic_keys_follow_kafka() {
+        for name in [
+            "log.retention.ms",
+            "log.retention.bytes",
+            "log.segment.bytes",
+            "log.roll.ms",
+            "log.flush.interval.messages",
+            "log.flush.interval.ms",
+            "log.cleanup.policy",
+            "log.message.timestamp.type",
+            "message.max.bytes",
+            "compression.type",
+            "min.insync.replicas",
+            "unclean.leader.election.enable",
+            "log.cleaner.delete.retention.ms",
+            "num.io.threads",
+        ] {
+            assert!(is_dynamic_broker_config(name), "{name}");
+            assert!(is_known_key(name), "{name}");
+        }
+        for name in [
+            "log.retention.hours",
+            "log.retention.minutes",
+            "log.roll.hours",
+            "log.flush.scheduler.interval.ms",
+            "log.dirs",
+            "node.id",
+            "listeners",
+            "num.partitions",
+            "log.retention.check.interval.ms",
+        ] {
+            assert!(!is_dynamic_broker_config(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn dynamic_config_validation() {
+        let map = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let msg = |pairs: &[(&str, &str)]| {
+            validate_dynamic_broker_configs(&map(pairs))
+                .unwrap_err()
+                .to_string()
+        };
+        assert_eq!(
+            validate_dynamic_broker_configs(&map(&[
+                ("log.retention.ms", " +1000"),
+                ("log.cleanup.policy", "compact, delete")
+            ]))
+            .unwrap(),
+            map(&[
+                ("log.retention.ms", "1000"),
+                ("log.cleanup.policy", "compact,delete")
+            ])
+        );
+        assert_eq!(
+            msg(&[("log.retention.ms", "abc")]),
+            "Invalid value abc for configuration log.retention.ms: Not a number of type LONG"
+        );
+        assert_eq!(
+            msg(&[("log.dirs", "/x"), ("num.partitions", "3")]),
+            "Cannot update these configs dynamically: Set(log.dirs, num.partitions)"
+        );
+        assert_eq!(
+            msg(&[("log.retention.mss", "1")]),
+            "Unknown broker config name: log.retention.mss"
+        );
+    }
+
+    #[test]
+    fn describe_with_dynamic_layers() {
+        let c = load(&[
+            "node.id=2",
+            "log.retention.hours=1",
+            "message.max.bytes=2000",
+        ])
+        .unwrap();
+        let mut dynamic = DynamicBrokerConfigs::default();
+        dynamic
+            .cluster_default
+            .insert("log.retention.ms".into(), "5000".into());
+        dynamic
+            .cluster_default
+            .insert("message.max.bytes".into(), "3000".into());
+        dynamic.set_broker(
+            2,
+            BTreeMap::from([("message.max.bytes".to_string(), "4000".to_string())]),
+        );
+        dynamic.set_broker(
+            3,
+            BTreeMap::from([("log.segment.bytes".to_string(), "100".to_string())]),
+        );
+        let d = c.describe(&dynamic);
+        let get = |n: &str| d.iter().find(|e| e.name == n).unwrap();
+        let m = get("message.max.bytes");
+        assert_eq!(
+            (m.value.as_deref(), m.source, m.read_only),
+            (Some("4000"), ConfigSource::DynamicBrokerConfig, false)
+        );
+        let sources: Vec<(&str, ConfigSource)> = m
+            .synonyms
+            .iter()
+            .map(|(_, v, s)| (v.as_deref().unwrap(), *s))
+            .collect();
+        assert_eq!(
+            sources,
+            vec![
+                ("4000", ConfigSource::DynamicBrokerConfig),
+                ("3000", ConfigSource::DynamicDefaultBrokerConfig),
+                ("2000", ConfigSource::StaticBrokerConfig),
+                ("1048588", ConfigSource::DefaultConfig),
+            ]
+        );
+        let r = get("log.retention.ms");
+        assert_eq!(
+            (r.value.as_deref(), r.source),
+            (Some("5000"), ConfigSource::DynamicDefaultBrokerConfig)
+        );
+        assert_eq!(r.synonyms.len(), 3, "{:?}", r.synonyms);
+        // Another broker's values do not apply here.
+        assert_eq!(get("log.segment.bytes").source, ConfigSource::DefaultConfig);
+
+        let defaults = describe_dynamic_defaults(&dynamic);
+        let names: Vec<&str> = defaults.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(names, ["log.retention.ms", "message.max.bytes"]);
+        assert!(defaults
+            .iter()
+            .all(|e| e.source == ConfigSource::DynamicDefaultBrokerConfig
+                && e.synonyms.len() == 1
+                && !e.read_only));
     }
 }

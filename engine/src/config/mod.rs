@@ -10,19 +10,30 @@
 //!   `INVALID_CONFIG` error message), describes a topic's configs with Kafka's sources and
 //!   synonyms, and resolves the typed values a partition log runs with
 //!   ([`EffectiveTopicConfig`]).
+//! * [`dynamic`] holds the dynamic broker configs ([`DynamicBrokerConfigs`]), per broker and
+//!   cluster-wide, that rank between topic overrides and the static broker configuration.
+//! * [`alter`] is what AlterConfigs and IncrementalAlterConfigs (SET, DELETE, APPEND,
+//!   SUBTRACT) do to a resource's overrides.
 //!
 //! Where Sluice differs from Kafka (defaults such as `node.id=1`, replication factors of 1 for
 //! the internal topics, PLAINTEXT-only listeners) the difference is stated on the key's
 //! documentation line, which `describe` returns to clients.
 
+pub mod alter;
 pub mod broker;
+pub mod dynamic;
 pub mod properties;
 pub mod topic;
 
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
-pub use broker::{BrokerConfig, HostPort, Listener, MAX_BROKER_ID};
+pub use alter::{AlterOp, ConfigAlteration, ConfigChange, ConfigKind};
+pub use broker::{
+    describe_dynamic_defaults, is_dynamic_broker_config, validate_dynamic_broker_configs,
+    BrokerConfig, HostPort, Listener, MAX_BROKER_ID,
+};
+pub use dynamic::DynamicBrokerConfigs;
 pub use properties::{parse_properties, read_properties};
 pub use topic::{
     find_topic_config, validate_topic_config, CleanupPolicy, CompressionType, EffectiveTopicConfig,

@@ -1,9 +1,11 @@
 //! Topic-level configs: Kafka 4.x's table, validation, DescribeConfigs and effective values.
 //!
 //! A topic's value for a config comes from, in order: the topic's own override
-//! ([`TopicConfigs`], set by CreateTopics / AlterConfigs), else the broker key that Kafka
-//! treats as its synonym when set in the broker's file or command line (`retention.ms` ←
-//! `log.retention.ms`, `log.retention.minutes`, `log.retention.hours`), else the default.
+//! ([`TopicConfigs`], set by CreateTopics / AlterConfigs), else the broker keys that Kafka
+//! treats as its synonyms (`retention.ms` ← `log.retention.ms`, `log.retention.minutes`,
+//! `log.retention.hours`) as set dynamically for this broker, else as dynamic cluster
+//! defaults ([`DynamicBrokerConfigs`]), else in the broker's file or command line, else the
+//! default.
 //!
 //! Kafka 4.0 removed `message.downconversion.enable` and `message.format.version`; like
 //! Kafka 4, Sluice rejects them as unknown topic configs. Sluice has no tiered storage, so
@@ -11,6 +13,7 @@
 //! the other remote-storage configs are accepted and have no effect.
 
 use super::broker::{self, BrokerConfig};
+use super::dynamic::{broker_layers, DynamicBrokerConfigs};
 use super::{
     at_least, between, normalize, parse_bool, parse_int, parse_list, Check, ConfigEntry,
     ConfigError, ConfigSource, ConfigType,
@@ -437,9 +440,15 @@ impl TopicConfigs {
         Ok(())
     }
 
-    /// Resolves one config: topic override, then the broker's explicitly set synonyms, then the
-    /// default. Overrides that no longer validate (a hand-edited file) are ignored.
-    fn resolve(&self, def: &TopicConfigDef, broker: &BrokerConfig) -> Resolved {
+    /// Resolves one config: topic override, then the broker synonyms set dynamically for this
+    /// broker, as dynamic cluster defaults and statically, then the broker defaults. Overrides
+    /// that no longer validate (a hand-edited file) are ignored.
+    fn resolve(
+        &self,
+        def: &TopicConfigDef,
+        broker: &BrokerConfig,
+        dynamic: &DynamicBrokerConfigs,
+    ) -> Resolved {
         let mut synonyms = Vec::new();
         let mut chosen: Option<(String, ConfigSource)> = None;
         if let Some(v) = self.get(def.name).filter(|v| def.validate(v).is_ok()) {
@@ -450,16 +459,13 @@ impl TopicConfigs {
             ));
             chosen = Some((v.to_string(), ConfigSource::DynamicTopicConfig));
         }
-        for key in def.broker_synonyms {
-            if let Some(v) = broker.explicitly_set().get(*key) {
-                synonyms.push((
-                    key.to_string(),
-                    Some(v.clone()),
-                    ConfigSource::StaticBrokerConfig,
-                ));
-                if chosen.is_none() {
-                    chosen = from_broker_units(def.name, key, v)
-                        .map(|c| (c, ConfigSource::StaticBrokerConfig));
+        for (map, source) in broker_layers(broker, dynamic) {
+            for key in def.broker_synonyms {
+                if let Some(v) = map.and_then(|m| m.get(*key)) {
+                    synonyms.push((key.to_string(), Some(v.clone()), source));
+                    if chosen.is_none() {
+                        chosen = from_broker_units(def.name, key, v).map(|c| (c, source));
+                    }
                 }
             }
         }
@@ -486,13 +492,20 @@ impl TopicConfigs {
     }
 
     /// Describes every topic config (DescribeConfigs for a TOPIC resource): the value, its
-    /// source (topic override, static broker config or default), and, when asked, its synonyms
-    /// in Kafka's order — topic override, then set broker keys, then broker defaults.
-    pub fn describe(&self, broker: &BrokerConfig, include_synonyms: bool) -> Vec<ConfigEntry> {
+    /// source (topic override, dynamic per-broker or cluster-default broker config, static
+    /// broker config or default), and, when asked, its synonyms in Kafka's order — topic
+    /// override, then broker keys set dynamically for this broker, as dynamic cluster defaults
+    /// and statically, then broker defaults.
+    pub fn describe(
+        &self,
+        broker: &BrokerConfig,
+        dynamic: &DynamicBrokerConfigs,
+        include_synonyms: bool,
+    ) -> Vec<ConfigEntry> {
         TOPIC_CONFIGS
             .iter()
             .map(|def| {
-                let r = self.resolve(def, broker);
+                let r = self.resolve(def, broker, dynamic);
                 ConfigEntry {
                     name: def.name.to_string(),
                     value: Some(r.value),
@@ -511,11 +524,16 @@ impl TopicConfigs {
             .collect()
     }
 
-    /// The typed values the log needs, resolved against the broker's configuration.
-    pub fn effective(&self, broker: &BrokerConfig) -> EffectiveTopicConfig {
+    /// The typed values the log needs, resolved against the broker's static and dynamic
+    /// configuration.
+    pub fn effective(
+        &self,
+        broker: &BrokerConfig,
+        dynamic: &DynamicBrokerConfigs,
+    ) -> EffectiveTopicConfig {
         let value = |name: &str| -> (String, &'static TopicConfigDef) {
             match find_topic_config(name) {
-                Some(def) => (self.resolve(def, broker).value, def),
+                Some(def) => (self.resolve(def, broker, dynamic).value, def),
                 None => (String::new(), &TOPIC_CONFIGS[0]),
             }
         };
@@ -586,6 +604,10 @@ mod tests {
     fn broker(overrides: &[&str]) -> BrokerConfig {
         let o: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
         BrokerConfig::load(None, &o).unwrap()
+    }
+
+    fn none() -> DynamicBrokerConfigs {
+        DynamicBrokerConfigs::default()
     }
 
     fn entry<'a>(entries: &'a [ConfigEntry], name: &str) -> &'a ConfigEntry {
@@ -718,7 +740,7 @@ mod tests {
         let b = broker(&["log.retention.hours=1", "log.segment.bytes=1048576"]);
         let mut t = TopicConfigs::default();
         t.set("segment.bytes", "2097152").unwrap();
-        let d = t.describe(&b, true);
+        let d = t.describe(&b, &none(), true);
         assert_eq!(d.len(), TOPIC_CONFIGS.len());
 
         let r = entry(&d, "retention.ms");
@@ -782,7 +804,10 @@ mod tests {
         );
         assert!(l.synonyms.is_empty());
 
-        assert!(t.describe(&b, false).iter().all(|e| e.synonyms.is_empty()));
+        assert!(t
+            .describe(&b, &none(), false)
+            .iter()
+            .all(|e| e.synonyms.is_empty()));
         assert!(d
             .iter()
             .all(|e| !e.read_only && !e.sensitive && e.documentation.is_some()));
@@ -790,7 +815,7 @@ mod tests {
 
     #[test]
     fn effective_defaults_match_kafka() {
-        let e = TopicConfigs::default().effective(&broker(&[]));
+        let e = TopicConfigs::default().effective(&broker(&[]), &none());
         assert_eq!(e.segment_bytes, 1_073_741_824);
         assert_eq!(e.segment_ms, 604_800_000);
         assert_eq!(e.segment_index_bytes, 10_485_760);
@@ -829,7 +854,7 @@ mod tests {
             "log.cleanup.policy=compact",
         ]);
         let mut t = TopicConfigs::default();
-        let e = t.effective(&b);
+        let e = t.effective(&b, &none());
         assert_eq!(e.retention_ms, 600_000);
         assert_eq!(e.segment_ms, 7_200_000);
         assert_eq!(e.flush_ms, 5000);
@@ -849,7 +874,7 @@ mod tests {
         t.set("segment.ms", "1000").unwrap();
         t.set("cleanup.policy", "compact,delete").unwrap();
         t.set("compression.type", "gzip").unwrap();
-        let e = t.effective(&b);
+        let e = t.effective(&b, &none());
         assert_eq!(e.retention_ms, -1);
         assert_eq!(e.segment_ms, 1000);
         assert_eq!(
@@ -863,23 +888,90 @@ mod tests {
 
         // Negative broker retention means unlimited, as in Kafka.
         let b = broker(&["log.retention.hours=-1"]);
-        assert_eq!(TopicConfigs::default().effective(&b).retention_ms, -1);
+        assert_eq!(
+            TopicConfigs::default().effective(&b, &none()).retention_ms,
+            -1
+        );
         // log.flush.interval.ms wins over the scheduler interval.
         let b = broker(&[
             "log.flush.interval.ms=10",
             "log.flush.scheduler.interval.ms=5000",
         ]);
-        assert_eq!(TopicConfigs::default().effective(&b).flush_ms, 10);
+        assert_eq!(TopicConfigs::default().effective(&b, &none()).flush_ms, 10);
     }
 
     #[test]
     fn invalid_persisted_override_is_ignored() {
         let t: TopicConfigs = serde_json::from_str(r#"{"segment.bytes":"garbage"}"#).unwrap();
         let b = broker(&[]);
-        assert_eq!(t.effective(&b).segment_bytes, 1_073_741_824);
+        assert_eq!(t.effective(&b, &none()).segment_bytes, 1_073_741_824);
         assert_eq!(
-            entry(&t.describe(&b, false), "segment.bytes").source,
+            entry(&t.describe(&b, &none(), false), "segment.bytes").source,
             ConfigSource::DefaultConfig
+        );
+    }
+
+    #[test]
+    fn dynamic_broker_configs_rank_between_topic_and_static() {
+        let b = broker(&[
+            "node.id=3",
+            "log.retention.hours=1",
+            "log.segment.bytes=1000000",
+        ]);
+        let mut dynamic = none();
+        dynamic
+            .cluster_default
+            .insert("log.retention.ms".into(), "5000".into());
+        dynamic
+            .cluster_default
+            .insert("log.segment.bytes".into(), "2000000".into());
+        dynamic.set_broker(
+            3,
+            BTreeMap::from([("log.segment.bytes".to_string(), "3000000".to_string())]),
+        );
+        let mut t = TopicConfigs::default();
+        let e = t.effective(&b, &dynamic);
+        assert_eq!((e.retention_ms, e.segment_bytes), (5000, 3_000_000));
+        let d = t.describe(&b, &dynamic, true);
+        let r = entry(&d, "retention.ms");
+        assert_eq!(
+            (r.value.as_deref(), r.source),
+            (Some("5000"), ConfigSource::DynamicDefaultBrokerConfig)
+        );
+        let sources: Vec<(&str, ConfigSource)> = r
+            .synonyms
+            .iter()
+            .map(|(n, _, s)| (n.as_str(), *s))
+            .collect();
+        assert_eq!(
+            sources,
+            vec![
+                ("log.retention.ms", ConfigSource::DynamicDefaultBrokerConfig),
+                ("log.retention.hours", ConfigSource::StaticBrokerConfig),
+                ("log.retention.hours", ConfigSource::DefaultConfig),
+            ]
+        );
+        let s = entry(&d, "segment.bytes");
+        assert_eq!(
+            (s.value.as_deref(), s.source),
+            (Some("3000000"), ConfigSource::DynamicBrokerConfig)
+        );
+        assert_eq!(s.synonyms.len(), 4);
+
+        t.set("segment.bytes", "4000000").unwrap();
+        assert_eq!(t.effective(&b, &dynamic).segment_bytes, 4_000_000);
+        let d = t.describe(&b, &dynamic, true);
+        assert_eq!(
+            entry(&d, "segment.bytes").source,
+            ConfigSource::DynamicTopicConfig
+        );
+        // Another broker's dynamic values are not this broker's.
+        let other = broker(&["node.id=4"]);
+        assert_eq!(
+            TopicConfigs::default()
+                .effective(&other, &dynamic)
+                .segment_bytes,
+            2_000_000
         );
     }
 }

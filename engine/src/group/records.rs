@@ -935,7 +935,7 @@ mod tests {
             segment_bytes,
             ..LogConfig::default()
         };
-        PartitionLog::open(dir, "__consumer_offsets", 0, config, 0, NOW)
+        PartitionLog::open(dir, "__consumer_offsets", 0, config, 0, 0, NOW)
             .unwrap()
             .0
     }

@@ -61,6 +61,9 @@ pub struct ShardMetrics {
     produce_waiting: Cell<u64>,
     reads_page_cache: Cell<u64>,
     reads_disk: Cell<u64>,
+    cleaner_runs: Cell<u64>,
+    cleaner_bytes_read: Cell<u64>,
+    cleaner_bytes_written: Cell<u64>,
 }
 
 /// Keeps a purgatory gauge raised while alive.
@@ -87,6 +90,15 @@ impl ShardMetrics {
         if code != 0 {
             *self.errors.borrow_mut().entry((api_key, code)).or_default() += 1;
         }
+    }
+
+    /// Counts one finished log cleaning and its I/O.
+    pub fn record_cleaning(&self, bytes_read: u64, bytes_written: u64) {
+        self.cleaner_runs.set(self.cleaner_runs.get() + 1);
+        self.cleaner_bytes_read
+            .set(self.cleaner_bytes_read.get() + bytes_read);
+        self.cleaner_bytes_written
+            .set(self.cleaner_bytes_written.get() + bytes_written);
     }
 
     /// Adds record bytes produced to `topic`.
@@ -144,6 +156,9 @@ impl ShardMetrics {
             produce_waiting: self.produce_waiting.get(),
             reads_page_cache: self.reads_page_cache.get(),
             reads_disk: self.reads_disk.get(),
+            cleaner_runs: self.cleaner_runs.get(),
+            cleaner_bytes_read: self.cleaner_bytes_read.get(),
+            cleaner_bytes_written: self.cleaner_bytes_written.get(),
         }
     }
 }
@@ -188,6 +203,12 @@ pub struct ShardSnapshot {
     pub reads_page_cache: u64,
     /// Fetch file regions read from disk first.
     pub reads_disk: u64,
+    /// Log cleanings finished.
+    pub cleaner_runs: u64,
+    /// Bytes the log cleaner read.
+    pub cleaner_bytes_read: u64,
+    /// Bytes the log cleaner wrote.
+    pub cleaner_bytes_written: u64,
 }
 
 #[cfg(test)]

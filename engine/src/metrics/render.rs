@@ -190,6 +190,43 @@ pub fn render(snapshots: &[ShardSnapshot]) -> String {
             }
         },
     );
+    family(
+        "sluice_log_cleaner_runs_total",
+        "counter",
+        "Log cleanings finished, by shard.",
+        &mut |o| {
+            for s in snapshots {
+                let shard = s.shard.to_string();
+                sample(
+                    o,
+                    "sluice_log_cleaner_runs_total",
+                    &[("shard", &shard)],
+                    s.cleaner_runs as f64,
+                );
+            }
+        },
+    );
+    family(
+        "sluice_log_cleaner_bytes_total",
+        "counter",
+        "Bytes the log cleaner read from and wrote to segment files, by shard.",
+        &mut |o| {
+            for s in snapshots {
+                let shard = s.shard.to_string();
+                for (direction, bytes) in [
+                    ("read", s.cleaner_bytes_read),
+                    ("written", s.cleaner_bytes_written),
+                ] {
+                    sample(
+                        o,
+                        "sluice_log_cleaner_bytes_total",
+                        &[("shard", &shard), ("direction", direction)],
+                        bytes as f64,
+                    );
+                }
+            }
+        },
+    );
     let per_partition: [Gauge<super::PartitionStats, f64>; 4] = [
         ("sluice_partition_log_end_offset", "Log end offset.", |p| {
             p.log_end_offset as f64

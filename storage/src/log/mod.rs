@@ -5,8 +5,10 @@
 //! and write each batch with one vectored `pwrite`. Flushing is split in three steps so that the
 //! engine can group-commit and run the `fdatasync`s off its executor.
 
+mod compaction;
 mod open;
 mod read;
+mod retention;
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -25,8 +27,10 @@ use crate::leader_epoch::LeaderEpochCache;
 use crate::producer_state::{ProducerError, ProducerStage, ProducerStateTable};
 use crate::segment::Segment;
 
+pub use compaction::SegmentSwap;
 pub use open::RecoveryReport;
 pub use read::{FileSlice, ReadError};
+pub use retention::{LogStartOffsetError, RetentionLimits, SegmentDeletion, SegmentDeletionReason};
 
 /// Per-topic log settings, named after Kafka's topic configs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -172,6 +176,9 @@ pub struct PartitionLog {
     /// Segments before the active one, by base offset.
     sealed: BTreeMap<i64, Segment>,
     active: Segment,
+    /// First offset readers may see: at or after the first segment's base offset, beyond it
+    /// after DeleteRecords (Kafka's `logStartOffset`).
+    log_start_offset: i64,
     log_end_offset: i64,
     recovery_point: i64,
     /// When the oldest unflushed message was appended.
@@ -299,8 +306,8 @@ impl PartitionLog {
 
     /// Deletes the sealed segments that hold only offsets below `offset`, oldest first, so the
     /// log stays contiguous even if this is interrupted. The active segment is never deleted.
-    /// The log start offset becomes the base offset of the first remaining segment. Returns the
-    /// bytes removed.
+    /// The log start offset moves up to the base offset of the first remaining segment. Returns
+    /// the bytes removed.
     pub fn delete_segments_before(&mut self, offset: i64) -> Result<u64, StorageError> {
         let mut removed = 0;
         while let Some(entry) = self.sealed.first_entry() {
@@ -310,9 +317,16 @@ impl PartitionLog {
             let segment = entry.remove();
             removed += segment.size();
             segment.delete()?;
+            self.advance_log_start_to_first_segment();
         }
-        debug_assert!(self.log_start_offset() <= self.log_end_offset);
+        debug_assert!(self.log_start_offset <= self.log_end_offset);
         Ok(removed)
+    }
+
+    /// Raises the log start offset to the first segment's base offset after segments were
+    /// removed (Kafka's `incrementStartOffset` on segment deletion; it never goes back).
+    fn advance_log_start_to_first_segment(&mut self) {
+        self.log_start_offset = self.log_start_offset.max(self.first_segment_base_offset());
     }
 
     /// Messages appended since the recovery point.
@@ -379,8 +393,15 @@ impl PartitionLog {
         self.recovery_point
     }
 
-    /// First offset of the log.
+    /// First offset of the log (Kafka's log start offset, the low watermark): reads below it
+    /// are out of range. It is the first segment's base offset unless DeleteRecords moved it
+    /// into that segment.
     pub fn log_start_offset(&self) -> i64 {
+        self.log_start_offset
+    }
+
+    /// Base offset of the oldest segment (the log start offset may lie beyond it).
+    pub fn first_segment_base_offset(&self) -> i64 {
         self.sealed
             .values()
             .next()
@@ -421,6 +442,17 @@ impl PartitionLog {
     /// The idempotent-producer state.
     pub fn producer_state(&self) -> &ProducerStateTable {
         &self.producers
+    }
+
+    /// The settings the log runs with.
+    pub fn config(&self) -> &LogConfig {
+        &self.config
+    }
+
+    /// Replaces the settings (a topic config change applied live). They take effect from the
+    /// next append, roll check and flush check; existing segments are left as they are.
+    pub fn set_config(&mut self, config: LogConfig) {
+        self.config = config;
     }
 
     /// All segments in offset order.

@@ -8,7 +8,7 @@ use super::{LogConfig, PartitionLog};
 use crate::error::{IoContext, StorageError};
 use crate::leader_epoch::LeaderEpochCache;
 use crate::producer_state::ProducerStateTable;
-use crate::segment::{file_name, Segment};
+use crate::segment::{file_name, Segment, DELETED_FILE_SUFFIX};
 
 /// What opening a log found and repaired; the engine logs it (see its `Display`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -29,6 +29,8 @@ pub struct RecoveryReport {
     pub log_end_offset: i64,
     /// Batches read while opening.
     pub scanned_batches: u64,
+    /// Files of deleted segments (`*.deleted`) left by an earlier run, removed.
+    pub removed_deleted_files: usize,
 }
 
 impl fmt::Display for RecoveryReport {
@@ -53,7 +55,15 @@ impl fmt::Display for RecoveryReport {
             f,
             "; {} batches scanned, log end offset {}",
             self.scanned_batches, self.log_end_offset
-        )
+        )?;
+        if self.removed_deleted_files > 0 {
+            write!(
+                f,
+                "; removed {} leftover {DELETED_FILE_SUFFIX} files",
+                self.removed_deleted_files
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -75,6 +85,24 @@ fn segment_bases(dir: &Path) -> Result<Vec<i64>, StorageError> {
     Ok(bases)
 }
 
+/// Removes the files of segments deleted by an earlier run (`*.deleted`, Kafka's
+/// `removeTempFilesAndCollectSwapFiles`); returns how many there were.
+fn remove_deleted_files(dir: &Path) -> Result<usize, StorageError> {
+    let mut removed = 0;
+    for entry in std::fs::read_dir(dir).at(dir)? {
+        let path = entry.at(dir)?.path();
+        let deleted = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.ends_with(DELETED_FILE_SUFFIX));
+        if deleted {
+            std::fs::remove_file(&path).at(&path)?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
 /// Removes a segment's files, returning the log file's size.
 fn remove_segment_files(dir: &Path, base: i64) -> Result<u64, StorageError> {
     let log = dir.join(file_name(base, "log"));
@@ -92,6 +120,14 @@ fn remove_segment_files(dir: &Path, base: i64) -> Result<u64, StorageError> {
 impl PartitionLog {
     /// Opens (or creates) the log of `topic`-`partition` under `log_dir`.
     ///
+    /// `recovery_point` and `log_start_offset` come from the shard's checkpoints (0 when
+    /// absent). The log start offset becomes the larger of the checkpointed one and the first
+    /// segment's base offset; as in Kafka, if the log ends before the checkpointed log start
+    /// offset (its tail was lost), every segment is deleted and the log restarts empty there,
+    /// and a new log starts there too. Files of segments deleted earlier (`*.deleted`) are
+    /// removed, and a swap of cleaned segments interrupted by a crash is completed (or undone
+    /// if it had not begun; see [`crate::cleaner`]).
+    ///
     /// Every segment from the one holding `recovery_point` on is verified batch by batch
     /// (CRC32C, offsets); at the first torn or corrupt batch the segment is cut and later
     /// segments are deleted, and the indexes of verified segments are rebuilt. Earlier segments
@@ -103,15 +139,18 @@ impl PartitionLog {
         partition: i32,
         config: LogConfig,
         recovery_point: i64,
+        log_start_offset: i64,
         now_ms: i64,
     ) -> Result<(PartitionLog, RecoveryReport), StorageError> {
         let dir = log_dir.join(format!("{topic}-{partition}"));
         std::fs::create_dir_all(&dir).at(&dir)?;
-        let bases = segment_bases(&dir)?;
+        crate::cleaner::recover_interrupted_cleaning(&dir)?;
         let mut report = RecoveryReport {
             dir: dir.clone(),
+            removed_deleted_files: remove_deleted_files(&dir)?,
             ..RecoveryReport::default()
         };
+        let bases = segment_bases(&dir)?;
         let mut producers = ProducerStateTable::new();
         let mut segments: BTreeMap<i64, Segment> = BTreeMap::new();
         let mut verifying = false;
@@ -157,12 +196,29 @@ impl PartitionLog {
                 break;
             }
         }
+        let log_start_checkpoint = log_start_offset.max(0);
+        let log_end = segments.values().next_back().map(Segment::next_offset);
+        if log_end.is_some_and(|end| end < log_start_checkpoint) {
+            report.reason = Some(format!(
+                "the log ends before its checkpointed log start offset {log_start_checkpoint}"
+            ));
+            report.truncated_at_offset = segments.keys().next().copied();
+            for (base, segment) in std::mem::take(&mut segments) {
+                report.truncated_bytes += segment.size();
+                report.deleted_segments += 1;
+                segment.delete()?;
+                debug_assert!(base < log_start_checkpoint);
+            }
+            producers = ProducerStateTable::new();
+        }
         let active = match segments.pop_last() {
             Some((_, segment)) => segment,
-            None => Segment::create(&dir, 0, now_ms)?,
+            None => Segment::create(&dir, log_start_checkpoint, now_ms)?,
         };
         let log_end_offset = active.next_offset();
-        let log_start_offset = segments.values().next().unwrap_or(&active).base_offset();
+        let first_base = segments.values().next().unwrap_or(&active).base_offset();
+        let log_start_offset = log_start_checkpoint.max(first_base);
+        debug_assert!(log_start_offset <= log_end_offset);
         let recovery_point = recovery_point.clamp(log_start_offset, log_end_offset);
         let mut epochs = LeaderEpochCache::load(&dir)?;
         epochs.truncate_from_end(log_end_offset)?;
@@ -174,6 +230,7 @@ impl PartitionLog {
             config,
             sealed: segments,
             active,
+            log_start_offset,
             log_end_offset,
             recovery_point,
             unflushed_since: (recovery_point < log_end_offset).then_some(now_ms),

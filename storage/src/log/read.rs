@@ -103,21 +103,35 @@ impl PartitionLog {
         Ok(None)
     }
 
-    /// ListOffsets by timestamp: offset and timestamp of the first record whose timestamp is
-    /// >= `timestamp`, or `None` if there is none.
+    /// ListOffsets by timestamp: offset and timestamp of the first record at or after the log
+    /// start offset whose timestamp is >= `timestamp`, or `None` if there is none.
     pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<(i64, i64)>, StorageError> {
         for segment in self.segments() {
-            if segment
-                .max_timestamp()
-                .is_none_or(|(max, _)| max < timestamp)
+            if segment.next_offset() <= self.log_start_offset
+                || segment
+                    .max_timestamp()
+                    .is_none_or(|(max, _)| max < timestamp)
             {
                 continue;
             }
-            let found = segment
-                .find_batch_by_timestamp(timestamp)
-                .at(segment.log_path())?;
-            if let Some((position, header)) = found {
-                return first_record_at_or_after(segment, position, &header, timestamp).map(Some);
+            let mut starting_offset = self.log_start_offset;
+            while let Some((position, header)) = segment
+                .find_batch_by_timestamp(timestamp, starting_offset)
+                .at(segment.log_path())?
+            {
+                let found = first_record_at_or_after(
+                    segment,
+                    position,
+                    &header,
+                    timestamp,
+                    starting_offset,
+                )?;
+                if found.is_some() {
+                    return Ok(found);
+                }
+                // Only the batch holding the log start offset can have its matching records
+                // all below it; go on with the next batch.
+                starting_offset = header.next_offset();
             }
         }
         Ok(None)
@@ -137,30 +151,43 @@ impl PartitionLog {
         let Some((segment, timestamp, offset)) = best else {
             return Ok(None);
         };
-        match segment.find_batch(offset).at(segment.log_path())? {
+        let found = match segment.find_batch(offset).at(segment.log_path())? {
             Some((position, header)) => {
-                first_record_at_or_after(segment, position, &header, timestamp).map(Some)
+                first_record_at_or_after(segment, position, &header, timestamp, i64::MIN)?
             }
+            None => None,
+        };
+        match found {
+            Some(found) => Ok(Some(found)),
             None => Err(StorageError::Decode {
                 path: segment.log_path().to_path_buf(),
                 position: segment.size(),
-                reason: format!("no batch holds offset {offset} of the max timestamp"),
+                reason: format!(
+                    "no record at offset {offset} has the segment's max timestamp {timestamp}"
+                ),
             }),
         }
     }
 }
 
-/// The first record of the batch at `position` whose timestamp is >= `timestamp`, as
-/// (offset, timestamp). LogAppendTime batches give every record their max timestamp, so the
-/// answer is their first record; CreateTime batches are decoded (whatever their compression).
+/// The first record of the batch at `position` whose timestamp is >= `timestamp` and whose
+/// offset is >= `starting_offset`, as (offset, timestamp); `None` when no record qualifies.
+/// LogAppendTime batches give every record their max timestamp, so the answer is their first
+/// record at or after `starting_offset`; CreateTime batches are decoded (whatever their
+/// compression).
 fn first_record_at_or_after(
     segment: &Segment,
     position: u64,
     header: &BatchHeader,
     timestamp: i64,
-) -> Result<(i64, i64), StorageError> {
+    starting_offset: i64,
+) -> Result<Option<(i64, i64)>, StorageError> {
     if header.timestamp_type() == TimestampType::LogAppendTime {
-        return Ok((header.base_offset, header.max_timestamp));
+        let offset = header.base_offset.max(starting_offset);
+        return Ok(
+            (header.max_timestamp >= timestamp && offset <= header.last_offset())
+                .then_some((offset, header.max_timestamp)),
+        );
     }
     let path = segment.log_path();
     let bytes = segment.read_batch(position, header).at(path)?;
@@ -171,9 +198,9 @@ fn first_record_at_or_after(
     };
     let set = RecordBatchDecoder::decode(&mut Bytes::from(bytes))
         .map_err(|e| decode_error(e.to_string()))?;
-    set.records
+    Ok(set
+        .records
         .iter()
-        .find(|r| r.timestamp >= timestamp)
-        .map(|r| (r.offset, r.timestamp))
-        .ok_or_else(|| decode_error(format!("no record with a timestamp >= {timestamp}")))
+        .find(|r| r.timestamp >= timestamp && r.offset >= starting_offset)
+        .map(|r| (r.offset, r.timestamp)))
 }

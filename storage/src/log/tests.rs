@@ -28,7 +28,7 @@ fn small() -> LogConfig {
 }
 
 fn open(dir: &Path, config: LogConfig, recovery_point: i64) -> (PartitionLog, RecoveryReport) {
-    PartitionLog::open(dir, "orders.v1", 3, config, recovery_point, NOW).unwrap()
+    PartitionLog::open(dir, "orders.v1", 3, config, recovery_point, 0, NOW).unwrap()
 }
 
 /// Whole batch headers inside a slice (a partial trailing batch is ignored).
@@ -545,4 +545,34 @@ fn deleting_before_an_offset_inside_a_segment_keeps_that_segment() {
         count,
         "rolling an empty active segment is a no-op"
     );
+}
+
+#[test]
+fn config_changes_apply_to_the_next_appends() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, _) = open(dir.path(), LogConfig::default(), 0);
+    fill(&mut log, 10);
+    assert_eq!(log.segment_count(), 1);
+    log.set_config(small());
+    assert_eq!(log.config(), &small());
+    fill(&mut log, 20);
+    assert!(log.segment_count() > 2, "{} segments", log.segment_count());
+    let strict = LogConfig {
+        validation: ValidationConfig {
+            max_message_bytes: 100,
+            ..ValidationConfig::default()
+        },
+        ..small()
+    };
+    log.set_config(strict);
+    let end = log.log_end_offset();
+    let too_large = encode_batch(3, NOW, Codec::None, NO_PRODUCER);
+    assert!(matches!(
+        log.append(&too_large, 0, NOW),
+        Err(AppendError::Batch(BatchError::MessageTooLarge {
+            max: 100,
+            ..
+        }))
+    ));
+    assert_eq!(log.log_end_offset(), end);
 }

@@ -1,0 +1,578 @@
+//! The log cleaner of a shard (Kafka's `LogCleaner`, one per shard instead of a thread pool).
+//!
+//! Every shard runs one cleaner task for the compacted partitions it leads
+//! (`cleanup.policy` containing `compact`, `__consumer_offsets` included). The task runs in
+//! its own glommio task queue with few shares and [`Latency::NotImportant`], so produce and
+//! fetch on the shard always come first. It picks the dirtiest cleanable log (see
+//! [`sluice_storage::cleaner`]; a log whose `max.compaction.lag.ms` is exceeded comes first)
+//! and cleans it; when none is cleanable it sleeps `log.cleaner.backoff.ms`.
+//!
+//! A cleaning's reading, filtering, compression and writing run on the executor's blocking
+//! thread, one slice (about [`STEP_BYTES`] read) at a time, so the core stays free and other
+//! blocking work (fsyncs, cold reads) never waits long behind it. Between slices the task
+//! sleeps as needed to keep its read plus write rate under
+//! `log.cleaner.io.max.bytes.per.second` (Kafka's `Throttler`). Each cleaned group of segments
+//! is swapped into the log on the shard thread, synchronously, after checking that its
+//! segments are still the log's: the group coordinator's own rewrites of `__consumer_offsets`
+//! and retention may delete segments meanwhile, and the cleaning is then abandoned. Nothing
+//! borrows a log across an `.await`.
+//!
+//! Each partition's first dirty offset is kept in the shard's `cleaner-offset-checkpoint`
+//! (Kafka's file and format), written after every cleaning. The key map's memory is
+//! `log.cleaner.dedupe.buffer.size` split between the shards, allocated as cleanings need it
+//! and kept for the next one.
+//!
+//! Beyond Kafka: a log whose cleaned tombstones' delete horizon has passed is also cleaned,
+//! even if nothing new was written to it, so that deleted keys disappear about
+//! `delete.retention.ms` after their first cleaning (Kafka waits for the dirty ratio). The
+//! horizons are known from the cleanings since the broker started.
+
+use crate::config::{BrokerConfig, EffectiveTopicConfig};
+use crate::partition::Partition;
+use crate::shard::Shard;
+use crate::time::now_ms;
+use glommio::{Latency, Shares};
+use sluice_storage::{
+    read_checkpoint, write_checkpoint, CleanableRange, CleanerError, CleaningJob, CleaningStep,
+    CleaningSummary, CompactionConfig, DeletedSegment, OffsetMap, SegmentSwap, StorageError,
+    CLEANER_OFFSET_CHECKPOINT,
+};
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+use tracing::{debug, error, info, warn};
+use uuid::Uuid;
+
+/// Bytes a cleaning reads per slice of work on the blocking thread.
+pub const STEP_BYTES: u64 = 256 * 1024;
+/// Shares of the cleaner's task queue (glommio's default queue has 1000).
+const CLEANER_SHARES: usize = 50;
+/// How often the rate limit is checked (Kafka's `Throttler` check interval for the cleaner).
+const THROTTLE_CHECK_INTERVAL: Duration = Duration::from_millis(300);
+/// Longest single sleep while backing off, so that shutdown is noticed quickly.
+const BACKOFF_SLICE: Duration = Duration::from_millis(100);
+
+/// The cleaner settings of a shard, from the broker config.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CleanerSettings {
+    /// `log.cleaner.enable`.
+    pub enable: bool,
+    /// This shard's share of `log.cleaner.dedupe.buffer.size`.
+    pub map_memory_bytes: u64,
+    /// `log.cleaner.io.max.bytes.per.second`.
+    pub max_bytes_per_second: f64,
+    /// `log.cleaner.backoff.ms`.
+    pub backoff: Duration,
+}
+
+impl CleanerSettings {
+    /// The settings of one of `shards` shards.
+    pub fn new(config: &BrokerConfig, shards: u32) -> CleanerSettings {
+        CleanerSettings {
+            enable: config.log_cleaner_enable,
+            map_memory_bytes: config.log_cleaner_dedupe_buffer_size / u64::from(shards.max(1)),
+            max_bytes_per_second: config.log_cleaner_io_max_bytes_per_second,
+            backoff: Duration::from_millis(
+                u64::try_from(config.log_cleaner_backoff_ms).unwrap_or(0),
+            ),
+        }
+    }
+}
+
+/// The compaction settings of a topic config.
+pub fn compaction_config(c: &EffectiveTopicConfig) -> CompactionConfig {
+    CompactionConfig {
+        delete_retention_ms: c.delete_retention_ms,
+        min_compaction_lag_ms: c.min_compaction_lag_ms,
+        max_compaction_lag_ms: c.max_compaction_lag_ms,
+        min_cleanable_dirty_ratio: c.min_cleanable_dirty_ratio,
+    }
+}
+
+/// Starts the shard's cleaner in its own low-priority task queue, unless
+/// `log.cleaner.enable=false`.
+pub fn spawn(shard: Rc<Shard>) {
+    let settings = CleanerSettings::new(&shard.config, shard.image().shards);
+    if !settings.enable {
+        info!(
+            shard = shard.id,
+            "log cleaner disabled (log.cleaner.enable=false)"
+        );
+        return;
+    }
+    let queue = glommio::executor().create_task_queue(
+        Shares::Static(CLEANER_SHARES),
+        Latency::NotImportant,
+        "log-cleaner",
+    );
+    let shard_id = shard.id;
+    match glommio::spawn_local_into(run(shard, settings), queue) {
+        Ok(task) => {
+            task.detach();
+        }
+        Err(e) => error!(shard = shard_id, "cannot start the log cleaner: {e}"),
+    }
+}
+
+/// Kafka's `Throttler`: sleeps so that the bytes observed per second stay under a rate.
+#[derive(Debug)]
+struct Throttle {
+    bytes_per_second: f64,
+    period_start: Instant,
+    observed: f64,
+}
+
+impl Throttle {
+    fn new(bytes_per_second: f64) -> Throttle {
+        Throttle {
+            bytes_per_second,
+            period_start: Instant::now(),
+            observed: 0.0,
+        }
+    }
+
+    /// Counts `bytes` of I/O and sleeps if the rate since the period began is too high.
+    async fn observe(&mut self, bytes: u64) {
+        self.observed += bytes as f64;
+        let elapsed = self.period_start.elapsed();
+        if elapsed <= THROTTLE_CHECK_INTERVAL || self.observed <= 0.0 {
+            return;
+        }
+        if let Some(nap) = throttle_sleep(self.observed, elapsed, self.bytes_per_second) {
+            glommio::timer::sleep(nap).await;
+        }
+        self.period_start = Instant::now();
+        self.observed = 0.0;
+    }
+}
+
+/// How long to sleep after `observed` bytes in `elapsed` to bring the rate down to
+/// `bytes_per_second` (`None` when the rate is not exceeded).
+fn throttle_sleep(observed: f64, elapsed: Duration, bytes_per_second: f64) -> Option<Duration> {
+    let rate = bytes_per_second.max(1.0);
+    let wanted = Duration::try_from_secs_f64(observed / rate).ok()?;
+    wanted.checked_sub(elapsed).filter(|d| !d.is_zero())
+}
+
+/// A partition as the cleaner keys it: name, index and topic id (a topic deleted and created
+/// again is another log).
+type LogKey = (String, i32, Uuid);
+
+fn key_of(p: &Partition) -> LogKey {
+    (p.topic.clone(), p.index, p.topic_id)
+}
+
+/// What the cleaner remembers between cleanings.
+#[derive(Debug, Default)]
+struct CleanerState {
+    /// First dirty offsets: from the checkpoint for the logs open at start, then from each
+    /// cleaning.
+    dirty_offsets: HashMap<LogKey, i64>,
+    /// Earliest delete horizon of the tombstones each log kept at its last cleaning.
+    delete_horizons: HashMap<LogKey, i64>,
+    /// Logs whose cleaning failed: they are skipped (Kafka marks them uncleanable).
+    failed: HashSet<LogKey>,
+}
+
+impl CleanerState {
+    /// The state at start: the checkpointed first dirty offsets of the logs open now (a topic
+    /// created later under the same name is another log, with no entry).
+    fn at_start(checkpointed: &HashMap<(String, i32), i64>, partitions: &[Rc<Partition>]) -> Self {
+        let dirty_offsets = partitions
+            .iter()
+            .filter_map(|p| {
+                let offset = checkpointed.get(&(p.topic.clone(), p.index))?;
+                Some((key_of(p), *offset))
+            })
+            .collect();
+        CleanerState {
+            dirty_offsets,
+            ..CleanerState::default()
+        }
+    }
+
+    /// The first dirty offset of `p`, if it was ever cleaned.
+    fn dirty_offset(&self, p: &Partition) -> Option<i64> {
+        self.dirty_offsets.get(&key_of(p)).copied()
+    }
+
+    /// Records a finished cleaning of `p`.
+    fn cleaned(&mut self, p: &Partition, summary: &CleaningSummary) {
+        let key = key_of(p);
+        self.dirty_offsets
+            .insert(key.clone(), summary.next_dirty_offset);
+        match summary.earliest_delete_horizon {
+            Some(horizon) => self.delete_horizons.insert(key, horizon),
+            None => self.delete_horizons.remove(&key),
+        };
+    }
+
+    /// The checkpoint entries of the partitions the shard leads now.
+    fn checkpoint_entries(&self, partitions: &[Rc<Partition>]) -> Vec<(String, i32, i64)> {
+        partitions
+            .iter()
+            .filter_map(|p| Some((p.topic.clone(), p.index, self.dirty_offset(p)?)))
+            .collect()
+    }
+}
+
+/// A log worth cleaning now.
+struct Candidate {
+    partition: Rc<Partition>,
+    range: CleanableRange,
+    config: CompactionConfig,
+}
+
+/// The cleaner task: cleans the filthiest log, or sleeps `log.cleaner.backoff.ms`.
+async fn run(shard: Rc<Shard>, settings: CleanerSettings) {
+    let checkpoint = shard.shard_dir().join(CLEANER_OFFSET_CHECKPOINT);
+    let mut state = CleanerState::at_start(
+        &load_checkpoint(&checkpoint, shard.id),
+        &shard.all_partitions(),
+    );
+    let mut map = Some(OffsetMap::with_memory(settings.map_memory_bytes));
+    let mut throttle = Throttle::new(settings.max_bytes_per_second);
+    while !shard.shutdown.is_triggered() {
+        let candidate = filthiest(&shard, &state).await;
+        let cleaned = match candidate {
+            Some(candidate) => {
+                let job_map = map
+                    .take()
+                    .unwrap_or_else(|| OffsetMap::with_memory(settings.map_memory_bytes));
+                let (outcome, returned) = clean(&shard, &candidate, job_map, &mut throttle).await;
+                map = returned;
+                finish(&shard, &mut state, &candidate, outcome, &checkpoint).await
+            }
+            None => false,
+        };
+        if !cleaned {
+            backoff(&shard, settings.backoff).await;
+        }
+    }
+}
+
+/// Sleeps `backoff` in short slices, returning early at shutdown.
+async fn backoff(shard: &Shard, backoff: Duration) {
+    let until = Instant::now() + backoff;
+    while !shard.shutdown.is_triggered() {
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return;
+        }
+        glommio::timer::sleep(left.min(BACKOFF_SLICE)).await;
+    }
+}
+
+/// Reads the cleaner checkpoint; a bad file is logged and ignored (every log is then dirty
+/// from its start, which costs a cleaning but loses nothing).
+fn load_checkpoint(path: &Path, shard: u32) -> HashMap<(String, i32), i64> {
+    match read_checkpoint(path) {
+        Ok(entries) => entries.into_iter().map(|(t, p, o)| ((t, p), o)).collect(),
+        Err(e) => {
+            warn!(shard, "ignoring the cleaner checkpoint: {e}");
+            HashMap::new()
+        }
+    }
+}
+
+/// The cleanable compacted log with the most to gain: first those past
+/// `max.compaction.lag.ms`, then by dirty ratio.
+async fn filthiest(shard: &Shard, state: &CleanerState) -> Option<Candidate> {
+    let now = now_ms();
+    let mut best: Option<Candidate> = None;
+    for partition in shard.all_partitions() {
+        glommio::yield_if_needed().await;
+        let config = {
+            let c = partition.config.borrow();
+            if !c.cleanup_policy.compact {
+                continue;
+            }
+            compaction_config(&c)
+        };
+        if state.failed.contains(&key_of(&partition)) {
+            continue;
+        }
+        let high_watermark = partition.high_watermark();
+        let range = partition.log.borrow().cleanable_range(
+            state.dirty_offset(&partition),
+            high_watermark,
+            &config,
+            now,
+        );
+        let range = match range {
+            Ok(range) => range,
+            Err(e) => {
+                warn!(
+                    shard = shard.id,
+                    "cannot tell whether {}-{} needs cleaning: {e}",
+                    partition.topic,
+                    partition.index
+                );
+                continue;
+            }
+        };
+        let horizon_passed = state
+            .delete_horizons
+            .get(&key_of(&partition))
+            .is_some_and(|&h| h <= now)
+            && range.clean_bytes + range.cleanable_bytes > 0;
+        if !range.is_cleanable(config.min_cleanable_dirty_ratio) && !horizon_passed {
+            continue;
+        }
+        let rank = |c: &Candidate| (c.range.needs_compaction_now(), c.range.dirty_ratio());
+        let candidate = Candidate {
+            partition,
+            range,
+            config,
+        };
+        if best.as_ref().is_none_or(|b| {
+            rank(&candidate)
+                .partial_cmp(&rank(b))
+                .is_some_and(|o| o.is_gt())
+        }) {
+            best = Some(candidate);
+        }
+    }
+    best
+}
+
+/// Why a cleaning stopped early.
+#[derive(Debug, thiserror::Error)]
+enum CleaningAborted {
+    /// The log changed under the cleaning, or the partition left the shard.
+    #[error("{0}")]
+    Changed(String),
+    /// I/O failed or a batch could not be read.
+    #[error(transparent)]
+    Failed(#[from] CleanerError),
+}
+
+impl From<StorageError> for CleaningAborted {
+    fn from(e: StorageError) -> Self {
+        CleaningAborted::Failed(e.into())
+    }
+}
+
+/// Cleans one log; returns the outcome and the offset map for the next cleaning (`None` if
+/// the cleaning could not start: the next one allocates a new map).
+async fn clean(
+    shard: &Shard,
+    candidate: &Candidate,
+    map: OffsetMap,
+    throttle: &mut Throttle,
+) -> (Result<CleaningSummary, CleaningAborted>, Option<OffsetMap>) {
+    let partition = &candidate.partition;
+    let started =
+        partition
+            .log
+            .borrow()
+            .start_cleaning(&candidate.range, &candidate.config, map, now_ms());
+    let mut job: CleaningJob = match started {
+        Ok(job) => job,
+        Err(e) => return (Err(e.into()), None),
+    };
+    loop {
+        let (returned, report) = glommio::executor()
+            .spawn_blocking(move || {
+                let report = job.step(STEP_BYTES);
+                (job, report)
+            })
+            .await;
+        job = returned;
+        let report = match report {
+            Ok(report) => report,
+            Err(e) => return (Err(e.into()), Some(job.into_map())),
+        };
+        throttle
+            .observe(report.bytes_read + report.bytes_written)
+            .await;
+        match report.step {
+            CleaningStep::Progress => {}
+            CleaningStep::Cleaned(cleaned) => {
+                if !leads(shard, partition) {
+                    let _ = cleaned.discard();
+                    let reason = "the partition left the shard".to_string();
+                    return (Err(CleaningAborted::Changed(reason)), Some(job.into_map()));
+                }
+                let (base, end) = (cleaned.base_offset(), cleaned.end_offset());
+                let (replaced, size) = (cleaned.replaced_segments(), cleaned.size());
+                let swapped = partition.log.borrow_mut().replace_with_cleaned(cleaned);
+                match swapped {
+                    Ok(swap) => {
+                        debug!(
+                            shard = shard.id,
+                            "cleaned {}-{}: {replaced} segment(s) at offsets {base}..{end} swapped for one of {size} bytes",
+                            partition.topic,
+                            partition.index
+                        );
+                        let delay_ms = partition.config.borrow().file_delete_delay_ms;
+                        after_swap(shard.id, swap, delay_ms).await;
+                    }
+                    Err(CleanerError::LogChanged { .. }) => {
+                        let reason = format!(
+                            "segments at offsets {base}..{end} were deleted or replaced meanwhile"
+                        );
+                        return (Err(CleaningAborted::Changed(reason)), Some(job.into_map()));
+                    }
+                    Err(e) => return (Err(e.into()), Some(job.into_map())),
+                }
+            }
+            CleaningStep::Finished(summary) => return (Ok(summary), Some(job.into_map())),
+        }
+        glommio::yield_if_needed().await;
+    }
+}
+
+/// Whether the shard still leads this very partition (it may have been deleted or moved).
+fn leads(shard: &Shard, partition: &Rc<Partition>) -> bool {
+    shard
+        .partition(&partition.topic, partition.index)
+        .is_some_and(|current| Rc::ptr_eq(&current, partition))
+}
+
+/// Makes a swap durable (fsync of the partition directory, off the core) and schedules the
+/// removal of the replaced segments' files after `file.delete.delay.ms`, as Kafka does.
+async fn after_swap(shard_id: u32, swap: SegmentSwap, delay_ms: i64) {
+    let SegmentSwap { replaced, dir } = swap;
+    let synced = glommio::executor()
+        .spawn_blocking(move || sync_dir(&dir))
+        .await;
+    if let Err(e) = synced {
+        error!(
+            shard = shard_id,
+            "cannot sync a swap of cleaned segments: {e}"
+        );
+    }
+    let delay = Duration::from_millis(u64::try_from(delay_ms).unwrap_or(0));
+    glommio::spawn_local(async move {
+        glommio::timer::sleep(delay).await;
+        let removed = glommio::executor()
+            .spawn_blocking(move || replaced.iter().try_for_each(DeletedSegment::remove_files))
+            .await;
+        if let Err(e) = removed {
+            error!(
+                shard = shard_id,
+                "cannot remove a segment replaced by cleaning: {e}"
+            );
+        }
+    })
+    .detach();
+}
+
+/// fsyncs a directory.
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// Records a cleaning's outcome: checkpoint, metrics, log lines. Returns whether the log was
+/// cleaned (the cleaner then looks for the next one at once).
+async fn finish(
+    shard: &Shard,
+    state: &mut CleanerState,
+    candidate: &Candidate,
+    outcome: Result<CleaningSummary, CleaningAborted>,
+    checkpoint: &Path,
+) -> bool {
+    let p = &candidate.partition;
+    let summary = match outcome {
+        Ok(summary) => summary,
+        Err(CleaningAborted::Changed(reason)) => {
+            info!(
+                shard = shard.id,
+                "cleaning of {}-{} abandoned: {reason}", p.topic, p.index
+            );
+            return false;
+        }
+        Err(CleaningAborted::Failed(e)) => {
+            error!(
+                shard = shard.id,
+                "cleaning of {}-{} failed; the log is no longer cleaned until the broker restarts: {e}",
+                p.topic,
+                p.index
+            );
+            state.failed.insert(key_of(p));
+            return false;
+        }
+    };
+    info!(
+        shard = shard.id,
+        "cleaned {}-{} (dirty ratio {:.2}): offsets {}..{} compacted, {} records removed, {} segments rewritten, {} bytes read, {} written",
+        p.topic,
+        p.index,
+        candidate.range.dirty_ratio(),
+        summary.first_dirty_offset,
+        summary.next_dirty_offset,
+        summary.records_removed,
+        summary.segments_rewritten,
+        summary.bytes_read,
+        summary.bytes_written
+    );
+    shard
+        .metrics
+        .record_cleaning(summary.bytes_read, summary.bytes_written);
+    state.cleaned(p, &summary);
+    let entries = state.checkpoint_entries(&shard.all_partitions());
+    let path: PathBuf = checkpoint.to_path_buf();
+    let written = glommio::executor()
+        .spawn_blocking(move || write_checkpoint(&path, &entries))
+        .await;
+    if let Err(e) = written {
+        error!(shard = shard.id, "cannot write the cleaner checkpoint: {e}");
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn throttle_sleeps_only_above_the_rate() {
+        let second = Duration::from_secs(1);
+        assert_eq!(throttle_sleep(1000.0, second, 2000.0), None);
+        assert_eq!(throttle_sleep(2000.0, second, 2000.0), None);
+        assert_eq!(
+            throttle_sleep(4000.0, second, 2000.0),
+            Some(Duration::from_secs(1))
+        );
+        assert_eq!(
+            throttle_sleep(3000.0, Duration::from_millis(500), 1000.0),
+            Some(Duration::from_millis(2500))
+        );
+        assert_eq!(throttle_sleep(1e12, second, f64::MAX), None, "unlimited");
+        assert!(
+            throttle_sleep(10.0, second, 0.0).is_some(),
+            "a zero rate still sleeps"
+        );
+    }
+
+    #[test]
+    fn settings_split_the_dedupe_buffer_between_shards() {
+        let config = BrokerConfig::load(
+            None,
+            &[
+                "log.cleaner.dedupe.buffer.size=1000".to_string(),
+                "log.cleaner.backoff.ms=200".to_string(),
+                "log.cleaner.io.max.bytes.per.second=5e6".to_string(),
+            ],
+        )
+        .unwrap();
+        let settings = CleanerSettings::new(&config, 4);
+        assert_eq!(
+            settings,
+            CleanerSettings {
+                enable: true,
+                map_memory_bytes: 250,
+                max_bytes_per_second: 5e6,
+                backoff: Duration::from_millis(200),
+            }
+        );
+        let defaults = CleanerSettings::new(&BrokerConfig::load(None, &[]).unwrap(), 2);
+        assert_eq!(defaults.map_memory_bytes, 64 << 20);
+        assert_eq!(defaults.max_bytes_per_second, f64::MAX);
+        assert_eq!(defaults.backoff, Duration::from_secs(15));
+        let off = BrokerConfig::load(None, &["log.cleaner.enable=false".to_string()]).unwrap();
+        assert!(!CleanerSettings::new(&off, 1).enable);
+    }
+}
