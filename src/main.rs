@@ -33,6 +33,18 @@ enum Command {
     /// Consumer groups on any Kafka-compatible broker: list, describe, lag, reset-offsets,
     /// delete (like kafka-consumer-groups.sh).
     Group(tools::group::GroupArgs),
+    /// Topics on any Kafka-compatible broker: create, list, describe, alter, delete,
+    /// add-partitions (like kafka-topics.sh).
+    Topic(tools::topic::TopicArgs),
+    /// Topic and broker configs: describe, set, delete (like kafka-configs.sh).
+    Config(tools::config::ConfigArgs),
+    /// Send stdin to a topic, one record per line (like kafka-console-producer.sh).
+    Produce(tools::produce::ProduceArgs),
+    /// Print a topic's records to stdout, one line each (like kafka-console-consumer.sh).
+    Consume(tools::consume::ConsumeArgs),
+    /// Inspect log files offline: `sluice log dump` decodes .log, .index and .timeindex files
+    /// (like kafka-dump-log.sh).
+    Log(tools::log_dump::LogArgs),
 }
 
 #[derive(clap::Args)]
@@ -61,6 +73,11 @@ fn main() -> ExitCode {
         Command::Tune(args) => sluice_tuning::run_tune(&args),
         Command::Bench(args) => sluice_bench::run_bench(&args),
         Command::Group(args) => tools::group::run(&args),
+        Command::Topic(args) => tools::topic::run(&args),
+        Command::Config(args) => tools::config::run(&args),
+        Command::Produce(args) => tools::produce::run(&args),
+        Command::Consume(args) => tools::consume::run(&args),
+        Command::Log(args) => tools::log_dump::run(&args),
     }
 }
 

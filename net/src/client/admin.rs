@@ -72,10 +72,7 @@ impl Cluster {
             });
         }
         let req = find_coordinator_request(key_type, key, version);
-        let resp = conn
-            .submit_at(&req, version, std::time::Duration::ZERO)
-            .await?
-            .await?;
+        let resp = conn.send_at(&req, version).await?;
         if version >= 4 {
             let c = resp
                 .coordinators
@@ -154,13 +151,10 @@ impl Cluster {
             }
         }
         let requests = by_leader.into_iter().map(|(leader, topics)| async move {
-            let conn = self.connect_node(leader).await?;
+            let conn = self.node_conn(leader).await?;
             let version = conn.version::<ListOffsetsRequest>()?;
             let req = list_offsets_request(&topics, timestamp, isolation_level, version);
-            let resp = conn
-                .submit_at(&req, version, std::time::Duration::ZERO)
-                .await?
-                .await?;
+            let resp = conn.send_at(&req, version).await?;
             Ok::<_, ClientError>((topics, resp))
         });
         for r in futures::future::join_all(requests).await {

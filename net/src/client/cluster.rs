@@ -1,12 +1,12 @@
 //! Bootstrap, metadata and leader lookup.
 
 use super::{ClientError, ClientOptions, Connection, Result};
-use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{CreateTopicsRequest, MetadataRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use std::cell::RefCell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 
 /// One partition as Metadata describes it.
@@ -16,6 +16,10 @@ pub struct PartitionMetadata {
     pub leader: i32,
     /// The partition's error code (0 for none).
     pub error_code: i16,
+    /// The nodes holding a replica, preferred leader first.
+    pub replicas: Vec<i32>,
+    /// The in-sync replicas.
+    pub isr: Vec<i32>,
 }
 
 /// One topic as Metadata describes it.
@@ -23,6 +27,10 @@ pub struct PartitionMetadata {
 pub struct TopicMetadata {
     /// The topic's error code (3, UNKNOWN_TOPIC_OR_PARTITION, when it does not exist).
     pub error_code: i16,
+    /// The topic id (all zeros when the broker does not send one: Metadata before v10).
+    pub topic_id: [u8; 16],
+    /// Whether the topic is internal (`__consumer_offsets`).
+    pub is_internal: bool,
     /// Partitions by index.
     pub partitions: BTreeMap<i32, PartitionMetadata>,
 }
@@ -45,12 +53,13 @@ impl Metadata {
 }
 
 /// A client's view of a cluster: a connection to one bootstrap node for metadata and admin
-/// requests, and the latest [`Metadata`].
+/// requests, the latest [`Metadata`], and reusable connections to other nodes.
 pub struct Cluster {
     bootstrap: Vec<String>,
     options: ClientOptions,
     control: RefCell<Option<Rc<Connection>>>,
     metadata: RefCell<Metadata>,
+    conns: RefCell<HashMap<String, Rc<Connection>>>,
 }
 
 impl Cluster {
@@ -71,6 +80,7 @@ impl Cluster {
             options: options.clone(),
             control: RefCell::new(None),
             metadata: RefCell::new(Metadata::default()),
+            conns: RefCell::new(HashMap::new()),
         };
         cluster.control().await?;
         Ok(cluster)
@@ -109,14 +119,23 @@ impl Cluster {
 
     /// Fetches metadata for `topics` (never auto-creating them) and keeps it as the latest.
     pub async fn refresh(&self, topics: &[String]) -> Result<Metadata> {
+        self.fetch_metadata(Some(topics)).await
+    }
+
+    /// Fetches metadata for every topic of the cluster and keeps it as the latest.
+    pub async fn refresh_all(&self) -> Result<Metadata> {
+        self.fetch_metadata(None).await
+    }
+
+    async fn fetch_metadata(&self, topics: Option<&[String]>) -> Result<Metadata> {
         let conn = self.control().await?;
         let req = MetadataRequest::default()
-            .with_topics(Some(
+            .with_topics(topics.map(|topics| {
                 topics
                     .iter()
                     .map(|t| MetadataRequestTopic::default().with_name(Some(topic_name(t))))
-                    .collect(),
-            ))
+                    .collect()
+            }))
             .with_allow_auto_topic_creation(false);
         let resp = conn.send(&req).await?;
         let mut md = Metadata::default();
@@ -135,6 +154,8 @@ impl Cluster {
                         PartitionMetadata {
                             leader: p.leader_id.0,
                             error_code: p.error_code,
+                            replicas: p.replica_nodes.iter().map(|n| n.0).collect(),
+                            isr: p.isr_nodes.iter().map(|n| n.0).collect(),
                         },
                     )
                 })
@@ -143,6 +164,8 @@ impl Cluster {
                 name.to_string(),
                 TopicMetadata {
                     error_code: t.error_code,
+                    topic_id: *t.topic_id.as_bytes(),
+                    is_internal: t.is_internal,
                     partitions,
                 },
             );
@@ -158,12 +181,36 @@ impl Cluster {
         partitions: i32,
         replication_factor: i16,
     ) -> Result<bool> {
+        self.create_topic_with_configs(topic, partitions, replication_factor, &[])
+            .await
+    }
+
+    /// Creates `topic` with `partitions` partitions and these topic config overrides (-1 for the
+    /// partition count or the replication factor means the broker's default); `Ok(false)` if it
+    /// already existed. A refusal (an invalid config, say) is [`ClientError::Kafka`] with the
+    /// broker's message.
+    pub async fn create_topic_with_configs(
+        &self,
+        topic: &str,
+        partitions: i32,
+        replication_factor: i16,
+        configs: &[(String, String)],
+    ) -> Result<bool> {
         let conn = self.control().await?;
+        let configs = configs
+            .iter()
+            .map(|(k, v)| {
+                CreatableTopicConfig::default()
+                    .with_name(StrBytes::from_string(k.clone()))
+                    .with_value(Some(StrBytes::from_string(v.clone())))
+            })
+            .collect();
         let req = CreateTopicsRequest::default()
             .with_topics(vec![CreatableTopic::default()
                 .with_name(topic_name(topic))
                 .with_num_partitions(partitions)
-                .with_replication_factor(replication_factor)])
+                .with_replication_factor(replication_factor)
+                .with_configs(configs)])
             .with_timeout_ms(
                 self.options
                     .request_timeout
@@ -202,6 +249,23 @@ impl Cluster {
     pub async fn connect_node(&self, node: i32) -> Result<Connection> {
         let addr = self.node_addr(node)?;
         Connection::connect(&addr, &self.options).await
+    }
+
+    /// A connection to `addr`, opened on first use and reused while it works.
+    pub async fn conn(&self, addr: &str) -> Result<Rc<Connection>> {
+        if let Some(c) = self.conns.borrow().get(addr) {
+            if !c.is_broken() {
+                return Ok(c.clone());
+            }
+        }
+        let c = Rc::new(Connection::connect(addr, &self.options).await?);
+        self.conns.borrow_mut().insert(addr.to_string(), c.clone());
+        Ok(c)
+    }
+
+    /// A reused connection to node `node` (see [`Cluster::conn`]).
+    pub async fn node_conn(&self, node: i32) -> Result<Rc<Connection>> {
+        self.conn(&self.node_addr(node)?).await
     }
 }
 

@@ -236,6 +236,12 @@ impl Connection {
         self.submit(req).await?.await
     }
 
+    /// Sends `req` at `version` (already chosen from the negotiated range, the request built in
+    /// that version's shape) and waits for its response.
+    pub async fn send_at<R: Request>(&self, req: &R, version: i16) -> Result<R::Response> {
+        self.submit_at(req, version, Duration::ZERO).await?.await
+    }
+
     /// Writes `req` (at the negotiated version) and returns a handle on its response, so that
     /// several requests can be in flight on this connection.
     pub async fn submit<R: Request>(&self, req: &R) -> Result<Pending<R::Response>> {

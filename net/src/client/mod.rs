@@ -4,8 +4,9 @@
 //! * [`Connection`] is one TCP connection to one node: ApiVersions negotiation on connect, then
 //!   [`Connection::send`] / [`Connection::submit`] with several requests in flight (Kafka answers
 //!   in order on a connection, so responses are matched to requests by correlation id, FIFO).
-//! * [`Cluster`] bootstraps from a list of addresses, keeps a [`Metadata`] snapshot (nodes and
-//!   partition leaders), creates topics and opens connections to leaders.
+//! * [`Cluster`] bootstraps from a list of addresses, keeps a [`Metadata`] snapshot (nodes,
+//!   topic ids, partition leaders, replicas and ISRs), creates topics and opens (and reuses)
+//!   connections to leaders.
 //! * [`Cluster::find_coordinator`] and [`Cluster::list_offsets`] are small admin helpers: the
 //!   coordinator of a group or transactional id, and offsets by time from each partition leader.
 //! * [`error_name`] names Kafka error codes the way Kafka does (`NOT_LEADER_OR_FOLLOWER`).

@@ -3,13 +3,11 @@
 
 use super::assignment::{decode_assignment, Assignment};
 use super::requests::{
-    describe_groups, group_id, list_groups_request, offset_commit_request, offset_fetch, send_at,
+    describe_groups, group_id, list_groups_request, offset_commit_request, offset_fetch,
 };
-use super::{CommonArgs, GroupError};
+use crate::tools::common::{CommonArgs, ToolError};
 use kafka_protocol::messages::{DeleteGroupsRequest, ListGroupsRequest};
-use sluice_net::client::{
-    ClientError, ClientOptions, Cluster, Connection, Coordinator, COORDINATOR_GROUP,
-};
+use sluice_net::client::{ClientError, Cluster, Connection, Coordinator, COORDINATOR_GROUP};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -96,41 +94,28 @@ pub struct Listed {
     pub protocol_type: String,
 }
 
-/// A client for group administration: the cluster, connections by address, and coordinators by
+/// A client for group administration: the cluster (with its connections) and coordinators by
 /// group.
 pub struct Admin {
     cluster: Cluster,
-    conns: RefCell<HashMap<String, Rc<Connection>>>,
     coordinators: RefCell<HashMap<String, Coordinator>>,
     retry_for: Duration,
 }
 
 impl Admin {
     /// Connects to the bootstrap server.
-    pub async fn connect(common: &CommonArgs) -> Result<Admin, GroupError> {
-        let timeout = Duration::from_millis(common.timeout_ms.max(1));
-        let options = ClientOptions {
-            client_id: "sluice-group".into(),
-            connect_timeout: timeout.min(Duration::from_secs(5)),
-            request_timeout: timeout,
-            ..ClientOptions::default()
-        };
-        let bootstrap = &common.bootstrap_server;
-        let cluster = match Cluster::connect(std::slice::from_ref(bootstrap), &options).await {
-            Ok(c) => c,
-            Err(e @ ClientError::Connect { .. }) => return Err(e.into()),
-            Err(e) => {
-                return Err(GroupError::Message(format!(
-                    "{e} (bootstrapping from {bootstrap}: is a Kafka-compatible broker listening there?)"
-                )))
-            }
-        };
-        Ok(Admin {
+    pub async fn connect(common: &CommonArgs) -> Result<Admin, ToolError> {
+        let cluster = common.connect("sluice-group").await?;
+        Ok(Admin::new(cluster, common.timeout()))
+    }
+
+    /// An admin client on `cluster` that retries coordinator errors for up to `retry_for`.
+    pub fn new(cluster: Cluster, retry_for: Duration) -> Admin {
+        Admin {
             cluster,
-            conns: RefCell::new(HashMap::new()),
             coordinators: RefCell::new(HashMap::new()),
-            retry_for: timeout,
-        })
+            retry_for,
+        }
     }
 
     /// The cluster (metadata, ListOffsets).
@@ -138,20 +123,8 @@ impl Admin {
         &self.cluster
     }
 
-    /// A connection to `addr`, reused while it works.
-    pub async fn conn(&self, addr: &str) -> Result<Rc<Connection>, ClientError> {
-        if let Some(c) = self.conns.borrow().get(addr) {
-            if !c.is_broken() {
-                return Ok(c.clone());
-            }
-        }
-        let c = Rc::new(Connection::connect(addr, self.cluster.options()).await?);
-        self.conns.borrow_mut().insert(addr.to_string(), c.clone());
-        Ok(c)
-    }
-
     /// The coordinator of `group` (retrying while the cluster says none is available yet).
-    pub async fn coordinator(&self, group: &str) -> Result<Coordinator, GroupError> {
+    pub async fn coordinator(&self, group: &str) -> Result<Coordinator, ToolError> {
         if let Some(c) = self.coordinators.borrow().get(group) {
             return Ok(c.clone());
         }
@@ -181,7 +154,7 @@ impl Admin {
     /// Runs `op` on a connection to `group`'s coordinator, finding the coordinator again and
     /// retrying (bounded by the timeout) when `op` fails with a coordinator error or a broken
     /// connection.
-    async fn on_coordinator<T, F, Fut>(&self, group: &str, mut op: F) -> Result<T, GroupError>
+    async fn on_coordinator<T, F, Fut>(&self, group: &str, mut op: F) -> Result<T, ToolError>
     where
         F: FnMut(Rc<Connection>, Coordinator) -> Fut,
         Fut: Future<Output = Result<T, ClientError>>,
@@ -189,7 +162,7 @@ impl Admin {
         let deadline = Instant::now() + self.retry_for;
         loop {
             let coordinator = self.coordinator(group).await?;
-            let result = match self.conn(&coordinator.addr()).await {
+            let result = match self.cluster.conn(&coordinator.addr()).await {
                 Ok(conn) => op(conn, coordinator).await,
                 Err(e) => Err(e),
             };
@@ -203,12 +176,12 @@ impl Admin {
                 glommio::timer::sleep(Duration::from_millis(200)).await;
                 continue;
             }
-            return result.map_err(GroupError::from);
+            return result.map_err(ToolError::from);
         }
     }
 
     /// DescribeGroups for `group` on its coordinator.
-    pub async fn describe(&self, group: &str) -> Result<Description, GroupError> {
+    pub async fn describe(&self, group: &str) -> Result<Description, ToolError> {
         self.on_coordinator(group, |conn, coordinator| async move {
             let resp = describe_groups(&conn, &[group.to_string()]).await?;
             let g = resp
@@ -254,10 +227,7 @@ impl Admin {
 
     /// Every committed offset of `group` (OffsetFetch for all partitions). Partitions with a
     /// per-partition error are reported on stderr and left out.
-    pub async fn committed(
-        &self,
-        group: &str,
-    ) -> Result<BTreeMap<TopicPartition, i64>, GroupError> {
+    pub async fn committed(&self, group: &str) -> Result<BTreeMap<TopicPartition, i64>, ToolError> {
         let (offsets, errors) = self
             .on_coordinator(
                 group,
@@ -267,7 +237,7 @@ impl Admin {
         for ((t, p), code) in errors {
             eprintln!(
                 "warning: the committed offset of {t}-{p} could not be read: {}",
-                super::code_text(code)
+                crate::tools::common::code_text(code)
             );
         }
         Ok(offsets)
@@ -280,7 +250,7 @@ impl Admin {
         &self,
         group: &str,
         offsets: &BTreeMap<TopicPartition, i64>,
-    ) -> Result<BTreeMap<TopicPartition, i16>, GroupError> {
+    ) -> Result<BTreeMap<TopicPartition, i16>, ToolError> {
         let req = offset_commit_request(group, offsets);
         let req = &req;
         self.on_coordinator(group, |conn, _| async move {
@@ -307,7 +277,7 @@ impl Admin {
     }
 
     /// DeleteGroups for `group` on its coordinator; returns its error code (0 when deleted).
-    pub async fn delete(&self, group: &str) -> Result<i16, GroupError> {
+    pub async fn delete(&self, group: &str) -> Result<i16, ToolError> {
         self.on_coordinator(group, |conn, _| async move {
             let req = DeleteGroupsRequest::default().with_groups_names(vec![group_id(group)]);
             let resp = conn.send(&req).await?;
@@ -334,10 +304,10 @@ impl Admin {
     /// ListGroups on every node in Metadata (each node coordinates its own slice of groups),
     /// merged and sorted by name, filtered by `states` (canonical names; empty for all). Nodes
     /// that fail are named in the returned warnings.
-    pub async fn list(&self, states: &[String]) -> Result<(Vec<Listed>, Vec<String>), GroupError> {
+    pub async fn list(&self, states: &[String]) -> Result<(Vec<Listed>, Vec<String>), ToolError> {
         let md = self.cluster.refresh(&[]).await?;
         if md.nodes.is_empty() {
-            return Err(GroupError::Message(
+            return Err(ToolError::Message(
                 "the broker's Metadata lists no nodes".to_string(),
             ));
         }
@@ -362,9 +332,11 @@ impl Admin {
     }
 
     async fn list_node(&self, addr: &str, states: &[String]) -> Result<Vec<Listed>, ClientError> {
-        let conn = self.conn(addr).await?;
+        let conn = self.cluster.conn(addr).await?;
         let version = conn.version::<ListGroupsRequest>()?;
-        let resp = send_at(&conn, &list_groups_request(states, version), version).await?;
+        let resp = conn
+            .send_at(&list_groups_request(states, version), version)
+            .await?;
         if resp.error_code != 0 {
             return Err(ClientError::Kafka {
                 what: "ListGroups".into(),

@@ -1,7 +1,7 @@
 //! `sluice group delete`: DeleteGroups on each group's coordinator.
 
 use super::admin::{Admin, GROUP_ID_NOT_FOUND};
-use super::{code_text, GroupError};
+use crate::tools::common::{code_text, ToolError};
 
 /// NON_EMPTY_GROUP.
 const NON_EMPTY_GROUP: i16 = 68;
@@ -35,7 +35,7 @@ pub fn failure(group: &str, code: i16) -> String {
 }
 
 /// Runs `sluice group delete`; false if any group could not be deleted.
-pub async fn run(admin: &Admin, args: &DeleteArgs) -> Result<bool, GroupError> {
+pub async fn run(admin: &Admin, args: &DeleteArgs) -> Result<bool, ToolError> {
     let mut all_ok = true;
     for group in &args.groups {
         match admin.delete(group).await {

@@ -2,7 +2,7 @@
 
 use super::admin::{Admin, Description};
 use super::lag::{self, OffsetRow};
-use super::GroupError;
+use crate::tools::common::ToolError;
 use crate::tools::table::Table;
 
 /// Options of `sluice group describe`.
@@ -71,7 +71,7 @@ pub fn render(d: &Description, rows: &[OffsetRow]) -> String {
 }
 
 /// Runs `sluice group describe`; false if some group does not exist.
-pub async fn run(admin: &Admin, args: &DescribeArgs) -> Result<bool, GroupError> {
+pub async fn run(admin: &Admin, args: &DescribeArgs) -> Result<bool, ToolError> {
     let mut all_ok = true;
     let mut first = true;
     for group in &args.groups {

@@ -1,7 +1,7 @@
 //! `sluice group lag`: committed offsets against log end offsets, per partition.
 
 use super::admin::{Admin, Description, TopicPartition};
-use super::GroupError;
+use crate::tools::common::ToolError;
 use crate::tools::table::Table;
 use sluice_net::client::{LATEST_TIMESTAMP, READ_UNCOMMITTED};
 use std::collections::BTreeMap;
@@ -37,7 +37,7 @@ impl OffsetRow {
 
 /// The group's partitions — those with a committed offset and those assigned to a member —
 /// with their log end offsets, sorted by topic and partition.
-pub async fn offsets(admin: &Admin, desc: &Description) -> Result<Vec<OffsetRow>, GroupError> {
+pub async fn offsets(admin: &Admin, desc: &Description) -> Result<Vec<OffsetRow>, ToolError> {
     let committed = admin.committed(&desc.group).await?;
     let owners = desc.owners();
     let mut rows: BTreeMap<TopicPartition, OffsetRow> = BTreeMap::new();
@@ -62,7 +62,7 @@ pub async fn offsets(admin: &Admin, desc: &Description) -> Result<Vec<OffsetRow>
                 "warning: the log end offset of {}-{} could not be read: {}",
                 tp.0,
                 tp.1,
-                super::code_text(e.error_code)
+                crate::tools::common::code_text(e.error_code)
             ),
             None => {}
         }
@@ -109,12 +109,12 @@ pub fn render(rows: &[OffsetRow]) -> String {
 }
 
 /// The message for a group that does not exist.
-pub fn not_found(group: &str) -> GroupError {
-    GroupError::Message(format!("consumer group '{group}' does not exist"))
+pub fn not_found(group: &str) -> ToolError {
+    ToolError::Message(format!("consumer group '{group}' does not exist"))
 }
 
 /// Runs `sluice group lag`.
-pub async fn run(admin: &Admin, args: &LagArgs) -> Result<bool, GroupError> {
+pub async fn run(admin: &Admin, args: &LagArgs) -> Result<bool, ToolError> {
     let desc = admin.describe(&args.group).await?;
     let rows = offsets(admin, &desc).await?;
     if rows.is_empty() {

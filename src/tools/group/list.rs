@@ -1,7 +1,7 @@
 //! `sluice group list`: every group of every node, merged.
 
 use super::admin::{Admin, Listed};
-use super::GroupError;
+use crate::tools::common::ToolError;
 use crate::tools::table::Table;
 
 /// Group states a `--state` filter accepts (Kafka's names; matched case-insensitively).
@@ -54,7 +54,7 @@ pub fn render(groups: &[Listed]) -> String {
 }
 
 /// Runs `sluice group list`; false if some node could not be asked.
-pub async fn run(admin: &Admin, args: &ListArgs) -> Result<bool, GroupError> {
+pub async fn run(admin: &Admin, args: &ListArgs) -> Result<bool, ToolError> {
     let (groups, warnings) = admin.list(&args.states).await?;
     if !groups.is_empty() {
         out!("{}", render(&groups));

@@ -22,7 +22,7 @@ pub mod list;
 pub mod requests;
 pub mod reset;
 
-use sluice_net::client::{error_name, ClientError};
+use crate::tools::common::CommonArgs;
 use std::process::ExitCode;
 
 /// `sluice group …`: the options every subcommand shares, and the subcommand.
@@ -34,29 +34,6 @@ pub struct GroupArgs {
     /// What to do.
     #[command(subcommand)]
     pub command: GroupCommand,
-}
-
-/// Options shared by every `sluice group` subcommand.
-#[derive(clap::Args, Debug, Clone)]
-pub struct CommonArgs {
-    /// The broker to bootstrap from (a comma-separated list is accepted).
-    #[arg(
-        short = 'b',
-        long = "bootstrap-server",
-        value_name = "HOST:PORT",
-        default_value = "127.0.0.1:9092",
-        global = true
-    )]
-    pub bootstrap_server: String,
-    /// How long connecting and each request may take, in milliseconds (connects are capped at
-    /// 5000).
-    #[arg(
-        long = "timeout-ms",
-        value_name = "MS",
-        default_value_t = 10_000,
-        global = true
-    )]
-    pub timeout_ms: u64,
 }
 
 /// The `sluice group` subcommands.
@@ -78,44 +55,10 @@ pub enum GroupCommand {
     Delete(delete::DeleteArgs),
 }
 
-/// Why a `sluice group` command failed.
-#[derive(Debug, thiserror::Error)]
-pub enum GroupError {
-    /// A broker could not be reached at all.
-    #[error("cannot connect to {addr} ({reason}); check that the broker is running there and that --bootstrap-server is right")]
-    Unreachable {
-        /// The address tried.
-        addr: String,
-        /// What the connect attempt said.
-        reason: String,
-    },
-    /// A request failed.
-    #[error("{0}")]
-    Client(ClientError),
-    /// Anything else, already phrased for the user.
-    #[error("{0}")]
-    Message(String),
-}
-
-impl From<ClientError> for GroupError {
-    fn from(e: ClientError) -> Self {
-        match e {
-            ClientError::Connect { addr, reason } => GroupError::Unreachable { addr, reason },
-            e => GroupError::Client(e),
-        }
-    }
-}
-
-/// A Kafka error code as `NAME (code)`.
-pub fn code_text(code: i16) -> String {
-    format!("{} ({code})", error_name(code))
-}
-
 /// Runs `sluice group …` and returns its exit status; output goes to stdout, errors to stderr.
 pub fn run(args: &GroupArgs) -> ExitCode {
-    let common = args.common.clone();
-    let result = super::runtime::block_on(async move {
-        let admin = admin::Admin::connect(&common).await?;
+    crate::tools::common::run_tool("sluice group", async move {
+        let admin = admin::Admin::connect(&args.common).await?;
         match &args.command {
             GroupCommand::List(a) => list::run(&admin, a).await,
             GroupCommand::Describe(a) => describe::run(&admin, a).await,
@@ -123,17 +66,5 @@ pub fn run(args: &GroupArgs) -> ExitCode {
             GroupCommand::ResetOffsets(a) => reset::run(&admin, a).await,
             GroupCommand::Delete(a) => delete::run(&admin, a).await,
         }
-    });
-    match result {
-        Ok(Ok(true)) => ExitCode::SUCCESS,
-        Ok(Ok(false)) => ExitCode::FAILURE,
-        Ok(Err(e)) => {
-            eprintln!("sluice group: {e}");
-            ExitCode::FAILURE
-        }
-        Err(e) => {
-            eprintln!("sluice group: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    })
 }

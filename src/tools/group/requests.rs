@@ -10,10 +10,9 @@ use kafka_protocol::messages::{
     DescribeGroupsRequest, DescribeGroupsResponse, GroupId, ListGroupsRequest, OffsetCommitRequest,
     OffsetFetchRequest,
 };
-use kafka_protocol::protocol::{Request, StrBytes};
+use kafka_protocol::protocol::StrBytes;
 use sluice_net::client::{topic_name, ClientError, Connection};
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 /// A group id for requests.
 pub fn group_id(g: &str) -> GroupId {
@@ -58,7 +57,9 @@ pub async fn offset_fetch(conn: &Connection, group: &str) -> Result<Fetched, Cli
         }
     };
     if version >= 8 {
-        let resp = send_at(conn, &offset_fetch_request(group, version), version).await?;
+        let resp = conn
+            .send_at(&offset_fetch_request(group, version), version)
+            .await?;
         let g = resp
             .groups
             .iter()
@@ -81,7 +82,9 @@ pub async fn offset_fetch(conn: &Connection, group: &str) -> Result<Fetched, Cli
             }
         }
     } else {
-        let resp = send_at(conn, &offset_fetch_request(group, version), version).await?;
+        let resp = conn
+            .send_at(&offset_fetch_request(group, version), version)
+            .await?;
         if resp.error_code == GROUP_ID_NOT_FOUND {
             return Ok((offsets, errors));
         }
@@ -157,20 +160,12 @@ pub fn offset_commit_request(
         )
 }
 
-/// Sends `req` at `version` (already chosen from the negotiated range) and waits for the answer.
-pub async fn send_at<R: Request>(
-    conn: &Connection,
-    req: &R,
-    version: i16,
-) -> Result<R::Response, ClientError> {
-    conn.submit_at(req, version, Duration::ZERO).await?.await
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use bytes::BytesMut;
     use kafka_protocol::messages::DeleteGroupsRequest;
+    use kafka_protocol::protocol::Request;
 
     fn encodes_at_every_version<R: Request>(build: impl Fn(i16) -> R) {
         for v in R::VERSIONS.min..=R::VERSIONS.max {

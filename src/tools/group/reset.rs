@@ -2,7 +2,7 @@
 
 use super::admin::{Admin, TopicPartition};
 use super::datetime::parse_datetime;
-use super::{code_text, GroupError};
+use crate::tools::common::{code_text, ToolError};
 use crate::tools::table::Table;
 use clap::ArgGroup;
 use sluice_net::client::{ListedOffset, EARLIEST_TIMESTAMP, LATEST_TIMESTAMP, READ_UNCOMMITTED};
@@ -218,7 +218,7 @@ async fn select(
     admin: &Admin,
     args: &ResetArgs,
     committed: &BTreeMap<TopicPartition, i64>,
-) -> Result<Vec<TopicPartition>, GroupError> {
+) -> Result<Vec<TopicPartition>, ToolError> {
     if args.all_topics {
         let all: Vec<TopicPartition> = committed
             .iter()
@@ -226,7 +226,7 @@ async fn select(
             .map(|(tp, _)| tp.clone())
             .collect();
         if all.is_empty() {
-            return Err(GroupError::Message(format!(
+            return Err(ToolError::Message(format!(
                 "group '{}' has no committed offsets, so --all-topics selects nothing; name the partitions with --topic",
                 args.group
             )));
@@ -241,13 +241,13 @@ async fn select(
             .topics
             .get(&spec.topic)
             .filter(|t| t.error_code == 0 && !t.partitions.is_empty())
-            .ok_or_else(|| GroupError::Message(format!("topic '{}' does not exist", spec.topic)))?;
+            .ok_or_else(|| ToolError::Message(format!("topic '{}' does not exist", spec.topic)))?;
         if spec.partitions.is_empty() {
             out.extend(tm.partitions.keys().map(|p| (spec.topic.clone(), *p)));
         }
         for p in &spec.partitions {
             if !tm.partitions.contains_key(p) {
-                return Err(GroupError::Message(format!(
+                return Err(ToolError::Message(format!(
                     "topic '{}' has no partition {p} (it has {})",
                     spec.topic,
                     tm.partitions.len()
@@ -266,13 +266,13 @@ async fn offsets_at(
     admin: &Admin,
     partitions: &[TopicPartition],
     timestamp: i64,
-) -> Result<BTreeMap<TopicPartition, ListedOffset>, GroupError> {
+) -> Result<BTreeMap<TopicPartition, ListedOffset>, ToolError> {
     let found = admin
         .cluster()
         .list_offsets(partitions, timestamp, READ_UNCOMMITTED)
         .await?;
     if let Some(((t, p), o)) = found.iter().find(|(_, o)| o.error_code != 0) {
-        return Err(GroupError::Message(format!(
+        return Err(ToolError::Message(format!(
             "cannot read the offsets of {t}-{p}: {}",
             code_text(o.error_code)
         )));
@@ -281,13 +281,10 @@ async fn offsets_at(
 }
 
 /// Runs `sluice group reset-offsets`.
-pub async fn run(admin: &Admin, args: &ResetArgs) -> Result<bool, GroupError> {
+pub async fn run(admin: &Admin, args: &ResetArgs) -> Result<bool, ToolError> {
     let desc = admin.describe(&args.group).await?;
     if args.execute && !desc.is_inactive() {
-        return Err(GroupError::Message(active_refusal(
-            &args.group,
-            &desc.state,
-        )));
+        return Err(ToolError::Message(active_refusal(&args.group, &desc.state)));
     }
     let committed = admin.committed(&args.group).await?;
     let partitions = select(admin, args, &committed).await?;
@@ -309,7 +306,7 @@ pub async fn run(admin: &Admin, args: &ResetArgs) -> Result<bool, GroupError> {
             by_time: by_time.as_ref().map_or(-1, offset),
         };
         let (new, note) = new_offset(target, bounds).map_err(|why| {
-            GroupError::Message(format!(
+            ToolError::Message(format!(
                 "cannot shift the offset of {}-{}: {why}",
                 tp.0, tp.1
             ))
