@@ -5,20 +5,18 @@
 //! Also: a clear error and exit status 1 for an unreachable broker, `--help` for every
 //! subcommand, and usage errors (exit status 2) for contradictory options.
 //!
-//! `GROUP_CLI_SHOW=1` prints every command with its output.
+//! `CLI_SHOW=1` prints every command with its output.
+mod cli_support;
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::Read;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use cli_support::{sluice, Run};
 use common::*;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 
-/// How long one `sluice group` run may take.
-const RUN_LIMIT: Duration = Duration::from_secs(60);
 /// How long the group may take to reach a state (join, sync, leave).
 const STATE_LIMIT: Duration = Duration::from_secs(60);
 /// The consumer's client.id, expected in `describe`.
@@ -28,106 +26,8 @@ const PARTITIONS: i32 = 4;
 const PER_PARTITION: i64 = 20;
 
 // ---------------------------------------------------------------------------
-// Running the binary
+// Running the binary (tests/cli_support: bounded runs, output kept, no panics)
 // ---------------------------------------------------------------------------
-
-/// One finished `sluice` run.
-struct Run {
-    cmd: String,
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-    took: Duration,
-}
-
-impl Run {
-    /// Everything about the run, for assertion messages.
-    fn show(&self) -> String {
-        format!(
-            "`{}` exited with {:?} after {:?}\n--- stdout ---\n{}--- stderr ---\n{}--------------",
-            self.cmd, self.code, self.took, self.stdout, self.stderr
-        )
-    }
-
-    /// Asserts exit status 0 and returns stdout.
-    fn ok(&self) -> &str {
-        assert_eq!(self.code, Some(0), "expected success:\n{}", self.show());
-        &self.stdout
-    }
-
-    /// Asserts exit status `code`.
-    fn failed_with(&self, code: i32) -> &Self {
-        assert_eq!(
-            self.code,
-            Some(code),
-            "expected exit status {code}:\n{}",
-            self.show()
-        );
-        self
-    }
-
-    fn assert_no_panic(&self) {
-        assert!(
-            !self.stderr.contains("panicked"),
-            "sluice panicked:\n{}",
-            self.show()
-        );
-    }
-}
-
-/// Runs `sluice <args>`, killing it if it takes longer than [`RUN_LIMIT`].
-fn sluice(args: &[&str]) -> Run {
-    let cmd = format!("sluice {}", args.join(" "));
-    let start = Instant::now();
-    let mut child = Command::new(SLUICE)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .env("NO_COLOR", "1")
-        .spawn()
-        .expect("spawn sluice");
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let out_reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        s
-    });
-    let err_reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
-    });
-    let status = loop {
-        if let Some(st) = child.try_wait().expect("wait for sluice") {
-            break Some(st);
-        }
-        if start.elapsed() > RUN_LIMIT {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let run = Run {
-        cmd,
-        code: status.and_then(|s| s.code()),
-        stdout: out_reader.join().unwrap_or_default(),
-        stderr: err_reader.join().unwrap_or_default(),
-        took: start.elapsed(),
-    };
-    assert!(
-        status.is_some(),
-        "sluice did not finish within {RUN_LIMIT:?} (killed):\n{}",
-        run.show()
-    );
-    run.assert_no_panic();
-    if std::env::var_os("GROUP_CLI_SHOW").is_some() {
-        eprintln!("{}", run.show());
-    }
-    run
-}
 
 /// Runs `sluice group <args> --bootstrap-server <bootstrap>`.
 fn group(bootstrap: &str, args: &[&str]) -> Run {

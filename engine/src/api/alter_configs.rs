@@ -38,29 +38,17 @@ pub type Rejection = (ResponseError, String);
 /// Answers AlterConfigs.
 pub async fn handle_alter_configs(shard: &Rc<Shard>, req: &RawRequest) -> HandlerResult {
     let request: AlterConfigsRequest = decode(req)?;
-    let image = shard.image();
     let names: Vec<(i8, &str)> = request
         .resources
         .iter()
         .map(|r| (r.resource_type, r.resource_name.as_str()))
         .collect();
-    let prepared = request
-        .resources
-        .iter()
-        .zip(repeated_resources(&names))
-        .map(|(r, repeated)| {
-            if repeated {
-                return Err(repeated_resource());
-            }
-            let target = config_target(&shard.config, &image, r.resource_type, &r.resource_name)?;
-            let pairs = replacement(&r.configs)?;
-            Ok(ResourceAlteration {
-                target,
-                alteration: ConfigAlteration::Replace(pairs),
-            })
-        })
-        .collect();
-    let outcomes = alter_through_controller(shard, prepared, request.validate_only).await?;
+    let outcomes = alter_resources(shard, &names, request.validate_only, |i| {
+        Ok(ConfigAlteration::Replace(replacement(
+            &request.resources[i].configs,
+        )?))
+    })
+    .await?;
     let responses = request
         .resources
         .iter()
@@ -78,6 +66,34 @@ pub async fn handle_alter_configs(shard: &Rc<Shard>, req: &RawRequest) -> Handle
         req,
         &AlterConfigsResponse::default().with_responses(responses),
     )
+}
+
+/// The flow both alter APIs share: each resource named once, its target resolved and its
+/// alteration (built by `alteration` from the resource's index) checked, then all of them
+/// applied through the controller. One outcome per resource, in request order.
+pub async fn alter_resources(
+    shard: &Rc<Shard>,
+    names: &[(i8, &str)],
+    validate_only: bool,
+    mut alteration: impl FnMut(usize) -> Result<ConfigAlteration, Rejection>,
+) -> Result<Vec<ConfigOutcome>, String> {
+    let image = shard.image();
+    let prepared = names
+        .iter()
+        .zip(repeated_resources(names))
+        .enumerate()
+        .map(|(i, (&(kind, name), repeated))| {
+            if repeated {
+                return Err(repeated_resource());
+            }
+            let target = config_target(&shard.config, &image, kind, name)?;
+            Ok(ResourceAlteration {
+                target,
+                alteration: alteration(i)?,
+            })
+        })
+        .collect();
+    alter_through_controller(shard, prepared, validate_only).await
 }
 
 /// The (name, value) pairs of a legacy AlterConfigs resource: no key twice, no null value.

@@ -8,13 +8,9 @@
 //! value is INVALID_REQUEST unless the operation is DELETE, and APPEND / SUBTRACT on a key that
 //! is not a LIST is INVALID_CONFIG.
 
-use super::alter_configs::{
-    alter_through_controller, check_unique_keys, config_target, null_values, repeated_resource,
-    repeated_resources, Rejection,
-};
+use super::alter_configs::{alter_resources, check_unique_keys, null_values, Rejection};
 use super::{decode, respond, str_bytes, HandlerResult};
 use crate::config::{AlterOp, ConfigAlteration, ConfigChange};
-use crate::messages::ResourceAlteration;
 use crate::shard::Shard;
 use kafka_protocol::messages::incremental_alter_configs_request::AlterableConfig;
 use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
@@ -29,29 +25,17 @@ pub async fn handle_incremental_alter_configs(
     req: &RawRequest,
 ) -> HandlerResult {
     let request: IncrementalAlterConfigsRequest = decode(req)?;
-    let image = shard.image();
     let names: Vec<(i8, &str)> = request
         .resources
         .iter()
         .map(|r| (r.resource_type, r.resource_name.as_str()))
         .collect();
-    let prepared = request
-        .resources
-        .iter()
-        .zip(repeated_resources(&names))
-        .map(|(r, repeated)| {
-            if repeated {
-                return Err(repeated_resource());
-            }
-            let target = config_target(&shard.config, &image, r.resource_type, &r.resource_name)?;
-            let changes = changes(&r.configs)?;
-            Ok(ResourceAlteration {
-                target,
-                alteration: ConfigAlteration::Incremental(changes),
-            })
-        })
-        .collect();
-    let outcomes = alter_through_controller(shard, prepared, request.validate_only).await?;
+    let outcomes = alter_resources(shard, &names, request.validate_only, |i| {
+        Ok(ConfigAlteration::Incremental(changes(
+            &request.resources[i].configs,
+        )?))
+    })
+    .await?;
     let responses = request
         .resources
         .iter()
