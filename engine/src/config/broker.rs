@@ -223,7 +223,7 @@ static BROKER_KEYS: &[BrokerKey] = &[
     key("offsets.topic.replication.factor", SHORT, Some("1"), at_least(1),
         "Replication factor of __consumer_offsets (Sluice default 1; Kafka's is 3)."),
     key("offsets.topic.segment.bytes", INT, Some("104857600"), at_least(14),
-        "Segment size of __consumer_offsets; a coordinator rewrites its live state and drops older segments once a partition holds three."),
+        "Segment size of __consumer_offsets (a compacted topic: closed segments are cleaned by the log cleaner)."),
     key("process.roles", LIST, Some("broker,controller"), Check::ListOf(PROCESS_ROLES),
         "KRaft roles (accepted for compatibility; a Sluice process is always broker and controller)."),
     key("replica.lag.time.max.ms", LONG, Some("30000"), at_least(0),

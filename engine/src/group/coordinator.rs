@@ -8,7 +8,7 @@
 
 use super::rebalance::{Answer, GroupConfig, JoinRequest, SyncRequest, SyncStep};
 use super::state::{Group, GroupState, JoinOutcome, SyncOutcome};
-use super::store::{append_records, group_record, offset_record, replay, rewrite_live_state};
+use super::store::{append_records, group_record, offset_record, replay};
 use super::{partition_for, OFFSETS_TOPIC};
 use crate::config::BrokerConfig;
 use crate::partition::Partition;
@@ -35,8 +35,6 @@ pub struct GroupCoordinator {
     pub metadata_max_bytes: usize,
     groups: RefCell<HashMap<String, Group>>,
     loading: RefCell<HashSet<i32>>,
-    /// Segment count of each partition right after its last rewrite.
-    rewritten_at: RefCell<HashMap<i32, usize>>,
     last_expiry_check: Cell<i64>,
 }
 
@@ -99,7 +97,6 @@ impl GroupCoordinator {
             metadata_max_bytes: usize::try_from(config.offset_metadata_max_bytes).unwrap_or(0),
             groups: RefCell::new(HashMap::new()),
             loading: RefCell::new(HashSet::new()),
-            rewritten_at: RefCell::new(HashMap::new()),
             last_expiry_check: Cell::new(now_ms()),
         }
     }
@@ -425,11 +422,6 @@ impl GroupCoordinator {
                     Ok(groups) => {
                         loaded += groups.len();
                         shard.groups.groups.borrow_mut().extend(groups);
-                        shard
-                            .groups
-                            .rewritten_at
-                            .borrow_mut()
-                            .insert(p.index, p.log.borrow().segment_count());
                     }
                     Err(e) => error!(
                         shard = shard.id,
@@ -451,8 +443,9 @@ impl GroupCoordinator {
         .detach();
     }
 
-    /// Housekeeping, from the shard's tick: group timers, offset expiry (every
-    /// `offsets.retention.check.interval.ms`), and bounding the partitions' logs.
+    /// Housekeeping, from the shard's tick: group timers and offset expiry (every
+    /// `offsets.retention.check.interval.ms`). The partitions' logs are kept bounded by the
+    /// shard's log cleaner (`__consumer_offsets` is compacted).
     pub fn tick(&self, shard: &Shard) {
         let now = now_ms();
         let ids: Vec<String> = self.groups.borrow().keys().cloned().collect();
@@ -466,45 +459,6 @@ impl GroupCoordinator {
         if now - self.last_expiry_check.get() >= self.retention_check_ms {
             self.last_expiry_check.set(now);
             self.expire_offsets(shard, now);
-        }
-        self.bound_logs(shard, now);
-    }
-
-    /// Rewrites the live state of partitions whose logs grew two segments past their last
-    /// rewrite (see [`super::store`]).
-    fn bound_logs(&self, shard: &Shard, now: i64) {
-        for p in shard.all_partitions() {
-            if p.topic != OFFSETS_TOPIC || self.loading.borrow().contains(&p.index) {
-                continue;
-            }
-            let segments = p.log.borrow().segment_count();
-            let base = *self.rewritten_at.borrow().get(&p.index).unwrap_or(&1);
-            if segments < base + 2 {
-                continue;
-            }
-            let groups = self.groups.borrow();
-            let result =
-                rewrite_live_state(&p, groups.values().filter(|g| g.partition == p.index), now);
-            drop(groups);
-            match result {
-                Ok((records, deleted)) => {
-                    info!(
-                        shard = shard.id,
-                        "{OFFSETS_TOPIC}-{}: rewrote {records} live records and deleted {deleted} bytes of older segments",
-                        p.index
-                    );
-                    self.rewritten_at
-                        .borrow_mut()
-                        .insert(p.index, p.log.borrow().segment_count());
-                }
-                Err(e) => {
-                    error!(
-                        shard = shard.id,
-                        "cannot bound {OFFSETS_TOPIC}-{}: {e}", p.index
-                    );
-                    self.rewritten_at.borrow_mut().insert(p.index, segments);
-                }
-            }
         }
     }
 

@@ -10,7 +10,7 @@
 //! * [`rebalance`]: the JoinGroup / SyncGroup / Heartbeat / LeaveGroup state machine and timers.
 //! * [`coordinator`]: the shard's groups, ownership and loading, persistence, the API entry points.
 //! * [`offsets`]: OffsetCommit / OffsetFetch / OffsetDelete and offset expiry.
-//! * [`store`]: writing records, replay, and keeping each partition's log bounded.
+//! * [`store`]: writing records and replaying them.
 
 pub mod coordinator;
 pub mod offsets;

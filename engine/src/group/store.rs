@@ -1,11 +1,9 @@
-//! Groups on disk: the records a group is written as, replaying them at start, and keeping each
-//! `__consumer_offsets` partition bounded until the log cleaner exists.
+//! Groups on disk: the records a group is written as, and replaying them at start.
 //!
-//! Bounding: once a partition holds two segments more than right after its last rewrite, the
-//! coordinator rolls the log, appends every live record of the partition's groups (their group
-//! metadata and committed offsets) to the new segment, flushes it, and deletes every older
-//! segment. Replaying the partition afterwards gives the same state, so the log holds at most
-//! the live state plus two segments (`offsets.topic.segment.bytes` each).
+//! Every change is appended to the group's `__consumer_offsets` partition as Kafka's key/value
+//! records; the topic is compacted (`cleanup.policy=compact`), so the shard's log cleaner keeps
+//! only the latest record per key and the partition stays bounded by the live state. Replaying
+//! a cleaned partition gives the same groups, because only superseded records are dropped.
 
 use super::records::{
     build_batch, decode_group_value, decode_key, decode_offset_value, encode_group_value,
@@ -84,18 +82,6 @@ pub fn offset_record(
     (key, value)
 }
 
-/// Every live record of `group`: its metadata (if it has any) and its offsets.
-pub fn live_records(group: &Group) -> Vec<OffsetsRecordBytes> {
-    let mut out = Vec::with_capacity(group.offsets.len() + 1);
-    if group.protocol_type.is_some() {
-        out.push(group_record(group));
-    }
-    for ((topic, partition), c) in &group.offsets {
-        out.push(offset_record(&group.id, topic, *partition, Some(c)));
-    }
-    out
-}
-
 /// Why writing to `__consumer_offsets` failed, as the Kafka error code the client gets
 /// (Kafka's mapping in `GroupMetadataManager.storeOffsets`).
 pub fn append_error_code(e: &AppendError) -> i16 {
@@ -133,33 +119,6 @@ pub fn append_records(
     }
     partition.notify_appended();
     Ok(())
-}
-
-/// Rewrites the live state of the partition's groups after a roll and deletes the older
-/// segments (see the module docs). Returns (records written, bytes deleted).
-pub fn rewrite_live_state<'a>(
-    partition: &Partition,
-    groups: impl Iterator<Item = &'a Group>,
-    now_ms: i64,
-) -> Result<(usize, u64), String> {
-    partition
-        .log
-        .borrow_mut()
-        .roll_now(now_ms)
-        .map_err(|e| e.to_string())?;
-    let start = partition.log.borrow().log_end_offset();
-    let records: Vec<OffsetsRecordBytes> = groups.flat_map(live_records).collect();
-    if !records.is_empty() {
-        append_records(partition, &records, now_ms)
-            .map_err(|code| format!("append failed with error code {code}"))?;
-    }
-    let mut log = partition.log.borrow_mut();
-    log.flush_now().map_err(|e| e.to_string())?;
-    let deleted = log
-        .delete_segments_before(start)
-        .map_err(|e| e.to_string())?;
-    debug_assert_eq!(log.log_start_offset(), start, "only the rewrite is left");
-    Ok((records.len(), deleted))
 }
 
 /// Rebuilds the groups of one partition from its records, in log order.

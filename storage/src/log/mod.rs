@@ -294,10 +294,10 @@ impl PartitionLog {
         Ok(())
     }
 
-    /// Starts a new active segment at the log end now, unless the active segment is empty.
-    /// The group coordinator rolls before it rewrites its live state, so that everything older
-    /// sits in sealed segments it can then delete.
-    pub fn roll_now(&mut self, now_ms: i64) -> io::Result<()> {
+    /// Starts a new active segment at the log end now, unless the active segment is empty
+    /// (tests use it to lay out segments).
+    #[cfg(test)]
+    pub(crate) fn roll_now(&mut self, now_ms: i64) -> io::Result<()> {
         if self.active.size() == 0 {
             return Ok(());
         }
@@ -308,7 +308,8 @@ impl PartitionLog {
     /// log stays contiguous even if this is interrupted. The active segment is never deleted.
     /// The log start offset moves up to the base offset of the first remaining segment. Returns
     /// the bytes removed.
-    pub fn delete_segments_before(&mut self, offset: i64) -> Result<u64, StorageError> {
+    #[cfg(test)]
+    pub(crate) fn delete_segments_before(&mut self, offset: i64) -> Result<u64, StorageError> {
         let mut removed = 0;
         while let Some(entry) = self.sealed.first_entry() {
             if entry.get().next_offset() > offset {
