@@ -17,6 +17,7 @@
 //! their shard.
 
 pub mod api;
+pub mod authorization;
 pub mod broker;
 pub mod config;
 pub mod controller;

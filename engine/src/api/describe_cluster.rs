@@ -11,6 +11,7 @@
 //! supports on the cluster resource, as Kafka answers without an authorizer.
 
 use super::{decode, respond, str_bytes, HandlerResult};
+use crate::authorization::{authorized_operations, ResourceKind};
 use crate::metadata::{MetadataImage, Node};
 use crate::shard::Shard;
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
@@ -23,15 +24,6 @@ use std::rc::Rc;
 pub const ENDPOINT_BROKERS: i8 = 1;
 /// `endpoint_type` controllers.
 pub const ENDPOINT_CONTROLLERS: i8 = 2;
-
-/// "Authorized operations not requested" in Kafka's encoding.
-const OPERATIONS_OMITTED: i32 = i32::MIN;
-
-/// The operations Kafka supports on the CLUSTER resource (`AclEntry.supportedOperations`):
-/// CREATE (5), ALTER (7), DESCRIBE (8), CLUSTER_ACTION (9), DESCRIBE_CONFIGS (10),
-/// ALTER_CONFIGS (11), IDEMPOTENT_WRITE (12), as a bit field.
-pub const CLUSTER_OPERATIONS: i32 =
-    (1 << 5) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12);
 
 /// Answers DescribeCluster.
 pub async fn handle_describe_cluster(shard: &Rc<Shard>, req: &RawRequest) -> HandlerResult {
@@ -80,11 +72,10 @@ pub fn describe(
         .with_cluster_id(str_bytes(image.state.cluster_id.clone()))
         .with_controller_id(BrokerId(image.controller_node()))
         .with_brokers(brokers)
-        .with_cluster_authorized_operations(if request.include_cluster_authorized_operations {
-            CLUSTER_OPERATIONS
-        } else {
-            OPERATIONS_OMITTED
-        });
+        .with_cluster_authorized_operations(authorized_operations(
+            ResourceKind::Cluster,
+            request.include_cluster_authorized_operations,
+        ));
     if version >= 1 {
         response.endpoint_type = endpoint_type;
     }

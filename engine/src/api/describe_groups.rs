@@ -2,6 +2,7 @@
 //! An unknown group is reported Dead (v0–v5) or GROUP_ID_NOT_FOUND (v6+, KIP-1043).
 
 use super::{decode, respond, str_bytes, HandlerResult};
+use crate::authorization::{authorized_operations, ResourceKind};
 use crate::shard::Shard;
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};
@@ -9,12 +10,11 @@ use kafka_protocol::ResponseError as E;
 use sluice_net::RawRequest;
 use std::rc::Rc;
 
-/// `authorized_operations` when the client did not ask for them.
-const OPERATIONS_NOT_REQUESTED: i32 = i32::MIN;
-
 /// Answers DescribeGroups.
 pub async fn handle_describe_groups(shard: &Rc<Shard>, req: &RawRequest) -> HandlerResult {
     let request: DescribeGroupsRequest = decode(req)?;
+    let group_operations =
+        authorized_operations(ResourceKind::Group, request.include_authorized_operations);
     let groups = request
         .groups
         .iter()
@@ -51,7 +51,7 @@ pub async fn handle_describe_groups(shard: &Rc<Shard>, req: &RawRequest) -> Hand
                 .with_protocol_type(str_bytes(d.protocol_type))
                 .with_protocol_data(str_bytes(d.protocol))
                 .with_members(members)
-                .with_authorized_operations(OPERATIONS_NOT_REQUESTED)
+                .with_authorized_operations(group_operations)
         })
         .collect();
     respond(req, &DescribeGroupsResponse::default().with_groups(groups))

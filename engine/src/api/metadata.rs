@@ -2,6 +2,7 @@
 //! Unknown topics are created here when auto-creation is allowed (`auto.create.topics.enable`).
 
 use super::{decode, respond, str_bytes, HandlerResult};
+use crate::authorization::{authorized_operations, ResourceKind};
 use crate::controller::validate_topic_name;
 use crate::messages::{ControllerCommand, NewTopic};
 use crate::metadata::MetadataImage;
@@ -14,9 +15,6 @@ use kafka_protocol::ResponseError;
 use sluice_net::RawRequest;
 use std::rc::Rc;
 use uuid::Uuid;
-
-/// "Authorized operations not requested" in Kafka's encoding.
-const OPERATIONS_OMITTED: i32 = i32::MIN;
 
 /// Answers Metadata, creating requested topics that don't exist when that is allowed.
 pub async fn handle_metadata(shard: &Rc<Shard>, req: &RawRequest) -> HandlerResult {
@@ -61,17 +59,22 @@ pub async fn handle_metadata(shard: &Rc<Shard>, req: &RawRequest) -> HandlerResu
         }
     }
 
+    let topic_operations =
+        authorized_operations(ResourceKind::Topic, request.include_topic_authorized_operations);
+    let describe = |name: Option<&str>, id: Option<Uuid>| {
+        describe_topic(&image, name, id).with_topic_authorized_operations(topic_operations)
+    };
     let topics: Vec<MetadataResponseTopic> = if all_topics {
         image
             .state
             .topics
             .keys()
-            .map(|name| describe_topic(&image, Some(name), None))
+            .map(|name| describe(Some(name), None))
             .collect()
     } else {
         requested
             .iter()
-            .map(|(name, id)| describe_topic(&image, name.as_deref(), Some(*id)))
+            .map(|(name, id)| describe(name.as_deref(), Some(*id)))
             .collect()
     };
     let brokers = image
@@ -88,7 +91,10 @@ pub async fn handle_metadata(shard: &Rc<Shard>, req: &RawRequest) -> HandlerResu
         .with_brokers(brokers)
         .with_cluster_id(Some(str_bytes(image.state.cluster_id.clone())))
         .with_controller_id(BrokerId(image.controller_node()))
-        .with_cluster_authorized_operations(OPERATIONS_OMITTED)
+        .with_cluster_authorized_operations(authorized_operations(
+            ResourceKind::Cluster,
+            request.include_cluster_authorized_operations,
+        ))
         .with_topics(topics);
     respond(req, &response)
 }
@@ -103,8 +109,7 @@ fn describe_topic(
         Some(n) => Some(n.to_string()),
         None => id.and_then(|id| image.topic_name(&id).map(str::to_string)),
     };
-    let base =
-        MetadataResponseTopic::default().with_topic_authorized_operations(OPERATIONS_OMITTED);
+    let base = MetadataResponseTopic::default();
     let Some((name, topic)) = resolved
         .as_ref()
         .and_then(|n| image.topic(n).map(|t| (n, t)))
