@@ -22,9 +22,11 @@
 //!   (Kafka advertises the machine's canonical hostname there; a loopback address is the safe,
 //!   predictable choice for a development broker — set `advertised.listeners` for anything
 //!   else.)
-//! * Thread-pool sizes (`num.network.threads`, `num.io.threads`,
+//! * Thread-pool sizes (`num.network.threads`, `num.io.threads`, `background.threads`,
 //!   `num.recovery.threads.per.data.dir`) are accepted so Kafka files load, but mean nothing
 //!   under thread-per-core; `sluice.cores` sizes the broker.
+//! * The `sasl.kerberos.*` settings are accepted (and dynamically alterable, as in Kafka) so
+//!   Kafka files and tools work, but Sluice has no GSSAPI mechanism, so they change nothing.
 
 use super::dynamic::{broker_layers, DynamicBrokerConfigs};
 use super::topic::{
@@ -89,6 +91,8 @@ static BROKER_KEYS: &[BrokerKey] = &[
         "Listeners given to clients (NAME://host:port,...); defaults to listeners minus controller listeners."),
     key("auto.create.topics.enable", BOOL, Some("true"), Check::Bool,
         "Create a topic automatically when a client asks for metadata of, or produces to, an unknown topic."),
+    key("background.threads", INT, Some("10"), at_least(1),
+        "Accepted for compatibility; meaningless under thread-per-core (see sluice.cores)."),
     key("broker.id", INT, Some("1"), between(0, MAX_BROKER_ID as i64),
         "Synonym of node.id (Sluice default 1; at most 2147482 because shard k is node broker.id*1000+k)."),
     key("cluster.id", STR, None, Check::Custom(check_cluster_id),
@@ -228,6 +232,18 @@ static BROKER_KEYS: &[BrokerKey] = &[
         "KRaft roles (accepted for compatibility; a Sluice process is always broker and controller)."),
     key("replica.lag.time.max.ms", LONG, Some("30000"), at_least(0),
         "A follower that has not caught up for this long leaves the ISR."),
+    key("sasl.kerberos.kinit.cmd", STR, Some("/usr/bin/kinit"), Check::Any,
+        "Kerberos kinit command (accepted for compatibility; Sluice has no GSSAPI mechanism)."),
+    key("sasl.kerberos.min.time.before.relogin", LONG, Some("60000"), at_least(0),
+        "Kerberos login thread sleep between refreshes, ms (accepted for compatibility; Sluice has no GSSAPI mechanism)."),
+    key("sasl.kerberos.principal.to.local.rules", LIST, Some("DEFAULT"), Check::Any,
+        "Kerberos principal-to-short-name rules (accepted for compatibility; Sluice has no GSSAPI mechanism)."),
+    key("sasl.kerberos.service.name", STR, None, Check::Any,
+        "Kerberos service principal name (accepted for compatibility; Sluice has no GSSAPI mechanism)."),
+    key("sasl.kerberos.ticket.renew.jitter", DOUBLE, Some("0.05"), Check::Double { min: 0.0, max: 1.0 },
+        "Kerberos ticket renewal jitter (accepted for compatibility; Sluice has no GSSAPI mechanism)."),
+    key("sasl.kerberos.ticket.renew.window.factor", DOUBLE, Some("0.8"), Check::Double { min: 0.0, max: 1.0 },
+        "Kerberos ticket renewal window factor (accepted for compatibility; Sluice has no GSSAPI mechanism)."),
     key("security.inter.broker.protocol", STR, Some("PLAINTEXT"), Check::OneOf(SECURITY_PROTOCOLS),
         "Protocol between brokers when inter.broker.listener.name is unset; only PLAINTEXT is supported."),
     key("share.coordinator.state.topic.min.isr", SHORT, Some("1"), at_least(1),
@@ -291,17 +307,31 @@ pub(crate) fn broker_config_type(name: &str) -> Option<ConfigType> {
 /// Thread-pool sizes Kafka lets operators change at runtime (`DynamicThreadPool`); Sluice
 /// accepts them, as it accepts them at start, and they mean nothing under thread-per-core.
 const DYNAMIC_THREAD_POOL_KEYS: &[&str] = &[
+    "background.threads",
     "num.io.threads",
     "num.network.threads",
     "num.recovery.threads.per.data.dir",
 ];
 
+/// Kerberos settings Kafka lets operators change at runtime (its `DynamicListenerConfig`);
+/// Sluice has no GSSAPI mechanism, so they are stored and described but change nothing.
+const DYNAMIC_SASL_KERBEROS_KEYS: &[&str] = &[
+    "sasl.kerberos.kinit.cmd",
+    "sasl.kerberos.min.time.before.relogin",
+    "sasl.kerberos.principal.to.local.rules",
+    "sasl.kerberos.service.name",
+    "sasl.kerberos.ticket.renew.jitter",
+    "sasl.kerberos.ticket.renew.window.factor",
+];
+
 /// Whether AlterConfigs / IncrementalAlterConfigs may change broker key `name` at runtime.
 /// These are Kafka's dynamic broker configs that Sluice has: the primary broker synonym of
 /// every topic config (Kafka's `DynamicLogConfig.ReconfigurableConfigs`, e.g.
-/// `log.retention.ms` but not `log.retention.hours`), and the thread-pool sizes.
+/// `log.retention.ms` but not `log.retention.hours`), the thread-pool sizes and the Kerberos
+/// settings.
 pub fn is_dynamic_broker_config(name: &str) -> bool {
     DYNAMIC_THREAD_POOL_KEYS.contains(&name)
+        || DYNAMIC_SASL_KERBEROS_KEYS.contains(&name)
         || TOPIC_CONFIGS
             .iter()
             .any(|d| d.broker_synonyms.first() == Some(&name))
@@ -1839,6 +1869,8 @@ mod tests {
             "unclean.leader.election.enable",
             "log.cleaner.delete.retention.ms",
             "num.io.threads",
+            "background.threads",
+            "sasl.kerberos.min.time.before.relogin",
         ] {
             assert!(is_dynamic_broker_config(name), "{name}");
             assert!(is_known_key(name), "{name}");
