@@ -121,6 +121,10 @@ impl GroupCoordinator {
 
     /// Runs `f` on `group` (created Empty if `create`), then persists the group if `f` changed
     /// it. `None` if the group does not exist and `create` is false.
+    ///
+    /// The group's timers run first, so a request never sees a member whose session has already
+    /// run out or a join phase whose time is up, even between two housekeeping ticks (Kafka
+    /// fires those timers at their deadline; the tick alone would be up to a tick late).
     fn with_group<T>(
         &self,
         partition: &Partition,
@@ -137,6 +141,7 @@ impl GroupCoordinator {
             );
         }
         let group = groups.get_mut(group_id)?;
+        group.tick(&self.config, now);
         let out = f(group);
         if group.needs_store {
             group.needs_store = false;
@@ -282,8 +287,14 @@ impl GroupCoordinator {
         group_id: &str,
         f: impl FnOnce(&Group) -> T,
     ) -> Result<Option<T>, i16> {
-        self.owned_partition(shard, group_id)?;
+        let partition = self.owned_partition(shard, group_id)?;
+        self.run_due_timers(&partition, group_id);
         Ok(self.groups.borrow().get(group_id).map(f))
+    }
+
+    /// Runs the timers of `group_id` that are due (see [`Self::with_group`]).
+    fn run_due_timers(&self, partition: &Partition, group_id: &str) {
+        self.with_group(partition, group_id, false, |_| ());
     }
 
     /// DescribeGroups for one group.
@@ -374,6 +385,7 @@ impl GroupCoordinator {
             Ok(p) => p,
             Err(code) => return code,
         };
+        self.run_due_timers(&partition, group_id);
         let mut groups = self.groups.borrow_mut();
         let Some(group) = groups.get(group_id) else {
             return E::GroupIdNotFound.code();
@@ -453,8 +465,7 @@ impl GroupCoordinator {
             let Ok(partition) = self.owned_partition(shard, &id) else {
                 continue;
             };
-            let config = self.config;
-            self.with_group(&partition, &id, false, |g| g.tick(&config, now));
+            self.run_due_timers(&partition, &id);
         }
         if now - self.last_expiry_check.get() >= self.retention_check_ms {
             self.last_expiry_check.set(now);

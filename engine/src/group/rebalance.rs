@@ -591,6 +591,7 @@ impl Group {
             self.pending_members.remove(id);
         }
         for id in &expired {
+            tracing::info!(group = %self.id, member = %id, "member removed: its session timed out");
             self.remove_member(id);
         }
         if !expired.is_empty() {
