@@ -14,6 +14,7 @@ use crate::messages::{
     ResourceAlteration, ShardRouter, TopicOutcome, TopicRef,
 };
 use crate::metadata::{least_loaded, ClusterState, MetadataImage, PartitionState, TopicState};
+use crate::scram::ScramAlterError;
 use kafka_protocol::ResponseError;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
@@ -90,6 +91,17 @@ impl Controller {
                 let outcomes = self.alter_configs(&mut next, resources, validate_only);
                 let changed = !validate_only && outcomes.iter().any(|o| o.error_code == 0);
                 (ControllerReply::Configs(outcomes), changed)
+            }
+            ControllerCommand::AlterScramCredentials {
+                deletions,
+                upsertions,
+            } => {
+                let outcomes = next.scram_credentials.alter(&deletions, &upsertions);
+                for o in outcomes.iter().filter(|o| o.result.is_ok()) {
+                    info!(user = %o.user, "SCRAM credentials changed");
+                }
+                let changed = outcomes.iter().any(|o| o.result.is_ok());
+                (ControllerReply::ScramCredentials(outcomes), changed)
             }
             ControllerCommand::AllocateProducerIds { count } => {
                 let first = next.next_producer_id;
@@ -657,6 +669,17 @@ fn fail_all(reply: ControllerReply, why: &str) -> ControllerReply {
                         o.error_code = ResponseError::KafkaStorageError.code();
                         o.error_message =
                             Some(format!("metadata change could not be persisted: {why}"));
+                    }
+                    o
+                })
+                .collect(),
+        ),
+        ControllerReply::ScramCredentials(outcomes) => ControllerReply::ScramCredentials(
+            outcomes
+                .into_iter()
+                .map(|mut o| {
+                    if o.result.is_ok() {
+                        o.result = Err(ScramAlterError::NotPersisted(why.to_string()));
                     }
                     o
                 })

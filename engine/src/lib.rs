@@ -11,8 +11,8 @@
 //! when they don't).
 //!
 //! Shards share no mutable state. The cluster metadata (topics, partition placement, configs,
-//! producer-id blocks) is owned by the [`controller`] on shard 0, which publishes immutable
-//! [`metadata::MetadataImage`]s to every shard over the cross-shard channels of
+//! SCRAM credentials, producer-id blocks) is owned by the [`controller`] on shard 0, which
+//! publishes immutable [`metadata::MetadataImage`]s to every shard over the cross-shard channels of
 //! [`messages`]. Those channels carry only controller traffic; produce and fetch never leave
 //! their shard.
 
@@ -30,6 +30,7 @@ pub mod metadata;
 pub mod metrics;
 pub mod partition;
 pub mod retention;
+pub mod scram;
 pub mod shard;
 pub mod time;
 

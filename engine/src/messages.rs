@@ -8,6 +8,7 @@
 use crate::config::ConfigAlteration;
 use crate::metadata::MetadataImage;
 use crate::metrics::ShardSnapshot;
+use crate::scram::{ScramAlterOutcome, ScramDeletion, ScramUpsertion};
 use futures::channel::{mpsc, oneshot};
 use std::sync::Arc;
 use uuid::Uuid;
@@ -122,6 +123,13 @@ pub enum ControllerCommand {
         /// Check everything but change nothing.
         validate_only: bool,
     },
+    /// Delete and upsert users' SCRAM credentials (AlterUserScramCredentials).
+    AlterScramCredentials {
+        /// Credentials to delete.
+        deletions: Vec<ScramDeletion>,
+        /// Credentials to create or replace.
+        upsertions: Vec<ScramUpsertion>,
+    },
     /// Hand out a block of producer ids.
     AllocateProducerIds {
         /// How many ids.
@@ -136,6 +144,8 @@ pub enum ControllerReply {
     Topics(Vec<TopicOutcome>),
     /// One outcome per config resource, in request order.
     Configs(Vec<ConfigOutcome>),
+    /// One outcome per distinct user of an AlterUserScramCredentials request.
+    ScramCredentials(Vec<ScramAlterOutcome>),
     /// The first id of a block of producer ids.
     ProducerIds {
         /// First id of the block.

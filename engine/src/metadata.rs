@@ -2,12 +2,14 @@
 //! reads.
 //!
 //! [`ClusterState`] is the controller's record of topics, their partitions' placement and
-//! configs, the dynamic broker configs, and the producer-id counter, persisted as `cluster-metadata.json` in the first log
-//! dir (a later issue replaces the file with a replicated metadata log). [`MetadataImage`] wraps
+//! configs, the dynamic broker configs, the users' SCRAM credentials, and the producer-id
+//! counter, persisted as `cluster-metadata.json` in the first log dir (a later issue replaces
+//! the file with a replicated metadata log). [`MetadataImage`] wraps
 //! one version of it with the derived facts shards need (node list, topic-id index); shards
 //! hold it as an `Arc` and replace it whole when the controller publishes a new one.
 
 use crate::config::{BrokerConfig, DynamicBrokerConfigs, TopicConfigs};
+use crate::scram::ScramCredentials;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::io::{self, Write};
@@ -52,6 +54,9 @@ pub struct ClusterState {
     /// Dynamic broker configs (AlterConfigs on BROKER resources).
     #[serde(default)]
     pub broker_configs: DynamicBrokerConfigs,
+    /// SCRAM credentials by user and mechanism (AlterUserScramCredentials).
+    #[serde(default, skip_serializing_if = "ScramCredentials::is_empty")]
+    pub scram_credentials: ScramCredentials,
 }
 
 impl ClusterState {
@@ -63,6 +68,7 @@ impl ClusterState {
             next_producer_id: 0,
             topics: BTreeMap::new(),
             broker_configs: DynamicBrokerConfigs::default(),
+            scram_credentials: ScramCredentials::default(),
         }
     }
 

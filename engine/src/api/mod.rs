@@ -6,6 +6,7 @@
 //! does; everything else is answered with Kafka error codes.
 
 pub mod alter_configs;
+pub mod alter_user_scram_credentials;
 pub mod api_versions;
 pub mod create_partitions;
 pub mod create_topics;
@@ -15,6 +16,7 @@ pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
+pub mod describe_user_scram_credentials;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod heartbeat;
@@ -73,6 +75,8 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeGroups, 0, 6),
     (ApiKey::DeleteGroups, 0, 2),
     (ApiKey::DeleteRecords, 0, 2),
+    (ApiKey::DescribeUserScramCredentials, 0, 0),
+    (ApiKey::AlterUserScramCredentials, 0, 0),
 ];
 
 /// The supported version range of `key`, if the API is implemented.
@@ -168,6 +172,13 @@ pub async fn dispatch(shard: Rc<Shard>, req: RawRequest, client_host: &str) -> H
         ApiKey::DescribeGroups => describe_groups::handle_describe_groups(shard, req).await,
         ApiKey::DeleteGroups => delete_groups::handle_delete_groups(shard, req).await,
         ApiKey::DeleteRecords => delete_records::handle_delete_records(shard, req).await,
+        ApiKey::DescribeUserScramCredentials => {
+            describe_user_scram_credentials::handle_describe_user_scram_credentials(shard, req)
+                .await
+        }
+        ApiKey::AlterUserScramCredentials => {
+            alter_user_scram_credentials::handle_alter_user_scram_credentials(shard, req).await
+        }
         other => Err(format!("{other:?} is not supported")),
     }
 }
