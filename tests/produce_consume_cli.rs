@@ -440,10 +440,32 @@ fn many_lines_go_in_batches() {
 }
 
 #[test]
+fn produce_creates_a_missing_topic_when_the_broker_allows() {
+    let broker = Broker::builder().cores(2).set("num.partitions", 3).start();
+    let b = broker.bootstrap();
+    let topic = unique("auto-created");
+    produce(&b, &topic, &["--key-separator", ":"], "a:1\nb:2\nc:3\n")
+        .failed_with(0)
+        .stderr_has(&["Produced 3 records", "no errors"]);
+    let out = consume_cli(&b, &topic, &["--format", "%k=%v"]);
+    out.failed_with(0).stderr_has(&["Consumed 3 records"]);
+    let mut got: Vec<&str> = out.stdout.lines().collect();
+    got.sort_unstable();
+    assert_eq!(got, ["a=1", "b=2", "c=3"]);
+    let described = sluice_at(&b, &["topic", "describe", &topic]);
+    assert!(
+        described.ok().contains("PartitionCount: 3"),
+        "{}",
+        described.show()
+    );
+}
+
+#[test]
 fn failures_are_summarised() {
     let broker = Broker::builder()
         .cores(2)
         .set("message.max.bytes", 2000)
+        .set("auto.create.topics.enable", false)
         .start();
     let b = broker.bootstrap();
     let topic = unique("failures");

@@ -92,10 +92,27 @@ impl From<ClientError> for ToolError {
 /// UNKNOWN_TOPIC_OR_PARTITION.
 const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
 
-/// The partitions of `topic`, sorted (fresh metadata); a topic that does not exist is an error
-/// that says how to create it.
-pub async fn topic_partitions(cluster: &Cluster, topic: &str) -> Result<Vec<i32>, ToolError> {
-    let md = cluster.refresh(&[topic.to_string()]).await?;
+/// Whether looking a topic up may create it (broker's `auto.create.topics.enable` permitting).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MissingTopic {
+    /// A missing topic is an error (consumers, admin tools).
+    IsAnError,
+    /// Ask the broker to create it, as Kafka's producers do.
+    AutoCreate,
+}
+
+/// The partitions of `topic`, sorted (fresh metadata); a topic that does not exist (and was
+/// not auto-created) is an error that says how to create it.
+pub async fn topic_partitions(
+    cluster: &Cluster,
+    topic: &str,
+    missing: MissingTopic,
+) -> Result<Vec<i32>, ToolError> {
+    let topics = [topic.to_string()];
+    let md = match missing {
+        MissingTopic::IsAnError => cluster.refresh(&topics).await?,
+        MissingTopic::AutoCreate => cluster.refresh_creating(&topics).await?,
+    };
     match md.topics.get(topic) {
         Some(t) if t.error_code == 0 => Ok(t.partitions.keys().copied().collect()),
         Some(t) if t.error_code != UNKNOWN_TOPIC_OR_PARTITION => Err(ToolError::Message(format!(

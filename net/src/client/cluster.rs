@@ -119,15 +119,26 @@ impl Cluster {
 
     /// Fetches metadata for `topics` (never auto-creating them) and keeps it as the latest.
     pub async fn refresh(&self, topics: &[String]) -> Result<Metadata> {
-        self.fetch_metadata(Some(topics)).await
+        self.fetch_metadata(Some(topics), false).await
+    }
+
+    /// Fetches metadata for `topics`, letting the broker create the missing ones when its
+    /// `auto.create.topics.enable` allows (as a Kafka producer's metadata requests do), and
+    /// keeps it as the latest.
+    pub async fn refresh_creating(&self, topics: &[String]) -> Result<Metadata> {
+        self.fetch_metadata(Some(topics), true).await
     }
 
     /// Fetches metadata for every topic of the cluster and keeps it as the latest.
     pub async fn refresh_all(&self) -> Result<Metadata> {
-        self.fetch_metadata(None).await
+        self.fetch_metadata(None, false).await
     }
 
-    async fn fetch_metadata(&self, topics: Option<&[String]>) -> Result<Metadata> {
+    async fn fetch_metadata(
+        &self,
+        topics: Option<&[String]>,
+        allow_auto_topic_creation: bool,
+    ) -> Result<Metadata> {
         let conn = self.control().await?;
         let req = MetadataRequest::default()
             .with_topics(topics.map(|topics| {
@@ -136,7 +147,7 @@ impl Cluster {
                     .map(|t| MetadataRequestTopic::default().with_name(Some(topic_name(t))))
                     .collect()
             }))
-            .with_allow_auto_topic_creation(false);
+            .with_allow_auto_topic_creation(allow_auto_topic_creation);
         let resp = conn.send(&req).await?;
         let mut md = Metadata::default();
         for b in &resp.brokers {

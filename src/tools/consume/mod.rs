@@ -14,7 +14,8 @@ pub mod format;
 pub mod start;
 
 use crate::tools::common::{
-    check_partition, code_text, count_of, run_tool, topic_partitions, CommonArgs, ToolError,
+    check_partition, code_text, count_of, run_tool, topic_partitions, CommonArgs, MissingTopic,
+    ToolError,
 };
 use crate::tools::group::admin::Admin;
 use fetch::{Fetcher, Position};
@@ -71,7 +72,7 @@ pub struct ConsumeArgs {
 
 /// The partitions to read: the one asked for (checked to exist), or all of them.
 async fn partitions(admin: &Admin, args: &ConsumeArgs) -> Result<Vec<i32>, ToolError> {
-    let all = topic_partitions(admin.cluster(), &args.topic).await?;
+    let all = topic_partitions(admin.cluster(), &args.topic, MissingTopic::IsAnError).await?;
     match args.partition {
         None => Ok(all),
         Some(p) => check_partition(&args.topic, &all, p).map(|()| vec![p]),

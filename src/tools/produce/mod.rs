@@ -15,7 +15,8 @@ pub mod partitioner;
 pub mod send;
 
 use crate::tools::common::{
-    check_partition, parse_key_value, run_tool, topic_partitions, CommonArgs, ToolError,
+    check_partition, parse_key_value, run_tool, topic_partitions, CommonArgs, MissingTopic,
+    ToolError,
 };
 use partitioner::Partitioner;
 use send::{Outcome, Sender};
@@ -41,7 +42,9 @@ pub struct ProduceArgs {
     /// Broker address and timeouts.
     #[command(flatten)]
     pub common: CommonArgs,
-    /// The topic to write to (it must exist: `sluice topic create`).
+    /// The topic to write to. A missing topic is created by the broker when its
+    /// auto.create.topics.enable allows (with num.partitions partitions), as for Kafka's
+    /// producers; otherwise create it first with `sluice topic create`.
     #[arg(value_name = "TOPIC")]
     pub topic: String,
     /// Send every record to this partition (default: by the key's murmur2 hash as Kafka's
@@ -73,7 +76,7 @@ pub struct ProduceArgs {
 
 async fn produce(args: &ProduceArgs) -> Result<bool, ToolError> {
     let cluster = args.common.connect("sluice-produce").await?;
-    let partitions = topic_partitions(&cluster, &args.topic).await?;
+    let partitions = topic_partitions(&cluster, &args.topic, MissingTopic::AutoCreate).await?;
     if let Some(p) = args.partition {
         check_partition(&args.topic, &partitions, p)?;
     }
