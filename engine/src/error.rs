@@ -42,5 +42,6 @@ pub fn read_error_code(e: &ReadError) -> i16 {
 pub fn log_start_offset_error_code(e: &LogStartOffsetError) -> i16 {
     match e {
         LogStartOffsetError::OutOfRange { .. } => ResponseError::OffsetOutOfRange.code(),
+        LogStartOffsetError::Storage(_) => ResponseError::KafkaStorageError.code(),
     }
 }

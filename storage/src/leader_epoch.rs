@@ -92,6 +92,29 @@ impl LeaderEpochCache {
         Ok(())
     }
 
+    /// Forgets what lies below the new log start offset `start_offset` (Kafka's
+    /// `truncateFromStart`): epochs that start at or below it are dropped, except the latest of
+    /// them, which now starts at `start_offset`. So an OffsetForLeaderEpoch answer never points
+    /// below the log start offset.
+    pub fn truncate_from_start(&mut self, start_offset: i64) -> Result<(), StorageError> {
+        let covered = self
+            .entries
+            .iter()
+            .take_while(|&&(_, start)| start <= start_offset)
+            .count();
+        if covered == 0 || (covered == 1 && self.entries[0].1 == start_offset) {
+            return Ok(());
+        }
+        let (epoch, _) = self.entries[covered - 1];
+        self.entries.drain(..covered);
+        self.entries.insert(0, (epoch, start_offset));
+        debug_assert!(self
+            .entries
+            .windows(2)
+            .all(|w| w[0].0 < w[1].0 && w[0].1 <= w[1].1));
+        self.persist()
+    }
+
     /// OffsetForLeaderEpoch: (largest epoch <= `requested`, end offset of that epoch). The latest
     /// epoch ends at `log_end_offset`; an earlier one where the next higher epoch starts; an
     /// epoch beyond the latest (or -1) yields (-1, -1).
@@ -115,6 +138,27 @@ impl LeaderEpochCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn truncate_from_start_keeps_the_epoch_that_covers_the_new_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cache = LeaderEpochCache::load(dir.path()).unwrap();
+        for (epoch, start) in [(0, 0), (1, 100), (2, 200)] {
+            cache.assign(epoch, start).unwrap();
+        }
+        cache.truncate_from_start(50).unwrap();
+        assert_eq!(cache.entries(), [(0, 50), (1, 100), (2, 200)]);
+        cache.truncate_from_start(150).unwrap();
+        assert_eq!(cache.entries(), [(1, 150), (2, 200)]);
+        // Epoch 0 now ends where the log starts, not below it.
+        assert_eq!(cache.end_offset_for(0, 300), (0, 150));
+        cache.truncate_from_start(200).unwrap();
+        assert_eq!(cache.entries(), [(2, 200)]);
+        cache.truncate_from_start(120).unwrap();
+        assert_eq!(cache.entries(), [(2, 200)]);
+        let reloaded = LeaderEpochCache::load(dir.path()).unwrap();
+        assert_eq!(reloaded.entries(), [(2, 200)]);
+    }
 
     #[test]
     fn assign_persist_and_end_offsets() {

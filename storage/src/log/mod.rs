@@ -318,7 +318,7 @@ impl PartitionLog {
             let segment = entry.remove();
             removed += segment.size();
             segment.delete()?;
-            self.advance_log_start_to_first_segment();
+            self.advance_log_start_to_first_segment()?;
         }
         debug_assert!(self.log_start_offset <= self.log_end_offset);
         Ok(removed)
@@ -326,8 +326,18 @@ impl PartitionLog {
 
     /// Raises the log start offset to the first segment's base offset after segments were
     /// removed (Kafka's `incrementStartOffset` on segment deletion; it never goes back).
-    fn advance_log_start_to_first_segment(&mut self) {
-        self.log_start_offset = self.log_start_offset.max(self.first_segment_base_offset());
+    fn advance_log_start_to_first_segment(&mut self) -> Result<(), StorageError> {
+        self.raise_log_start_offset(self.first_segment_base_offset())
+    }
+
+    /// Moves the log start offset up to `offset` (never back) and forgets the leader epochs
+    /// wholly below it.
+    fn raise_log_start_offset(&mut self, offset: i64) -> Result<(), StorageError> {
+        if offset <= self.log_start_offset {
+            return Ok(());
+        }
+        self.log_start_offset = offset;
+        self.epochs.truncate_from_start(offset)
     }
 
     /// Messages appended since the recovery point.

@@ -91,6 +91,9 @@ pub enum LogStartOffsetError {
         /// The partition's high watermark.
         high_watermark: i64,
     },
+    /// The leader-epoch checkpoint could not be rewritten for the new log start offset.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
 }
 
 impl PartitionLog {
@@ -113,7 +116,7 @@ impl PartitionLog {
         if new_log_start_offset <= self.log_start_offset {
             return Ok(false);
         }
-        self.log_start_offset = new_log_start_offset;
+        self.raise_log_start_offset(new_log_start_offset)?;
         debug_assert!(self.log_start_offset <= high_watermark);
         Ok(true)
     }
@@ -228,7 +231,7 @@ impl PartitionLog {
             };
             let segment = entry.get().rename_for_deletion()?;
             entry.remove();
-            self.advance_log_start_to_first_segment();
+            self.advance_log_start_to_first_segment()?;
             deletions.push(SegmentDeletion { reason, segment });
         }
         debug_assert!(
@@ -320,6 +323,11 @@ mod tests {
 
         assert!(log.maybe_increment_log_start_offset(3, hw).unwrap());
         assert_eq!(log.log_start_offset(), 3);
+        assert_eq!(
+            log.leader_epochs().entries(),
+            [(0, 3)],
+            "the epoch cache starts at the log start offset"
+        );
         assert_eq!(log.first_segment_base_offset(), 0);
         assert!(!log.maybe_increment_log_start_offset(2, hw).unwrap());
         assert_eq!(log.log_start_offset(), 3, "never moves back");
