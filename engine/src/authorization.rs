@@ -93,12 +93,22 @@ mod tests {
     #[test]
     fn bit_fields_match_kafka_without_an_authorizer() {
         // READ..ALTER_CONFIGS except CLUSTER_ACTION: bits 3-8, 10, 11.
-        assert_eq!(authorized_operations(ResourceKind::Topic, true), 0b1101_1111_1000);
+        assert_eq!(
+            authorized_operations(ResourceKind::Topic, true),
+            0b1101_1111_1000
+        );
         // READ, DELETE, DESCRIBE.
-        assert_eq!(authorized_operations(ResourceKind::Group, true), 0b1_0100_1000);
+        assert_eq!(
+            authorized_operations(ResourceKind::Group, true),
+            0b1_0100_1000
+        );
         // CREATE, ALTER..IDEMPOTENT_WRITE.
         assert_eq!(authorized_operations(ResourceKind::Cluster, true), 8096);
-        for kind in [ResourceKind::Topic, ResourceKind::Group, ResourceKind::Cluster] {
+        for kind in [
+            ResourceKind::Topic,
+            ResourceKind::Group,
+            ResourceKind::Cluster,
+        ] {
             assert_eq!(authorized_operations(kind, false), i32::MIN);
         }
     }

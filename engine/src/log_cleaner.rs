@@ -7,19 +7,14 @@
 //! [`sluice_storage::cleaner`]; a log whose `max.compaction.lag.ms` is exceeded comes first)
 //! and cleans it; when none is cleanable it sleeps `log.cleaner.backoff.ms`.
 //!
-//! A cleaning's reading, filtering, compression and writing run on the shard's *cleaner
-//! thread*, one slice (about [`STEP_BYTES`] read) at a time, so the core's executor stays
-//! free. The cleaner thread is the shard's own (not glommio's blocking pool, whose single
-//! thread carries the group commit's fsyncs and cold reads: they never queue behind a
-//! cleaning), runs on the shard's CPU, and is scheduled `SCHED_IDLE`: the kernel runs it only
-//! when nothing else wants that CPU, and preempts it at once when the executor wakes up. So
-//! the cleaner uses the core's idle time and no more (measured in `bench/RESULTS.md`; on a
-//! core that is never idle it runs at the kernel's minimum share for idle-class threads and
-//! cleans slowly). Dropping a cleaning's last handles on the replaced segment files, and
-//! unlinking those files after `file.delete.delay.ms`, also happen there: the last close of
-//! an unlinked file frees its blocks (with a synchronous discard on a file system mounted
-//! `-o discard`), which must not stall the executor. Between slices the task sleeps as needed
-//! to keep its read plus write rate under `log.cleaner.io.max.bytes.per.second` (Kafka's
+//! A cleaning's reading, filtering, compression and writing run on the shard's
+//! [`FileWorker`] (a `SCHED_IDLE` thread on the shard's CPU: the cleaner uses the core's idle
+//! time and no more; on a core that is never idle it gets the kernel's minimum share and
+//! cleans slowly), one slice (about [`STEP_BYTES`] read) at a time, so the core's executor
+//! stays free. Dropping a cleaning's last handles on the replaced segment files, and unlinking
+//! those files after `file.delete.delay.ms`, also happen there: freeing a file's blocks can be
+//! slow and must not stall the executor. Between slices the task sleeps as needed to keep its
+//! read plus write rate under `log.cleaner.io.max.bytes.per.second` (Kafka's
 //! `Throttler`). Each cleaned group of segments is swapped into the log on the shard thread,
 //! synchronously, after checking that its segments are still the log's: retention,
 //! DeleteRecords or a topic deletion may remove segments meanwhile, and the cleaning is then
@@ -36,19 +31,20 @@
 //! horizons are known from the cleanings since the broker started.
 
 use crate::config::{BrokerConfig, EffectiveTopicConfig};
+use crate::file_worker::{FileWorker, FileWorkerStopped};
 use crate::partition::Partition;
+use crate::retention::schedule_file_removal;
 use crate::shard::Shard;
 use crate::time::now_ms;
 use glommio::{Latency, Shares};
 use sluice_storage::{
     read_checkpoint, write_checkpoint, CleanableRange, CleanerError, CleaningJob, CleaningStep,
-    CleaningSummary, CompactionConfig, DeletedSegment, OffsetMap, SegmentSwap, StorageError,
+    CleaningSummary, CompactionConfig, OffsetMap, SegmentSwap, StorageError,
     CLEANER_OFFSET_CHECKPOINT,
 };
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 use tracing::{debug, error, info, warn};
 use uuid::Uuid;
@@ -99,8 +95,8 @@ pub fn compaction_config(c: &EffectiveTopicConfig) -> CompactionConfig {
     }
 }
 
-/// Starts the shard's cleaner in its own low-priority task queue, with its cleaner thread,
-/// unless `log.cleaner.enable=false`.
+/// Starts the shard's cleaner in its own low-priority task queue (its blocking work goes to the
+/// shard's [`FileWorker`]), unless `log.cleaner.enable=false`.
 pub fn spawn(shard: Rc<Shard>) {
     let settings = CleanerSettings::new(&shard.config, shard.image().shards);
     if !settings.enable {
@@ -110,16 +106,7 @@ pub fn spawn(shard: Rc<Shard>) {
         );
         return;
     }
-    let worker = match IdleWorker::start(shard.id) {
-        Ok(worker) => Rc::new(worker),
-        Err(e) => {
-            error!(
-                shard = shard.id,
-                "cannot start the log cleaner's thread; compacted topics are not cleaned: {e}"
-            );
-            return;
-        }
-    };
+    let worker = shard.file_worker.clone();
     let queue = glommio::executor().create_task_queue(
         Shares::Static(CLEANER_SHARES),
         Latency::NotImportant,
@@ -131,72 +118,6 @@ pub fn spawn(shard: Rc<Shard>) {
             task.detach();
         }
         Err(e) => error!(shard = shard_id, "cannot start the log cleaner: {e}"),
-    }
-}
-
-/// Work for the cleaner thread.
-type Work = Box<dyn FnOnce() + Send>;
-
-/// The cleaner thread ended (a cleaning step panicked); the cleaner stops.
-#[derive(Debug, Clone, Copy, thiserror::Error)]
-#[error("the log cleaner's thread ended")]
-struct WorkerStopped;
-
-/// The shard's cleaner thread: runs closures one at a time, on the shard's CPU (it inherits
-/// the executor's affinity), in the `SCHED_IDLE` scheduling class. It ends when the last
-/// handle to it is dropped.
-#[derive(Debug, Clone)]
-struct IdleWorker {
-    work: mpsc::Sender<Work>,
-}
-
-impl IdleWorker {
-    /// Starts the thread (called on the shard's executor thread, whose CPU it inherits).
-    fn start(shard_id: u32) -> std::io::Result<IdleWorker> {
-        let (work, queue) = mpsc::channel::<Work>();
-        std::thread::Builder::new()
-            .name(format!("cleaner-{shard_id}"))
-            .spawn(move || {
-                if let Err(e) = schedule_when_idle() {
-                    warn!(
-                        shard = shard_id,
-                        "the log cleaner's thread keeps normal priority (SCHED_IDLE refused: {e})"
-                    );
-                }
-                while let Ok(work) = queue.recv() {
-                    work();
-                }
-            })?;
-        Ok(IdleWorker { work })
-    }
-
-    /// Runs `f` on the cleaner thread and waits for its result without blocking the executor.
-    async fn run<T, F>(&self, f: F) -> Result<T, WorkerStopped>
-    where
-        T: Send + 'static,
-        F: FnOnce() -> T + Send + 'static,
-    {
-        let (reply, result) = futures::channel::oneshot::channel();
-        let work: Work = Box::new(move || {
-            // The receiver is gone only if the cleaner task was dropped: nothing to tell.
-            let _ = reply.send(f());
-        });
-        self.work.send(work).map_err(|_| WorkerStopped)?;
-        result.await.map_err(|_| WorkerStopped)
-    }
-}
-
-/// Puts the calling thread in the `SCHED_IDLE` scheduling class (Linux: runs only when its
-/// CPU has nothing else to run).
-fn schedule_when_idle() -> std::io::Result<()> {
-    let param = nix::libc::sched_param { sched_priority: 0 };
-    // SAFETY: sched_setscheduler only reads `param`, which outlives the call; pid 0 is the
-    // calling thread.
-    let rc = unsafe { nix::libc::sched_setscheduler(0, nix::libc::SCHED_IDLE, &param) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
     }
 }
 
@@ -310,7 +231,7 @@ struct Candidate {
 }
 
 /// The cleaner task: cleans the filthiest log, or sleeps `log.cleaner.backoff.ms`.
-async fn run(shard: Rc<Shard>, settings: CleanerSettings, worker: Rc<IdleWorker>) {
+async fn run(shard: Rc<Shard>, settings: CleanerSettings, worker: FileWorker) {
     let checkpoint = shard.shard_dir().join(CLEANER_OFFSET_CHECKPOINT);
     let mut state = CleanerState::at_start(
         &load_checkpoint(&checkpoint, shard.id),
@@ -328,7 +249,7 @@ async fn run(shard: Rc<Shard>, settings: CleanerSettings, worker: Rc<IdleWorker>
                 let (outcome, returned) =
                     clean(&shard, &worker, &candidate, job_map, &mut throttle).await;
                 map = returned;
-                if let Err(CleaningAborted::WorkerStopped(e)) = &outcome {
+                if let Err(CleaningAborted::FileWorkerStopped(e)) = &outcome {
                     error!(
                         shard = shard.id,
                         "{e}; compacted topics are no longer cleaned until the broker restarts"
@@ -439,9 +360,9 @@ enum CleaningAborted {
     /// I/O failed or a batch could not be read.
     #[error(transparent)]
     Failed(#[from] CleanerError),
-    /// The cleaner thread ended.
+    /// The shard's file worker thread ended.
     #[error(transparent)]
-    WorkerStopped(#[from] WorkerStopped),
+    FileWorkerStopped(#[from] FileWorkerStopped),
 }
 
 impl From<StorageError> for CleaningAborted {
@@ -454,7 +375,7 @@ impl From<StorageError> for CleaningAborted {
 /// the cleaning could not start: the next one allocates a new map).
 async fn clean(
     shard: &Shard,
-    worker: &IdleWorker,
+    worker: &FileWorker,
     candidate: &Candidate,
     map: OffsetMap,
     throttle: &mut Throttle,
@@ -481,11 +402,11 @@ async fn clean(
     }
 }
 
-/// Steps a cleaning on the cleaner thread and swaps its cleaned groups in until it is over;
-/// returns the outcome and the job (`None` if the cleaner thread ended with it).
+/// Steps a cleaning on the file worker and swaps its cleaned groups in until it is over;
+/// returns the outcome and the job (`None` if the file worker ended with it).
 async fn run_job(
     shard: &Shard,
-    worker: &IdleWorker,
+    worker: &FileWorker,
     partition: &Rc<Partition>,
     mut job: CleaningJob,
     throttle: &mut Throttle,
@@ -558,10 +479,10 @@ fn leads(shard: &Shard, partition: &Rc<Partition>) -> bool {
         .is_some_and(|current| Rc::ptr_eq(&current, partition))
 }
 
-/// Makes a swap durable (fsync of the partition directory, on the cleaner thread) and
+/// Makes a swap durable (fsync of the partition directory, on the file worker) and
 /// schedules the removal of the replaced segments' files after `file.delete.delay.ms`, as
-/// Kafka does (on the cleaner thread too: unlinking frees the files' blocks).
-async fn after_swap(shard_id: u32, worker: &IdleWorker, swap: SegmentSwap, delay_ms: i64) {
+/// Kafka does (on the file worker too: unlinking frees the files' blocks).
+async fn after_swap(shard_id: u32, worker: &FileWorker, swap: SegmentSwap, delay_ms: i64) {
     let SegmentSwap { replaced, dir } = swap;
     let synced = match worker.run(move || sync_dir(&dir)).await {
         Ok(synced) => synced.map_err(|e| e.to_string()),
@@ -573,25 +494,7 @@ async fn after_swap(shard_id: u32, worker: &IdleWorker, swap: SegmentSwap, delay
             "cannot sync a swap of cleaned segments: {e}"
         );
     }
-    let delay = Duration::from_millis(u64::try_from(delay_ms).unwrap_or(0));
-    let worker = worker.clone();
-    glommio::spawn_local(async move {
-        glommio::timer::sleep(delay).await;
-        let removed = worker
-            .run(move || replaced.iter().try_for_each(DeletedSegment::remove_files))
-            .await;
-        let removed = match removed {
-            Ok(removed) => removed.map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
-        };
-        if let Err(e) = removed {
-            error!(
-                shard = shard_id,
-                "cannot remove a segment replaced by cleaning: {e}"
-            );
-        }
-    })
-    .detach();
+    schedule_file_removal(shard_id, worker, replaced, delay_ms);
 }
 
 /// fsyncs a directory.
@@ -618,7 +521,7 @@ async fn finish(
             );
             return false;
         }
-        Err(e @ (CleaningAborted::Failed(_) | CleaningAborted::WorkerStopped(_))) => {
+        Err(e @ (CleaningAborted::Failed(_) | CleaningAborted::FileWorkerStopped(_))) => {
             error!(
                 shard = shard.id,
                 "cleaning of {}-{} failed; the log is no longer cleaned until the broker restarts: {e}",
@@ -660,18 +563,6 @@ async fn finish(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_cleaner_thread_runs_in_the_idle_scheduling_class() {
-        let class = std::thread::spawn(|| {
-            schedule_when_idle().unwrap();
-            // SAFETY: sched_getscheduler takes no pointers; pid 0 is the calling thread.
-            unsafe { nix::libc::sched_getscheduler(0) }
-        })
-        .join()
-        .unwrap();
-        assert_eq!(class, nix::libc::SCHED_IDLE);
-    }
 
     #[test]
     fn throttle_sleeps_only_above_the_rate() {

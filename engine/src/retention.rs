@@ -6,6 +6,7 @@
 //! on the shard unlinks them `file.delete.delay.ms` later, on a blocking thread. The moved log
 //! start offsets go to the shard's `log-start-offset-checkpoint` at its next housekeeping tick.
 
+use crate::file_worker::FileWorker;
 use crate::partition::Partition;
 use crate::shard::Shard;
 use sluice_storage::{DeletedSegment, RetentionLimits, SegmentDeletion};
@@ -71,19 +72,29 @@ pub fn finish_segment_deletions(
     shard.log_start_offsets_changed();
     let delay_ms = partition.config.borrow().file_delete_delay_ms;
     let segments = deletions.into_iter().map(|d| d.segment).collect();
-    schedule_file_removal(shard.id, segments, delay_ms);
+    schedule_file_removal(shard.id, &shard.file_worker, segments, delay_ms);
 }
 
-/// Unlinks the files of `segments` after `delay_ms` (`file.delete.delay.ms`), on a blocking
-/// thread so that a large unlink does not stall the core. Files still there at shutdown are
-/// removed when the log is next opened.
-fn schedule_file_removal(shard_id: u32, segments: Vec<DeletedSegment>, delay_ms: i64) {
+/// Unlinks the files of `segments` after `delay_ms` (`file.delete.delay.ms`), on the shard's
+/// file worker so that freeing a large file's blocks does not stall the core. Files still
+/// there at shutdown are removed when the log is next opened.
+pub(crate) fn schedule_file_removal(
+    shard_id: u32,
+    worker: &FileWorker,
+    segments: Vec<DeletedSegment>,
+    delay_ms: i64,
+) {
     let delay = Duration::from_millis(u64::try_from(delay_ms).unwrap_or(0));
+    let worker = worker.clone();
     glommio::spawn_local(async move {
         glommio::timer::sleep(delay).await;
-        let removed = glommio::executor()
-            .spawn_blocking(move || segments.iter().try_for_each(DeletedSegment::remove_files))
+        let removed = worker
+            .run(move || segments.iter().try_for_each(DeletedSegment::remove_files))
             .await;
+        let removed = match removed {
+            Ok(removed) => removed.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
         if let Err(e) = removed {
             error!(shard = shard_id, "cannot remove a deleted segment: {e}");
         }

@@ -8,6 +8,7 @@
 use crate::api::ApiHandler;
 use crate::config::BrokerConfig;
 use crate::controller::Controller;
+use crate::file_worker::{remove_dir_releasing_blocks, FileWorker};
 use crate::group::GroupCoordinator;
 use crate::group_commit::GroupCommit;
 use crate::log_cleaner;
@@ -89,6 +90,8 @@ pub struct Shard {
     pub metrics: ShardMetrics,
     /// The consumer groups this shard coordinates.
     pub groups: GroupCoordinator,
+    /// The thread for slow file-system work: cleaning, removing deleted files.
+    pub file_worker: FileWorker,
     image: RefCell<Arc<MetadataImage>>,
     partitions: RefCell<PartitionTable>,
     recovery_points: RefCell<HashMap<(String, i32), i64>>,
@@ -194,7 +197,7 @@ impl Shard {
                 .map(|t| t.id != p.topic_id)
                 .unwrap_or(true);
             if deleted {
-                delete_partition_dir(&p);
+                delete_partition_dir(&self.file_worker, &p);
             }
         }
         *self.image.borrow_mut() = image;
@@ -402,6 +405,8 @@ pub async fn run_shard(start: ShardStart) -> Result<(), ShardError> {
     std::fs::create_dir_all(&shard_dir)
         .map_err(|e| storage_err(format!("cannot create {}: {e}", shard_dir.display())))?;
     let clean = remove_marker(&shard_dir);
+    let file_worker = FileWorker::start(id)
+        .map_err(|e| storage_err(format!("cannot start the file worker thread: {e}")))?;
     let recovery_points =
         load_offsets_checkpoint(&shard_dir.join(RECOVERY_CHECKPOINT)).map_err(storage_err)?;
     let log_start_offsets =
@@ -431,6 +436,7 @@ pub async fn run_shard(start: ShardStart) -> Result<(), ShardError> {
         shutdown: ShutdownSignal::default(),
         metrics: ShardMetrics::default(),
         groups: GroupCoordinator::new(&config),
+        file_worker,
         image: RefCell::new(image.clone()),
         partitions: RefCell::new(HashMap::new()),
         recovery_points: RefCell::new(recovery_points),
@@ -568,9 +574,9 @@ fn load_offsets_checkpoint(path: &Path) -> Result<HashMap<(String, i32), i64>, S
     Ok(entries.into_iter().map(|(t, p, o)| ((t, p), o)).collect())
 }
 
-/// Renames a deleted partition's directory to Kafka's `-delete` form, then removes it on a
-/// blocking thread so a large log does not stall the core.
-fn delete_partition_dir(p: &Partition) {
+/// Renames a deleted partition's directory to Kafka's `-delete` form, then removes it on the
+/// shard's file worker so a large log does not stall the core.
+fn delete_partition_dir(worker: &FileWorker, p: &Partition) {
     let dir = p.log.borrow().dir().to_path_buf();
     let Some(parent) = dir.parent() else { return };
     let doomed = parent.join(format!(
@@ -583,12 +589,14 @@ fn delete_partition_dir(p: &Partition) {
         error!("cannot rename {} for deletion: {e}", dir.display());
         return;
     }
+    let worker = worker.clone();
     glommio::spawn_local(async move {
         let path = doomed.clone();
-        if let Err(e) = glommio::executor()
-            .spawn_blocking(move || std::fs::remove_dir_all(&path))
-            .await
-        {
+        let removed = match worker.run(move || remove_dir_releasing_blocks(&path)).await {
+            Ok(removed) => removed.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(e) = removed {
             error!("cannot remove {}: {e}", doomed.display());
         }
     })

@@ -66,7 +66,7 @@ pub use log::{
     SegmentSwap,
 };
 pub use producer_state::{BatchMetadata, ProducerError, ProducerStateTable};
-pub use segment::{DeletedSegment, Segment, DELETED_FILE_SUFFIX};
+pub use segment::{remove_file_releasing_blocks, DeletedSegment, Segment, DELETED_FILE_SUFFIX};
 
 #[cfg(test)]
 mod test_util;

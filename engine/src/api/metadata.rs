@@ -59,8 +59,10 @@ pub async fn handle_metadata(shard: &Rc<Shard>, req: &RawRequest) -> HandlerResu
         }
     }
 
-    let topic_operations =
-        authorized_operations(ResourceKind::Topic, request.include_topic_authorized_operations);
+    let topic_operations = authorized_operations(
+        ResourceKind::Topic,
+        request.include_topic_authorized_operations,
+    );
     let describe = |name: Option<&str>, id: Option<Uuid>| {
         describe_topic(&image, name, id).with_topic_authorized_operations(topic_operations)
     };
