@@ -548,3 +548,45 @@ fn changes_apply_live_and_compacted_topics_need_keys() {
         assert_eq!(produce(&broker, &topic, unkeyed()).error_code, 0);
     });
 }
+
+#[test]
+fn log_cleaner_settings_change_live() {
+    bounded(Duration::from_secs(120), || {
+        let broker = Broker::builder()
+            .cores(2)
+            .set("log.cleaner.backoff.ms", 200)
+            .start();
+        // Cluster-wide default for the throttle, a per-broker value for the key map.
+        ok_or_panic(incremental_alter(
+            &broker,
+            0,
+            vec![
+                resource(
+                    BROKER,
+                    "",
+                    &[("log.cleaner.io.max.bytes.per.second", SET, Some("1048576"))],
+                ),
+                resource(
+                    BROKER,
+                    "1",
+                    &[("log.cleaner.dedupe.buffer.size", SET, Some("4194304"))],
+                ),
+            ],
+            false,
+        ));
+        // Both shards' cleaners pick them up (each gets half of the key-map memory).
+        let changed = wait_until(Duration::from_secs(30), Duration::from_millis(100), || {
+            broker
+                .stderr_text()
+                .lines()
+                .filter(|l| {
+                    l.contains("log cleaner settings changed")
+                        && l.contains("2097152 bytes of key map")
+                        && l.contains("at most 1048576 bytes/s")
+                })
+                .count()
+                == 2
+        });
+        assert!(changed, "{}", broker.stderr_text());
+    });
+}

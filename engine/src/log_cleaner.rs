@@ -30,7 +30,7 @@
 //! `delete.retention.ms` after their first cleaning (Kafka waits for the dirty ratio). The
 //! horizons are known from the cleanings since the broker started.
 
-use crate::config::{BrokerConfig, EffectiveTopicConfig};
+use crate::config::{BrokerConfig, DynamicBrokerConfigs, EffectiveTopicConfig};
 use crate::file_worker::{FileWorker, FileWorkerStopped};
 use crate::partition::Partition;
 use crate::retention::schedule_file_removal;
@@ -58,7 +58,7 @@ const THROTTLE_CHECK_INTERVAL: Duration = Duration::from_millis(300);
 /// Longest single sleep while backing off, so that shutdown is noticed quickly.
 const BACKOFF_SLICE: Duration = Duration::from_millis(100);
 
-/// The cleaner settings of a shard, from the broker config.
+/// The cleaner settings of a shard, from the broker config and the dynamic broker configs.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct CleanerSettings {
     /// `log.cleaner.enable`.
@@ -72,17 +72,58 @@ pub struct CleanerSettings {
 }
 
 impl CleanerSettings {
-    /// The settings of one of `shards` shards.
-    pub fn new(config: &BrokerConfig, shards: u32) -> CleanerSettings {
+    /// The settings of one of `shards` shards: a dynamic value (set for this broker, or as a
+    /// cluster-wide default) wins over the static config. `log.cleaner.enable` is static.
+    pub fn new(
+        config: &BrokerConfig,
+        dynamic: &DynamicBrokerConfigs,
+        shards: u32,
+    ) -> CleanerSettings {
+        let id = config.broker_id;
+        let dedupe_buffer_size = dynamic_or(
+            dynamic,
+            id,
+            "log.cleaner.dedupe.buffer.size",
+            config.log_cleaner_dedupe_buffer_size,
+        );
+        let backoff_ms = dynamic_or(
+            dynamic,
+            id,
+            "log.cleaner.backoff.ms",
+            config.log_cleaner_backoff_ms,
+        );
         CleanerSettings {
             enable: config.log_cleaner_enable,
-            map_memory_bytes: config.log_cleaner_dedupe_buffer_size / u64::from(shards.max(1)),
-            max_bytes_per_second: config.log_cleaner_io_max_bytes_per_second,
-            backoff: Duration::from_millis(
-                u64::try_from(config.log_cleaner_backoff_ms).unwrap_or(0),
+            map_memory_bytes: dedupe_buffer_size / u64::from(shards.max(1)),
+            max_bytes_per_second: dynamic_or(
+                dynamic,
+                id,
+                "log.cleaner.io.max.bytes.per.second",
+                config.log_cleaner_io_max_bytes_per_second,
             ),
+            backoff: Duration::from_millis(u64::try_from(backoff_ms).unwrap_or(0)),
         }
     }
+
+    /// The current settings of `shard`'s cleaner (dynamic configs may have changed).
+    fn of(shard: &Shard) -> CleanerSettings {
+        let image = shard.image();
+        CleanerSettings::new(&shard.config, &image.state.broker_configs, image.shards)
+    }
+}
+
+/// The dynamic value of broker key `name` for broker `id` (validated when it was set), or
+/// `fallback` from the static config.
+fn dynamic_or<T: std::str::FromStr>(
+    dynamic: &DynamicBrokerConfigs,
+    id: i32,
+    name: &str,
+    fallback: T,
+) -> T {
+    dynamic
+        .value_for(id, name)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(fallback)
 }
 
 /// The compaction settings of a topic config.
@@ -98,7 +139,7 @@ pub fn compaction_config(c: &EffectiveTopicConfig) -> CompactionConfig {
 /// Starts the shard's cleaner in its own low-priority task queue (its blocking work goes to the
 /// shard's [`FileWorker`]), unless `log.cleaner.enable=false`.
 pub fn spawn(shard: Rc<Shard>) {
-    let settings = CleanerSettings::new(&shard.config, shard.image().shards);
+    let settings = CleanerSettings::of(&shard);
     if !settings.enable {
         info!(
             shard = shard.id,
@@ -237,9 +278,25 @@ async fn run(shard: Rc<Shard>, settings: CleanerSettings, worker: FileWorker) {
         &load_checkpoint(&checkpoint, shard.id),
         &shard.all_partitions(),
     );
+    let mut settings = settings;
     let mut map = Some(OffsetMap::with_memory(settings.map_memory_bytes));
     let mut throttle = Throttle::new(settings.max_bytes_per_second);
     while !shard.shutdown.is_triggered() {
+        let current = CleanerSettings::of(&shard);
+        if current != settings {
+            info!(
+                shard = shard.id,
+                "log cleaner settings changed: {} bytes of key map, at most {} bytes/s, backoff {:?}",
+                current.map_memory_bytes,
+                current.max_bytes_per_second,
+                current.backoff
+            );
+            if current.map_memory_bytes != settings.map_memory_bytes {
+                map = None;
+            }
+            throttle.bytes_per_second = current.max_bytes_per_second;
+            settings = current;
+        }
         let candidate = filthiest(&shard, &state).await;
         let cleaned = match candidate {
             Some(candidate) => {
@@ -563,6 +620,7 @@ async fn finish(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
 
     #[test]
     fn throttle_sleeps_only_above_the_rate() {
@@ -595,7 +653,8 @@ mod tests {
             ],
         )
         .unwrap();
-        let settings = CleanerSettings::new(&config, 4);
+        let none = DynamicBrokerConfigs::default();
+        let settings = CleanerSettings::new(&config, &none, 4);
         assert_eq!(
             settings,
             CleanerSettings {
@@ -605,11 +664,31 @@ mod tests {
                 backoff: Duration::from_millis(200),
             }
         );
-        let defaults = CleanerSettings::new(&BrokerConfig::load(None, &[]).unwrap(), 2);
+        let defaults = CleanerSettings::new(&BrokerConfig::load(None, &[]).unwrap(), &none, 2);
         assert_eq!(defaults.map_memory_bytes, 64 << 20);
         assert_eq!(defaults.max_bytes_per_second, f64::MAX);
         assert_eq!(defaults.backoff, Duration::from_secs(15));
         let off = BrokerConfig::load(None, &["log.cleaner.enable=false".to_string()]).unwrap();
-        assert!(!CleanerSettings::new(&off, 1).enable);
+        assert!(!CleanerSettings::new(&off, &none, 1).enable);
+        // Dynamic values win: per broker over cluster-wide defaults over the static config.
+        let mut dynamic = DynamicBrokerConfigs::default();
+        dynamic.cluster_default.insert(
+            "log.cleaner.io.max.bytes.per.second".into(),
+            "1000000.0".into(),
+        );
+        dynamic
+            .cluster_default
+            .insert("log.cleaner.backoff.ms".into(), "50".into());
+        dynamic.set_broker(
+            config.broker_id,
+            BTreeMap::from([(
+                "log.cleaner.io.max.bytes.per.second".into(),
+                "2000.0".into(),
+            )]),
+        );
+        let live = CleanerSettings::new(&config, &dynamic, 4);
+        assert_eq!(live.max_bytes_per_second, 2000.0);
+        assert_eq!(live.backoff, Duration::from_millis(50));
+        assert_eq!(live.map_memory_bytes, 250);
     }
 }

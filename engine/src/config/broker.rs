@@ -313,6 +313,16 @@ const DYNAMIC_THREAD_POOL_KEYS: &[&str] = &[
     "num.recovery.threads.per.data.dir",
 ];
 
+/// Log cleaner settings Kafka lets operators change at runtime (`LogCleaner`'s reconfigurable
+/// configs that Sluice has); each shard's cleaner picks them up before its next cleaning.
+/// `log.cleaner.threads` is accepted and means nothing: every shard has one cleaner.
+const DYNAMIC_CLEANER_KEYS: &[&str] = &[
+    "log.cleaner.backoff.ms",
+    "log.cleaner.dedupe.buffer.size",
+    "log.cleaner.io.max.bytes.per.second",
+    "log.cleaner.threads",
+];
+
 /// Kerberos settings Kafka lets operators change at runtime (its `DynamicListenerConfig`);
 /// Sluice has no GSSAPI mechanism, so they are stored and described but change nothing.
 const DYNAMIC_SASL_KERBEROS_KEYS: &[&str] = &[
@@ -327,10 +337,11 @@ const DYNAMIC_SASL_KERBEROS_KEYS: &[&str] = &[
 /// Whether AlterConfigs / IncrementalAlterConfigs may change broker key `name` at runtime.
 /// These are Kafka's dynamic broker configs that Sluice has: the primary broker synonym of
 /// every topic config (Kafka's `DynamicLogConfig.ReconfigurableConfigs`, e.g.
-/// `log.retention.ms` but not `log.retention.hours`), the thread-pool sizes and the Kerberos
-/// settings.
+/// `log.retention.ms` but not `log.retention.hours`), the thread-pool sizes, the log
+/// cleaner's settings and the Kerberos settings.
 pub fn is_dynamic_broker_config(name: &str) -> bool {
     DYNAMIC_THREAD_POOL_KEYS.contains(&name)
+        || DYNAMIC_CLEANER_KEYS.contains(&name)
         || DYNAMIC_SASL_KERBEROS_KEYS.contains(&name)
         || TOPIC_CONFIGS
             .iter()
@@ -1871,6 +1882,8 @@ mod tests {
             "num.io.threads",
             "background.threads",
             "sasl.kerberos.min.time.before.relogin",
+            "log.cleaner.io.max.bytes.per.second",
+            "log.cleaner.backoff.ms",
         ] {
             assert!(is_dynamic_broker_config(name), "{name}");
             assert!(is_known_key(name), "{name}");

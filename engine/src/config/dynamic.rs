@@ -29,6 +29,15 @@ impl DynamicBrokerConfigs {
         self.brokers.get(&id)
     }
 
+    /// The dynamic value of broker key `name` for broker `id`: set for that broker, else as a
+    /// cluster-wide default; `None` when neither is set (the static config applies).
+    pub fn value_for(&self, id: i32, name: &str) -> Option<&str> {
+        self.broker(id)
+            .and_then(|configs| configs.get(name))
+            .or_else(|| self.cluster_default.get(name))
+            .map(String::as_str)
+    }
+
     /// Replaces the dynamic values of broker `id` (an empty map removes the broker's entry).
     pub fn set_broker(&mut self, id: i32, configs: BTreeMap<String, String>) {
         if configs.is_empty() {
@@ -87,6 +96,9 @@ mod tests {
             serde_json::from_str::<DynamicBrokerConfigs>(&json).unwrap(),
             d
         );
+        assert_eq!(d.value_for(1, "message.max.bytes"), Some("10"));
+        assert_eq!(d.value_for(2, "message.max.bytes"), None);
+        assert_eq!(d.value_for(2, "log.retention.ms"), Some("1000"));
         d.set_broker(1, BTreeMap::new());
         assert!(d.broker(1).is_none());
     }
