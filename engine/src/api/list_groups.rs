@@ -19,7 +19,7 @@ pub async fn handle_list_groups(shard: &Rc<Shard>, req: &RawRequest) -> HandlerR
         .iter()
         .map(|s| s.to_string())
         .collect();
-    let (error, mut groups) = shard.groups.list(&states);
+    let (error, mut groups) = shard.groups.list(shard, &states);
     if !request.types_filter.is_empty()
         && !request
             .types_filter

@@ -292,6 +292,16 @@ impl GroupCoordinator {
         Ok(self.groups.borrow().get(group_id).map(f))
     }
 
+    /// Runs the due timers of every group of this shard.
+    fn run_all_due_timers(&self, shard: &Shard) {
+        let ids: Vec<String> = self.groups.borrow().keys().cloned().collect();
+        for id in ids {
+            if let Ok(partition) = self.owned_partition(shard, &id) {
+                self.run_due_timers(&partition, &id);
+            }
+        }
+    }
+
     /// Runs the timers of `group_id` that are due (see [`Self::with_group`]).
     fn run_due_timers(&self, partition: &Partition, group_id: &str) {
         self.with_group(partition, group_id, false, |_| ());
@@ -349,9 +359,11 @@ impl GroupCoordinator {
         }
     }
 
-    /// ListGroups: this shard's groups (all classic), filtered by state names if any are
-    /// given; the error is COORDINATOR_LOAD_IN_PROGRESS while a partition is still loading.
-    pub fn list(&self, states: &[String]) -> (i16, Vec<GroupListing>) {
+    /// ListGroups: this shard's groups (all classic, their due timers run first), filtered by
+    /// state names if any are given; the error is COORDINATOR_LOAD_IN_PROGRESS while a
+    /// partition is still loading.
+    pub fn list(&self, shard: &Shard, states: &[String]) -> (i16, Vec<GroupListing>) {
+        self.run_all_due_timers(shard);
         let error = if self.loading.borrow().is_empty() {
             0
         } else {
@@ -460,13 +472,7 @@ impl GroupCoordinator {
     /// shard's log cleaner (`__consumer_offsets` is compacted).
     pub fn tick(&self, shard: &Shard) {
         let now = now_ms();
-        let ids: Vec<String> = self.groups.borrow().keys().cloned().collect();
-        for id in ids {
-            let Ok(partition) = self.owned_partition(shard, &id) else {
-                continue;
-            };
-            self.run_due_timers(&partition, &id);
-        }
+        self.run_all_due_timers(shard);
         if now - self.last_expiry_check.get() >= self.retention_check_ms {
             self.last_expiry_check.set(now);
             self.expire_offsets(shard, now);
