@@ -81,13 +81,13 @@ fn keys<M: Mac + KeyInit, D: Digest>(
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ScramCredential {
     /// The salt the client salted its password with.
-    #[serde(with = "hex_bytes")]
+    #[serde(with = "hex::serde")]
     pub salt: Vec<u8>,
     /// `H(HMAC(SaltedPassword, "Client Key"))`.
-    #[serde(with = "hex_bytes")]
+    #[serde(with = "hex::serde")]
     pub stored_key: Vec<u8>,
     /// `HMAC(SaltedPassword, "Server Key")`.
-    #[serde(with = "hex_bytes")]
+    #[serde(with = "hex::serde")]
     pub server_key: Vec<u8>,
     /// The iteration count the password was salted with.
     pub iterations: i32,
@@ -401,47 +401,12 @@ fn check_user_and_mechanism(user: &str, mechanism: i8) -> Result<ScramMechanism,
     ScramMechanism::from_type(mechanism).ok_or(ScramAlterError::UnknownMechanism)
 }
 
-/// Byte strings as lower-case hex in the metadata file (readable, and diffable by hand).
-mod hex_bytes {
-    use serde::de::Error;
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-
-    pub fn serialize<S: Serializer>(bytes: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
-        let text: String = bytes
-            .iter()
-            .flat_map(|b| [DIGITS[usize::from(b >> 4)], DIGITS[usize::from(b & 15)]])
-            .map(char::from)
-            .collect();
-        serializer.serialize_str(&text)
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<u8>, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        if text.len() % 2 != 0 {
-            return Err(D::Error::custom("odd-length hex string"));
-        }
-        (0..text.len())
-            .step_by(2)
-            .map(|i| {
-                text.get(i..i + 2)
-                    .and_then(|pair| u8::from_str_radix(pair, 16).ok())
-                    .ok_or_else(|| D::Error::custom(format!("invalid hex string {text:?}")))
-            })
-            .collect()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn hex(s: &str) -> Vec<u8> {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
+        hex::decode(s).unwrap()
     }
 
     fn hmac_sha256(key: &[u8], message: &[u8]) -> Vec<u8> {
