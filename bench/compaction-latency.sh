@@ -65,14 +65,8 @@ log "raw results in $WORK"
 
 # --- the broker ---------------------------------------------------------------------------
 BROKER=
-stop_broker() {
-  if [ -n "$BROKER" ]; then
-    kill "$BROKER" 2>/dev/null || true
-    wait "$BROKER" 2>/dev/null || true
-    BROKER=
-  fi
-  rm -rf "$WORK/data"
-}
+# shellcheck source=latency-common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/latency-common.sh"
 trap stop_broker EXIT
 
 sets=(--set "listeners=PLAINTEXT://$BOOT" --set "log.dirs=$WORK/data" --set metrics.listener=
@@ -96,15 +90,6 @@ SHARDS=$(grep -ac 'shard ready' "$WORK/broker.log" || true)
 "$SLUICE" topic create -b "$BOOT" mix --partitions "$SHARDS" --config segment.bytes=67108864 \
   --config retention.bytes=268435456 --config file.delete.delay.ms=1000 >&2
 
-# CPU time in clock ticks: of the whole host (busy), and of one process.
-host_busy() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; }
-proc_cpu() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
-# CPU time of this shell's finished children, in clock ticks (from `times`).
-children_cpu() {
-  times | tail -1 | awk -v hz="$(getconf CLK_TCK)" '{
-    split($1, u, "m"); split($2, s, "m"); sub("s", "", u[2]); sub("s", "", s[2])
-    print int(((u[1] * 60 + u[2]) + (s[1] * 60 + s[2])) * hz) }'
-}
 
 # Runs the mixed workload; writes <label>.json and <label>.cpu (broker CPU and the CPU of
 # everything else on the host, other than the load generator: other users of the machine

@@ -52,24 +52,10 @@ mkdir -p "$WORK"
 log "raw results in $WORK"
 
 BROKER=
-stop_broker() {
-  if [ -n "$BROKER" ]; then
-    kill "$BROKER" 2>/dev/null || true
-    wait "$BROKER" 2>/dev/null || true
-    BROKER=
-  fi
-  rm -rf "$WORK/data"
-}
+# shellcheck source=latency-common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/latency-common.sh"
 trap stop_broker EXIT
 
-# CPU time in clock ticks: of the whole host (busy), of one process, of this shell's children.
-host_busy() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; }
-proc_cpu() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
-children_cpu() {
-  times | tail -1 | awk -v hz="$(getconf CLK_TCK)" '{
-    split($1, u, "m"); split($2, s, "m"); sub("s", "", u[2]); sub("s", "", s[2])
-    print int(((u[1] * 60 + u[2]) + (s[1] * 60 + s[2])) * hz) }'
-}
 
 # Runs the mixed workload into <name>.json and <name>.cpu ("broker% other%").
 mixed() { # binary name [perf]
