@@ -646,34 +646,28 @@ fn unsupported_replication(rf: i16, shards: u32) -> String {
     )
 }
 
+/// Turns a successful outcome into KAFKA_STORAGE_ERROR: its change could not be persisted.
+fn not_persisted(error_code: &mut i16, error_message: &mut Option<String>, why: &str) {
+    if *error_code == 0 {
+        *error_code = ResponseError::KafkaStorageError.code();
+        *error_message = Some(format!("metadata change could not be persisted: {why}"));
+    }
+}
+
 fn fail_all(reply: ControllerReply, why: &str) -> ControllerReply {
     match reply {
-        ControllerReply::Topics(outcomes) => ControllerReply::Topics(
-            outcomes
-                .into_iter()
-                .map(|mut o| {
-                    if o.error_code == 0 {
-                        o.error_code = ResponseError::KafkaStorageError.code();
-                        o.error_message =
-                            Some(format!("metadata change could not be persisted: {why}"));
-                    }
-                    o
-                })
-                .collect(),
-        ),
-        ControllerReply::Configs(outcomes) => ControllerReply::Configs(
-            outcomes
-                .into_iter()
-                .map(|mut o| {
-                    if o.error_code == 0 {
-                        o.error_code = ResponseError::KafkaStorageError.code();
-                        o.error_message =
-                            Some(format!("metadata change could not be persisted: {why}"));
-                    }
-                    o
-                })
-                .collect(),
-        ),
+        ControllerReply::Topics(mut outcomes) => {
+            for o in &mut outcomes {
+                not_persisted(&mut o.error_code, &mut o.error_message, why);
+            }
+            ControllerReply::Topics(outcomes)
+        }
+        ControllerReply::Configs(mut outcomes) => {
+            for o in &mut outcomes {
+                not_persisted(&mut o.error_code, &mut o.error_message, why);
+            }
+            ControllerReply::Configs(outcomes)
+        }
         ControllerReply::ScramCredentials(outcomes) => ControllerReply::ScramCredentials(
             outcomes
                 .into_iter()
