@@ -13,6 +13,7 @@
 use std::io::Read;
 
 use bytes::Bytes;
+use kafka_protocol::records::{Compression as Codec, RecordBatchDecoder, RecordSet};
 
 use crate::batch::Compression;
 
@@ -122,6 +123,24 @@ pub fn decompress_records(
         },
     };
     Ok(Bytes::from(plain))
+}
+
+/// Decodes one whole v2 batch (header included) with kafka-protocol's decoder, its records
+/// decompressed by [`decompress_records`] within `limit` bytes (uncompressed records are not
+/// copied). For readers of whole records: the coordinator's replay, timestamp lookups, tools.
+pub fn decode_batch(batch: &Bytes, limit: usize) -> Result<RecordSet, String> {
+    let decompress = |records: &mut Bytes, codec: Codec| {
+        let compression = match codec {
+            Codec::None => return Ok(records.clone()),
+            Codec::Gzip => Compression::Gzip,
+            Codec::Snappy => Compression::Snappy,
+            Codec::Lz4 => Compression::Lz4,
+            Codec::Zstd => Compression::Zstd,
+        };
+        Ok(decompress_records(compression, records, limit)?)
+    };
+    RecordBatchDecoder::decode_with_custom_compression(&mut batch.clone(), Some(decompress))
+        .map_err(|e| format!("{e:#}"))
 }
 
 /// Maps a codec's error to [`DecompressError::Corrupt`].
@@ -434,6 +453,41 @@ mod tests {
             decompress_records(Compression::Snappy, &torn, usize::MAX),
             Err(DecompressError::Corrupt { .. })
         ));
+    }
+
+    #[test]
+    fn whole_batches_decode_within_the_limit() {
+        use crate::test_util::{encode_batch, with_records, NO_PRODUCER};
+        use kafka_protocol::records::Compression as Codec;
+        for codec in [
+            Codec::None,
+            Codec::Gzip,
+            Codec::Snappy,
+            Codec::Lz4,
+            Codec::Zstd,
+        ] {
+            let batch = encode_batch(5, 1000, codec, NO_PRODUCER);
+            let set = decode_batch(&batch, 1 << 20).unwrap();
+            assert_eq!(set.records.len(), 5, "{codec:?}");
+            assert_eq!(set.records[4].offset, 4);
+            if codec != Codec::None {
+                let ours = decode_batch(&batch, 10).unwrap_err();
+                assert!(ours.contains("exceed 10 bytes"), "{codec:?}: {ours}");
+                let bomb = with_records(&batch, &compress(ours_codec(codec), &[0; 2 << 20]));
+                assert!(decode_batch(&bomb, 1 << 20).unwrap_err().contains("exceed"));
+            }
+        }
+    }
+
+    fn ours_codec(codec: kafka_protocol::records::Compression) -> Compression {
+        use kafka_protocol::records::Compression as Codec;
+        match codec {
+            Codec::None => Compression::None,
+            Codec::Gzip => Compression::Gzip,
+            Codec::Snappy => Compression::Snappy,
+            Codec::Lz4 => Compression::Lz4,
+            Codec::Zstd => Compression::Zstd,
+        }
     }
 
     #[test]
