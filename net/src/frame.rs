@@ -4,15 +4,15 @@
 //! * Every connection reads into one small buffer of [`SMALL_FRAME`] bytes, which holds the
 //!   size prefix, small requests, and several pipelined small requests at once. It is a fixed
 //!   per-connection cost and is not charged to the shard's [`RequestMemoryPool`].
-//! * A frame larger than that gets a body buffer of its own, which grows geometrically as bytes
-//!   arrive: at most twice the body bytes received so far plus [`GROWTH_CHUNK`], and never
-//!   beyond the body's end. Each allocation is charged to the pool before it is made; while the
-//!   pool has no room the reader waits, leaving the bytes in the socket.
+//! * A frame larger than that gets a body buffer of its own once the read buffer is full. The body
+//!   buffer doubles as bytes arrive: it is at most twice the body bytes received so far, and
+//!   never beyond the body's end. Each allocation is charged to the pool before it is made;
+//!   while the pool has no room the reader waits, leaving the bytes in the socket.
 //! * A complete large frame is handed out as the body buffer itself (`Bytes`, no copy); a small
 //!   one is copied out of the read buffer (at most [`SMALL_FRAME`] bytes).
 //!
-//! A connection that announces a 100 MiB frame and sends 4 KiB therefore costs at most its read
-//! buffer plus about 76 KiB, not 100 MiB.
+//! A connection that announces a 100 MiB frame and sends 4 KiB therefore costs about 8 KiB of
+//! buffers, and one that sent N bytes of a large frame at most 2N, never the announced size.
 
 use crate::memory_pool::{Charge, RequestMemoryPool};
 use bytes::{Buf, Bytes, BytesMut};
@@ -22,8 +22,6 @@ use std::rc::Rc;
 /// Size of each connection's read buffer; frames up to this size (prefix included) are received
 /// in it and cost no budget.
 pub const SMALL_FRAME: usize = 4096;
-/// The least a large frame's body buffer grows by (unless the body needs less).
-pub const GROWTH_CHUNK: usize = 64 * 1024;
 
 /// Why a frame could not be read. Every variant ends the connection.
 #[derive(Debug, thiserror::Error)]
@@ -140,7 +138,7 @@ impl FrameReader {
             let announced = self.announced()?;
             match announced {
                 Some(total) if self.filled >= total => return Ok(self.take_small(total)),
-                Some(total) if total > SMALL_FRAME && self.filled == self.buf.len() => {
+                Some(total) if total > SMALL_FRAME && self.filled == SMALL_FRAME => {
                     self.start_large(total - 4).await;
                     continue;
                 }
@@ -201,8 +199,8 @@ impl FrameReader {
         self.buf = fresh;
     }
 
-    /// Moves the body of a large frame (`size` bytes announced) out of the full read buffer into
-    /// a body buffer of its own, charged to the pool.
+    /// Moves the body of a large frame (`size` bytes announced) out of the full read buffer
+    /// ([`SMALL_FRAME`] bytes received) into a body buffer of its own, charged to the pool.
     async fn start_large(&mut self, size: usize) {
         let received = self.filled - 4;
         let (charge, capacity) = self.charge_body(received, size).await;
@@ -238,14 +236,12 @@ impl FrameReader {
             .release(std::mem::replace(&mut large.charge, charge));
     }
 
-    /// Charges the next body buffer of a frame with `received` of `size` body bytes: at most
-    /// twice the bytes received plus [`GROWTH_CHUNK`], or the whole body when the connection
-    /// gets the pool's reserve. Waits while the pool has room for neither.
+    /// Charges the next body buffer of a frame with `received` of `size` body bytes: twice the
+    /// bytes received (at most the body), or the whole body when the connection gets the pool's
+    /// reserve. Waits while the pool has room for neither.
     async fn charge_body(&self, received: usize, size: usize) -> (Charge, usize) {
-        debug_assert!(received < size);
-        let wanted = received
-            .saturating_add(received.max(GROWTH_CHUNK))
-            .min(size);
+        debug_assert!(received >= SMALL_FRAME - 4 && received < size);
+        let wanted = received.saturating_mul(2).min(size);
         let charge = self.pool.charge(wanted, size).await;
         let capacity = charge.bytes();
         debug_assert!(capacity > received && capacity <= size);
@@ -413,7 +409,7 @@ mod tests {
     }
 
     /// A frame announcing 100 MiB whose bytes come slowly costs budget in proportion to the
-    /// bytes received (at most twice them plus one growth chunk), never the announced size.
+    /// bytes received (at most twice them), never the announced size.
     #[test]
     fn huge_declared_frame_fed_slowly_costs_only_its_bytes() {
         let size = 100 << 20;
@@ -428,7 +424,7 @@ mod tests {
                 assert!(block_on(poll_once(&mut reading)).is_none());
             }
             assert_eq!(stream.pos, stream.data.len(), "every byte sent was read");
-            let bound = 2 * sent + GROWTH_CHUNK;
+            let bound = 2 * sent;
             assert!(
                 pool.used() <= bound,
                 "{sent} bytes sent hold {} bytes of budget",

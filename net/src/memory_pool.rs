@@ -15,6 +15,26 @@
 //!
 //! The reserve always completes a request (if the client sends it), and completing one frees its
 //! budget, so the shard always makes progress; the two parts together never exceed the bound.
+//!
+//! The default, 200 MiB per shard, is two maximal requests (`socket.request.max.bytes` is
+//! 100 MiB): one maximal request can always be received through the reserve while the shared
+//! 100 MiB keeps ordinary traffic flowing.
+//!
+//! What a slow client ("slowloris") that holds budget can and cannot do:
+//! * It cannot make the broker allocate for bytes it did not send. Announcing 100 MiB and
+//!   sending N bytes (N > 4 KiB) costs a body buffer of at most 2N bytes; frames up to 4 KiB
+//!   cost no budget at all, only the connection's 4 KiB read buffer.
+//! * It cannot exceed the bound or deadlock the shard: over the bound nothing is allocated, and
+//!   the reserve lets one request at a time complete.
+//! * It can hold the reserve by taking it and then trickling its request; the shard still reads
+//!   every request that fits in the shared part and every request of at most 4 KiB.
+//! * To stall a shard's large requests it must actually send about half the shared part
+//!   (50 MiB by default) and keep those bytes pending; requests of at most 4 KiB (metadata,
+//!   fetches, offsets, heartbeats, small produces) are still read and answered. Other shards
+//!   have their own budgets.
+//! * It is never closed for slowness while it sends at least one byte per
+//!   `connections.max.idle.ms` (Kafka has no request deadline either); a connection that sends
+//!   nothing for that long is closed and its budget released.
 
 use event_listener::Event;
 use std::cell::Cell;
