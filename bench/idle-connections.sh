@@ -90,7 +90,7 @@ mem() { # field of /proc/<broker>/status in MiB
 # Opens IDLE idle and SLOW slowloris connections over the shards' ports, prints "ready" on
 # stdout once all are open, then trickles the slowloris bytes until killed.
 holder() {
-  python3 - "$PORT" "$SHARDS" "$IDLE" "$SLOW" <<'EOF'
+  exec python3 - "$PORT" "$SHARDS" "$IDLE" "$SLOW" <<'EOF'
 import resource, socket, struct, sys, time
 port, shards, idle, slow = (int(x) for x in sys.argv[1:])
 soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
