@@ -1387,6 +1387,33 @@ mod tests {
     }
 
     #[test]
+    fn request_queue_and_idle_connection_limits() {
+        let c = load(&[]).unwrap();
+        assert_eq!(c.queued_max_request_bytes, Some(209_715_200));
+        assert_eq!(c.connections_max_idle_ms, Some(600_000));
+        let c = load(&["queued.max.request.bytes=-1", "connections.max.idle.ms=-1"]).unwrap();
+        assert_eq!(c.queued_max_request_bytes, None);
+        assert_eq!(c.connections_max_idle_ms, None);
+        let c = load(&[
+            "socket.request.max.bytes=1048576",
+            "queued.max.request.bytes=1048576",
+        ])
+        .unwrap();
+        assert_eq!(c.queued_max_request_bytes, Some(1_048_576));
+        let p = problems(&["queued.max.request.bytes=1000"]);
+        assert!(
+            p.iter()
+                .any(|m| m.contains("must be at least 'socket.request.max.bytes'")),
+            "{p:?}"
+        );
+        let p = problems(&["socket.request.max.bytes=300000000"]);
+        assert!(
+            p.iter().any(|m| m.contains("queued.max.request.bytes")),
+            "{p:?}"
+        );
+    }
+
+    #[test]
     fn table_is_sorted_and_defaults_validate() {
         let names: Vec<&str> = BROKER_KEYS.iter().map(|k| k.name).collect();
         let mut sorted = names.clone();
