@@ -16,6 +16,7 @@
 //! [`messages`]. Those channels carry only controller traffic; produce and fetch never leave
 //! their shard.
 
+pub mod accept_backoff;
 pub mod api;
 pub mod authorization;
 pub mod broker;

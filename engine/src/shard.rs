@@ -5,6 +5,7 @@
 //! owns its partitions' logs, their fetch waiters and its group commit; its checkpoint files live
 //! in `<log dir>/shard-<k>/` so that no two shards ever write the same file.
 
+use crate::accept_backoff::AcceptBackoff;
 use crate::api::ApiHandler;
 use crate::config::BrokerConfig;
 use crate::controller::Controller;
@@ -21,7 +22,7 @@ use crate::time::now_ms;
 use futures::channel::mpsc::UnboundedReceiver;
 use futures::StreamExt;
 use sluice_net::listener::{bind_listener, ShutdownSignal};
-use sluice_net::{serve_connection, ConnectionLimits};
+use sluice_net::{serve_connection, ConnectionLimits, RequestMemoryPool};
 use sluice_storage::{read_checkpoint, write_checkpoint, PartitionLog};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -472,12 +473,26 @@ pub async fn run_shard(start: ShardStart) -> Result<(), ShardError> {
 
     let limits = ConnectionLimits {
         max_request_bytes: config.socket_request_max_bytes as usize,
+        max_idle: config
+            .connections_max_idle_ms
+            .map(|ms| Duration::from_millis(ms.max(1))),
     };
+    let pool = Rc::new(RequestMemoryPool::new(
+        config
+            .queued_max_request_bytes
+            .map(|b| usize::try_from(b).unwrap_or(usize::MAX)),
+        limits.max_request_bytes,
+    ));
+    let mut backoff = AcceptBackoff::default();
     loop {
         match listener.accept_until(&shard.shutdown).await {
             None => break,
             Some(Ok(stream)) => {
+                if let Some(line) = backoff.succeeded(std::time::Instant::now()) {
+                    info!(shard = id, "{line}");
+                }
                 let shard = shard.clone();
+                let pool = pool.clone();
                 shard.connections.set(shard.connections.get() + 1);
                 glommio::spawn_local(async move {
                     let _ = stream.set_nodelay(true);
@@ -486,14 +501,22 @@ pub async fn run_shard(start: ShardStart) -> Result<(), ShardError> {
                         .map(|a| format!("/{}", a.ip()))
                         .unwrap_or_default();
                     let handler = ApiHandler::new(shard.clone(), client_host);
-                    serve_connection(stream, &handler, limits, &shard.shutdown).await;
+                    serve_connection(stream, &handler, limits, &pool, &shard.shutdown).await;
                     shard.connections.set(shard.connections.get() - 1);
                 })
                 .detach();
             }
             Some(Err(e)) => {
-                warn!(shard = id, "accept failed: {e}");
-                glommio::timer::sleep(Duration::from_millis(10)).await;
+                let retry = backoff.failed(&e, std::time::Instant::now());
+                if let Some(line) = retry.log {
+                    warn!(shard = id, "{line}");
+                }
+                if !retry.delay.is_zero() {
+                    futures_lite::future::or(glommio::timer::sleep(retry.delay), async {
+                        shard.shutdown.wait().await
+                    })
+                    .await;
+                }
             }
         }
     }

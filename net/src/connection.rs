@@ -3,9 +3,16 @@
 //! Requests on a connection are handled one at a time and answered in the order they arrived,
 //! as Kafka guarantees; clients pipeline by sending several requests before reading, and those
 //! wait in the socket buffer and in [`FrameReader`]'s buffer.
+//!
+//! Memory: a connection holds its small read buffer, the request being received (charged to
+//! the shard's [`RequestMemoryPool`] when large) and the request being handled, whose charge is
+//! released as soon as the handler returns. A connection on which no byte arrives for
+//! `connections.max.idle.ms` is closed, as Kafka does; a client that sends slowly keeps its
+//! connection, and costs only the bytes it sent.
 
 use crate::frame::{FrameError, FrameReader};
 use crate::listener::ShutdownSignal;
+use crate::memory_pool::RequestMemoryPool;
 use crate::request::RawRequest;
 use crate::response::{Response, ResponsePart};
 use crate::zero_copy::write_file_region;
@@ -15,6 +22,8 @@ use futures_lite::io::AsyncWriteExt;
 use glommio::net::TcpStream;
 use std::future::Future;
 use std::io;
+use std::rc::Rc;
+use std::time::Duration;
 use tracing::debug;
 
 /// What the engine provides to answer requests.
@@ -34,24 +43,33 @@ pub trait RequestHandler {
 pub struct ConnectionLimits {
     /// `socket.request.max.bytes`: larger frames close the connection.
     pub max_request_bytes: usize,
+    /// `connections.max.idle.ms`: a connection on which no byte arrives for this long is closed
+    /// (`None`: never).
+    pub max_idle: Option<Duration>,
 }
 
 /// Byte parts smaller than this are coalesced with the frame prefix into one write.
 const COALESCE_LIMIT: usize = 64 * 1024;
 
-/// Serves one connection until the peer closes it, it misbehaves, or `shutdown` is raised
-/// (a request already being handled is finished and answered first).
+/// Serves one connection until the peer closes it, it misbehaves, it stays idle for
+/// `connections.max.idle.ms`, or `shutdown` is raised (a request already being handled is
+/// finished and answered first). Large requests are charged to `pool`, the shard's budget.
 pub async fn serve_connection<H: RequestHandler>(
     mut stream: TcpStream,
     handler: &H,
     limits: ConnectionLimits,
+    pool: &Rc<RequestMemoryPool>,
     shutdown: &ShutdownSignal,
 ) {
     let peer = stream
         .peer_addr()
         .map(|a| a.to_string())
         .unwrap_or_else(|_| "?".into());
-    let mut reader = FrameReader::new(limits.max_request_bytes);
+    if let Err(e) = stream.set_read_timeout(limits.max_idle) {
+        debug!(%peer, "closing connection: cannot set the idle timeout: {e}");
+        return;
+    }
+    let mut reader = FrameReader::new(limits.max_request_bytes, pool.clone());
     loop {
         if shutdown.is_triggered() && !reader.has_buffered_frame() {
             break;
@@ -80,7 +98,9 @@ pub async fn serve_connection<H: RequestHandler>(
                 break;
             }
         };
-        match handler.handle(request).await {
+        let handled = handler.handle(request).await;
+        reader.request_done();
+        match handled {
             Ok(Some(response)) => match write_response(&mut stream, &response).await {
                 Ok(sent) if sent.page_cache + sent.disk > 0 => {
                     handler.regions_sent(sent.page_cache, sent.disk)

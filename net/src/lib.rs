@@ -1,6 +1,8 @@
 //! Sluice's Kafka wire layer: everything between a TCP socket and a decoded request.
 //!
-//! * [`frame`] reads size-prefixed Kafka frames, enforcing `socket.request.max.bytes`.
+//! * [`frame`] reads size-prefixed Kafka frames, enforcing `socket.request.max.bytes`, into
+//!   buffers that grow with the bytes received, charged to the shard's [`memory_pool`]
+//!   (`queued.max.request.bytes`).
 //! * [`request`] splits a frame into its decoded [`kafka_protocol`] request header and the body,
 //!   which stays a zero-copy `Bytes` slice of the frame.
 //! * [`response`] describes a response as a list of parts: encoded bytes and *file regions*, so a
@@ -15,11 +17,13 @@ pub mod client;
 pub mod connection;
 pub mod frame;
 pub mod listener;
+pub mod memory_pool;
 pub mod request;
 pub mod response;
 pub mod zero_copy;
 
 pub use connection::{serve_connection, ConnectionLimits, RequestHandler};
 pub use frame::FrameError;
+pub use memory_pool::RequestMemoryPool;
 pub use request::{RawRequest, RequestError};
 pub use response::{FileRegion, Response, ResponsePart};

@@ -105,6 +105,8 @@ static BROKER_KEYS: &[BrokerKey] = &[
         "Default final compression of topics; 'producer' keeps what the producer sent."),
     key("compression.zstd.level", INT, Some("3"), between(-131072, 22),
         "Default zstd level when compression.type is zstd."),
+    key("connections.max.idle.ms", LONG, Some("600000"), ANY_INT,
+        "Close a connection on which no byte arrived for this long (negative = never); a client that sends slowly is not idle."),
     key("controller.listener.names", STR, None, Check::Any,
         "Comma-separated names of controller listeners (accepted for compatibility; never advertised)."),
     key("controller.quorum.bootstrap.servers", LIST, Some(""), Check::Custom(check_host_ports),
@@ -230,6 +232,8 @@ static BROKER_KEYS: &[BrokerKey] = &[
         "Segment size of __consumer_offsets (a compacted topic: closed segments are cleaned by the log cleaner)."),
     key("process.roles", LIST, Some("broker,controller"), Check::ListOf(PROCESS_ROLES),
         "KRaft roles (accepted for compatibility; a Sluice process is always broker and controller)."),
+    key("queued.max.request.bytes", LONG, Some("209715200"), ANY_INT,
+        "Per shard: bytes of large requests being received or handled; over it the shard stops reading until requests drain. At least socket.request.max.bytes (one maximal request always gets through); <= 0 = unbounded."),
     key("replica.lag.time.max.ms", LONG, Some("30000"), at_least(0),
         "A follower that has not caught up for this long leaves the ISR."),
     key("sasl.kerberos.kinit.cmd", STR, Some("/usr/bin/kinit"), Check::Any,
@@ -621,6 +625,10 @@ pub struct BrokerConfig {
     pub message_max_bytes: u32,
     /// `socket.request.max.bytes`.
     pub socket_request_max_bytes: u32,
+    /// `queued.max.request.bytes`: per-shard budget for request bytes (`None`: unbounded).
+    pub queued_max_request_bytes: Option<u64>,
+    /// `connections.max.idle.ms` (`None`: connections are never closed for idleness).
+    pub connections_max_idle_ms: Option<u64>,
     /// `socket.send.buffer.bytes` (-1 = OS default).
     pub socket_send_buffer_bytes: i32,
     /// `socket.receive.buffer.bytes` (-1 = OS default).
@@ -848,6 +856,19 @@ impl BrokerConfig {
             );
         }
 
+        // Kafka's rule: a bounded queue must hold at least one maximal request.
+        if !v.any_bad(&["queued.max.request.bytes", "socket.request.max.bytes"])
+            && v.int("queued.max.request.bytes") > 0
+            && v.int("queued.max.request.bytes") < v.int("socket.request.max.bytes")
+        {
+            problems.push(format!(
+                "'queued.max.request.bytes' ({}) must be at least 'socket.request.max.bytes' ({}), or <= 0 for unbounded{}",
+                v.int("queued.max.request.bytes"),
+                v.int("socket.request.max.bytes"),
+                at("queued.max.request.bytes")
+            ));
+        }
+
         let ports_checkable = !v.any_bad(&["listeners", "advertised.listeners"]);
         let metrics = v.str("metrics.listener").trim();
         let metrics_listener = parse_host_port(metrics).map(|(host, port)| HostPort { host, port });
@@ -900,6 +921,10 @@ impl BrokerConfig {
             log_message_timestamp_after_max_ms: v.int("log.message.timestamp.after.max.ms"),
             message_max_bytes: u32::try_from(v.int("message.max.bytes")).unwrap_or(0),
             socket_request_max_bytes: u32::try_from(v.int("socket.request.max.bytes")).unwrap_or(0),
+            queued_max_request_bytes: u64::try_from(v.int("queued.max.request.bytes"))
+                .ok()
+                .filter(|&b| b > 0),
+            connections_max_idle_ms: u64::try_from(v.int("connections.max.idle.ms")).ok(),
             socket_send_buffer_bytes: to_i32(v.int("socket.send.buffer.bytes")),
             socket_receive_buffer_bytes: to_i32(v.int("socket.receive.buffer.bytes")),
             offsets_topic_num_partitions: to_i32(v.int("offsets.topic.num.partitions")),
@@ -1359,6 +1384,33 @@ mod tests {
                 let _ = std::fs::remove_dir_all(dir);
             }
         }
+    }
+
+    #[test]
+    fn request_queue_and_idle_connection_limits() {
+        let c = load(&[]).unwrap();
+        assert_eq!(c.queued_max_request_bytes, Some(209_715_200));
+        assert_eq!(c.connections_max_idle_ms, Some(600_000));
+        let c = load(&["queued.max.request.bytes=-1", "connections.max.idle.ms=-1"]).unwrap();
+        assert_eq!(c.queued_max_request_bytes, None);
+        assert_eq!(c.connections_max_idle_ms, None);
+        let c = load(&[
+            "socket.request.max.bytes=1048576",
+            "queued.max.request.bytes=1048576",
+        ])
+        .unwrap();
+        assert_eq!(c.queued_max_request_bytes, Some(1_048_576));
+        let p = problems(&["queued.max.request.bytes=1000"]);
+        assert!(
+            p.iter()
+                .any(|m| m.contains("must be at least 'socket.request.max.bytes'")),
+            "{p:?}"
+        );
+        let p = problems(&["socket.request.max.bytes=300000000"]);
+        assert!(
+            p.iter().any(|m| m.contains("queued.max.request.bytes")),
+            "{p:?}"
+        );
     }
 
     #[test]

@@ -400,7 +400,9 @@ impl<T: Decodable + HeaderVersion> Future for Pending<T> {
 }
 
 async fn read_loop(mut reader: ReadHalf<TcpStream>, shared: Rc<Shared>, max_frame: usize) {
-    let mut frames = FrameReader::new(max_frame);
+    // A client trusts its broker's responses: no budget beyond the buffers' own growth.
+    let pool = Rc::new(crate::memory_pool::RequestMemoryPool::new(None, max_frame));
+    let mut frames = FrameReader::new(max_frame, pool);
     loop {
         let frame = match frames.read_frame(&mut reader).await {
             Ok(f) => f,
