@@ -90,6 +90,11 @@ impl ClusterState {
     }
 
     /// Writes the state to `dir` atomically (temporary file, fsync, rename, fsync of the dir).
+    ///
+    /// An error before the rename leaves the previous file in place. The rename is the commit
+    /// point: once it is done the new state is the file's, so a failed fsync of the directory
+    /// after it is only logged (the rename may not survive a power loss, which leaves the
+    /// previous, equally consistent state).
     pub fn save(&self, dir: &Path) -> Result<(), MetadataError> {
         let path = dir.join(METADATA_FILE);
         let tmp = dir.join(format!("{METADATA_FILE}.tmp"));
@@ -102,9 +107,12 @@ impl ClusterState {
         f.write_all(&data).map_err(io_err)?;
         f.sync_all().map_err(io_err)?;
         std::fs::rename(&tmp, &path).map_err(io_err)?;
-        std::fs::File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io_err)?;
+        if let Err(e) = std::fs::File::open(dir).and_then(|d| d.sync_all()) {
+            tracing::warn!(
+                "saved {} but could not fsync its directory: {e}",
+                path.display()
+            );
+        }
         Ok(())
     }
 
