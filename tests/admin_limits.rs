@@ -383,8 +383,8 @@ fn a_failed_metadata_save_changes_nothing() {
         std::fs::remove_dir(&tmp).expect("rmdir");
         let r = create_topics(&mut c, vec![topic("after", 1)]);
         assert_eq!(r[0].error_code, 0, "{:?}", r[0].error_message);
-        broker.kill9();
-        broker.start_again();
+        // (A clean restart: the metadata file is written only by the controller's saves.)
+        broker.restart();
         let mut c = RawClient::connect_negotiated(broker.addr(1));
         assert_eq!(
             metadata(&mut c, &["before", "during", "after"], false),
@@ -425,6 +425,23 @@ fn an_unopenable_partition_is_offline_and_the_rest_is_served() {
         assert_eq!(produce(&mut c, "broken", 1), 0);
         assert_eq!(watermarks(&broker.bootstrap(), "broken", 1), (0, 2));
         normal_client_works(&broker.bootstrap(), true);
+
+        // A clean stop keeps the offline partition's recovery point in the shard's checkpoint.
+        broker.stop();
+        let checkpoint = std::fs::read_to_string(
+            broker
+                .data_dir()
+                .join("shard-0")
+                .join("recovery-point-offset-checkpoint"),
+        )
+        .expect("recovery point checkpoint");
+        assert!(
+            checkpoint.lines().any(|l| l == "broken 0 1"),
+            "{checkpoint}"
+        );
+        broker.start_again();
+        let mut c = RawClient::connect_negotiated(broker.addr(0));
+        assert_eq!(produce(&mut c, "broken", 0), KAFKA_STORAGE_ERROR);
 
         // Repaired, the partition comes back at the next metadata change.
         std::fs::remove_dir(&segment).expect("rmdir");

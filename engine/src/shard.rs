@@ -238,11 +238,17 @@ impl Shard {
         }
         table.retain(|_, parts| parts.iter().any(Option::is_some));
         drop(table);
-        self.offline.borrow_mut().retain(|(topic, index), _| {
-            image
+        self.offline.borrow_mut().retain(|key, _| {
+            let (topic, index) = key;
+            let placed_here = image
                 .topic(topic)
                 .and_then(|t| t.partitions.get(*index as usize))
-                .is_some_and(|p| p.shard == self.id)
+                .is_some_and(|p| p.shard == self.id);
+            if !placed_here {
+                self.log_start_offsets.borrow_mut().remove(key);
+                self.recovery_points.borrow_mut().remove(key);
+            }
+            placed_here
         });
         for p in removed {
             let deleted = image
@@ -278,11 +284,13 @@ impl Shard {
             .get(&(topic.to_string(), index))
             .copied()
             .unwrap_or(0);
-        // Taken, not read: a topic deleted and created again later starts from 0.
+        // Taken once the log is open (kept while it is offline): a topic deleted and created
+        // again later starts from 0.
         let log_start_offset = self
             .log_start_offsets
-            .borrow_mut()
-            .remove(&(topic.to_string(), index))
+            .borrow()
+            .get(&(topic.to_string(), index))
+            .copied()
             .unwrap_or(0);
         match PartitionLog::open(
             log_dir,
@@ -294,6 +302,9 @@ impl Shard {
             now_ms(),
         ) {
             Ok((log, report)) => {
+                self.log_start_offsets
+                    .borrow_mut()
+                    .remove(&(topic.to_string(), index));
                 if report.truncated_at_offset.is_some() {
                     warn!(shard = self.id, "recovery of {topic}-{index}: {report}");
                 }
@@ -344,18 +355,36 @@ impl Shard {
     }
 
     /// Writes this shard's recovery point checkpoint.
+    /// Offline partitions keep the entries read at start, so that they recover from them once
+    /// they can be opened.
     fn write_recovery_checkpoint(&self) {
-        let entries: Vec<(String, i32, i64)> = self
+        let mut entries: Vec<(String, i32, i64)> = self
             .all_partitions()
             .iter()
             .map(|p| (p.topic.clone(), p.index, p.log.borrow().recovery_point()))
             .collect();
+        entries.extend(self.offline_entries(&self.recovery_points.borrow()));
         if let Err(e) = write_checkpoint(&self.shard_dir.join(RECOVERY_CHECKPOINT), &entries) {
             error!(
                 shard = self.id,
                 "cannot write recovery point checkpoint: {e}"
             );
         }
+    }
+
+    /// The checkpoint entries in `read_at_start` of the partitions that are offline.
+    fn offline_entries(
+        &self,
+        read_at_start: &HashMap<(String, i32), i64>,
+    ) -> Vec<(String, i32, i64)> {
+        self.offline
+            .borrow()
+            .keys()
+            .filter_map(|key| {
+                let offset = read_at_start.get(key)?;
+                Some((key.0.clone(), key.1, *offset))
+            })
+            .collect()
     }
 
     /// Records that a partition's log start offset moved (retention, DeleteRecords): the log
@@ -369,7 +398,7 @@ impl Shard {
     /// segments).
     fn write_log_start_checkpoint(&self) {
         self.log_start_checkpoint_due.set(false);
-        let entries: Vec<(String, i32, i64)> = self
+        let mut entries: Vec<(String, i32, i64)> = self
             .all_partitions()
             .iter()
             .filter_map(|p| {
@@ -378,6 +407,7 @@ impl Shard {
                     .then(|| (p.topic.clone(), p.index, log.log_start_offset()))
             })
             .collect();
+        entries.extend(self.offline_entries(&self.log_start_offsets.borrow()));
         if let Err(e) = write_checkpoint(&self.shard_dir.join(LOG_START_CHECKPOINT), &entries) {
             self.log_start_checkpoint_due.set(true);
             error!(
