@@ -10,10 +10,11 @@ use crate::config::{
     validate_dynamic_broker_configs, BrokerConfig, ConfigError, ConfigKind, TopicConfigs,
 };
 use crate::messages::{
-    ConfigOutcome, ConfigTarget, ControllerCommand, ControllerReply, NewTopic, PartitionGrowth,
-    ResourceAlteration, ShardRouter, TopicOutcome, TopicRef,
+    ConfigOutcome, ConfigTarget, ControllerCommand, ControllerReply, NewTopic, OfflinePartition,
+    PartitionGrowth, ResourceAlteration, ShardRouter, TopicOutcome, TopicRef,
 };
-use crate::metadata::{least_loaded, ClusterState, MetadataImage, PartitionState, TopicState};
+use crate::metadata::{ClusterState, MetadataImage, PartitionState, TopicState};
+use crate::partition_caps::PartitionBudget;
 use crate::scram::ScramAlterError;
 use kafka_protocol::ResponseError;
 use std::cell::RefCell;
@@ -112,15 +113,19 @@ impl Controller {
         if !changed {
             return reply;
         }
-        if let Err(e) = self.commit(next).await {
-            error!("metadata change not applied: {e}");
-            return fail_all(reply, &e);
+        match self.commit(next).await {
+            Err(e) => {
+                error!("metadata change not applied: {e}");
+                fail_all(reply, &e)
+            }
+            Ok(offline) => report_offline(reply, &offline),
         }
-        reply
     }
 
-    /// Persists `next`, makes it current and publishes it to every shard.
-    async fn commit(&self, next: ClusterState) -> Result<(), String> {
+    /// Persists `next`, makes it current and publishes it to every shard; returns the
+    /// partitions whose logs the shards could not open. A failed save changes nothing: the
+    /// previous state stays current (and on disk), and no shard sees the change.
+    async fn commit(&self, next: ClusterState) -> Result<Vec<OfflinePartition>, String> {
         next.save(&self.metadata_dir).map_err(|e| e.to_string())?;
         let image = Arc::new(MetadataImage::new(next.clone(), &self.config, self.shards));
         *self.state.borrow_mut() = next;
@@ -137,7 +142,7 @@ impl Controller {
         for t in &topics {
             *seen.entry(t.name.clone()).or_default() += 1;
         }
-        let mut load = state.shard_load(self.shards);
+        let mut budget = PartitionBudget::new(state, self.shards, &self.config);
         let mut outcomes = Vec::with_capacity(topics.len());
         for t in topics {
             let partitions = if t.num_partitions == -1 && t.assignments.is_empty() {
@@ -163,7 +168,7 @@ impl Controller {
             } else {
                 self.check_new_topic(state, &t, partitions, rf)
             };
-            match check.and_then(|()| self.place(&t, partitions, &mut load)) {
+            match check.and_then(|()| self.place(&t, partitions, &mut budget)) {
                 Err((code, message)) => {
                     outcome.error_code = code.code();
                     outcome.error_message = Some(message);
@@ -339,36 +344,31 @@ impl Controller {
         }
     }
 
-    /// Places partitions: on the assigned nodes, or each on the least-loaded shard.
+    /// Places partitions within the partition caps: on the assigned nodes, or each on the
+    /// least-loaded shard.
     fn place(
         &self,
         t: &NewTopic,
         partitions: i32,
-        load: &mut [u64],
+        budget: &mut PartitionBudget,
     ) -> Result<Vec<PartitionState>, (ResponseError, String)> {
-        if !t.assignments.is_empty() {
+        let shards = if t.assignments.is_empty() {
+            budget.place(&t.name, u64::try_from(partitions).unwrap_or(0))?
+        } else {
             let mut sorted = t.assignments.clone();
             sorted.sort_by_key(|(p, _)| *p);
-            return Ok(sorted
+            let shards: Vec<u32> = sorted
                 .iter()
-                .filter_map(|(_, r)| self.shard_of_node(r[0]))
-                .map(|shard| {
-                    load[shard as usize] += 1;
-                    PartitionState {
-                        shard,
-                        leader_epoch: 0,
-                    }
-                })
-                .collect());
-        }
-        Ok((0..partitions)
-            .map(|_| {
-                let shard = least_loaded(load);
-                load[shard as usize] += 1;
-                PartitionState {
-                    shard,
-                    leader_epoch: 0,
-                }
+                .filter_map(|(_, r)| self.shard_of_node(*r.first()?))
+                .collect();
+            budget.place_on(&t.name, &shards)?;
+            shards
+        };
+        Ok(shards
+            .into_iter()
+            .map(|shard| PartitionState {
+                shard,
+                leader_epoch: 0,
             })
             .collect())
     }
@@ -466,7 +466,7 @@ impl Controller {
         topics: Vec<PartitionGrowth>,
         validate_only: bool,
     ) -> Vec<TopicOutcome> {
-        let mut load = state.shard_load(self.shards);
+        let mut budget = PartitionBudget::new(state, self.shards, &self.config);
         let mut seen = HashSet::new();
         topics
             .into_iter()
@@ -496,7 +496,7 @@ impl Controller {
                             g.name
                         ),
                     )),
-                    Some(t) => grow(t, &g, &mut load, self, validate_only),
+                    Some(t) => grow(t, &g, &mut budget, self, validate_only),
                 };
                 if let Err((code, message)) = result {
                     outcome.error_code = code.code();
@@ -511,7 +511,7 @@ impl Controller {
 fn grow(
     t: &mut TopicState,
     g: &PartitionGrowth,
-    load: &mut [u64],
+    budget: &mut PartitionBudget,
     c: &Controller,
     validate_only: bool,
 ) -> Check {
@@ -527,25 +527,24 @@ fn grow(
         };
         return Err((ResponseError::InvalidPartitions, msg));
     }
-    let added = (g.count - current) as usize;
+    let added = u64::try_from(g.count.saturating_sub(current)).unwrap_or(0);
     let shards: Vec<u32> = match &g.assignments {
         Some(a) => {
-            if a.len() != added {
+            if a.len() as u64 != added {
                 return Err((
                     ResponseError::InvalidReplicaAssignment,
                     format!("Increasing the number of partitions by {added} but {} assignments provided.", a.len()),
                 ));
             }
             c.check_assignments(a.iter().map(Vec::as_slice), Some(1))?;
-            a.iter().filter_map(|r| c.shard_of_node(r[0])).collect()
+            let shards: Vec<u32> = a
+                .iter()
+                .filter_map(|r| c.shard_of_node(*r.first()?))
+                .collect();
+            budget.place_on(&g.name, &shards)?;
+            shards
         }
-        None => (0..added)
-            .map(|_| {
-                let s = least_loaded(load);
-                load[s as usize] += 1;
-                s
-            })
-            .collect(),
+        None => budget.place(&g.name, added)?,
     };
     if !validate_only {
         t.partitions
@@ -652,6 +651,33 @@ fn not_persisted(error_code: &mut i16, error_message: &mut Option<String>, why: 
         *error_code = ResponseError::KafkaStorageError.code();
         *error_message = Some(format!("metadata change could not be persisted: {why}"));
     }
+}
+
+/// Turns the successful topic outcomes whose partitions could not be opened (out of file
+/// descriptors, say) into KAFKA_STORAGE_ERROR: the change is saved, but those partitions are
+/// offline until a later metadata change or a restart opens them.
+fn report_offline(reply: ControllerReply, offline: &[OfflinePartition]) -> ControllerReply {
+    let ControllerReply::Topics(mut outcomes) = reply else {
+        return reply;
+    };
+    for o in outcomes.iter_mut().filter(|o| o.error_code == 0) {
+        let mine: Vec<&OfflinePartition> = offline.iter().filter(|p| p.topic == o.name).collect();
+        let Some(first) = mine.first() else {
+            continue;
+        };
+        let mut indexes: Vec<String> = mine.iter().take(10).map(|p| p.index.to_string()).collect();
+        if mine.len() > 10 {
+            indexes.push(format!("and {} more", mine.len() - 10));
+        }
+        o.error_code = ResponseError::KafkaStorageError.code();
+        o.error_message = Some(format!(
+            "The change to topic '{}' is saved, but the logs of its partition(s) {} could not be opened ({}); they are offline (KAFKA_STORAGE_ERROR) until the broker opens them at its next metadata change or restart.",
+            o.name,
+            indexes.join(", "),
+            first.reason
+        ));
+    }
+    ControllerReply::Topics(outcomes)
 }
 
 fn fail_all(reply: ControllerReply, why: &str) -> ControllerReply {

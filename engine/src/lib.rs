@@ -31,6 +31,7 @@ pub mod messages;
 pub mod metadata;
 pub mod metrics;
 pub mod partition;
+pub mod partition_caps;
 pub mod retention;
 pub mod scram;
 pub mod shard;

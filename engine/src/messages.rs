@@ -171,9 +171,21 @@ pub enum ShardMessage {
     ApplyMetadata {
         /// The image.
         image: Arc<MetadataImage>,
-        /// Completed once the shard has adopted it.
-        done: oneshot::Sender<()>,
+        /// Completed once the shard has adopted it, with the partitions whose logs it could not
+        /// open.
+        done: oneshot::Sender<Vec<OfflinePartition>>,
     },
+}
+
+/// A partition placed on a shard whose log the shard could not open (it stays offline).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OfflinePartition {
+    /// Topic name.
+    pub topic: String,
+    /// Partition index.
+    pub index: i32,
+    /// Why the log could not be opened.
+    pub reason: String,
 }
 
 /// The sending ends of every shard's inbox.
@@ -209,8 +221,12 @@ impl ShardRouter {
         answer.await.map_err(|_| ShardUnavailable(0))
     }
 
-    /// Publishes `image` to every shard and waits until all have adopted it.
-    pub async fn publish(&self, image: Arc<MetadataImage>) -> Result<(), ShardUnavailable> {
+    /// Publishes `image` to every shard and waits until all have adopted it; returns the
+    /// partitions the shards tried to open and could not.
+    pub async fn publish(
+        &self,
+        image: Arc<MetadataImage>,
+    ) -> Result<Vec<OfflinePartition>, ShardUnavailable> {
         let mut pending = Vec::with_capacity(self.inboxes.len());
         for shard in 0..self.shards() {
             let (done, adopted) = oneshot::channel();
@@ -223,10 +239,11 @@ impl ShardRouter {
             )?;
             pending.push((shard, adopted));
         }
+        let mut offline = Vec::new();
         for (shard, adopted) in pending {
-            adopted.await.map_err(|_| ShardUnavailable(shard))?;
+            offline.extend(adopted.await.map_err(|_| ShardUnavailable(shard))?);
         }
-        Ok(())
+        Ok(offline)
     }
 
     /// Collects every shard's metrics snapshot, in shard order.

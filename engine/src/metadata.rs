@@ -90,21 +90,30 @@ impl ClusterState {
     }
 
     /// Writes the state to `dir` atomically (temporary file, fsync, rename, fsync of the dir).
+    ///
+    /// An error before the rename leaves the previous file in place. The rename is the commit
+    /// point: once it is done the new state is the file's, so a failed fsync of the directory
+    /// after it is only logged (the rename may not survive a power loss, which leaves the
+    /// previous, equally consistent state).
     pub fn save(&self, dir: &Path) -> Result<(), MetadataError> {
         let path = dir.join(METADATA_FILE);
         let tmp = dir.join(format!("{METADATA_FILE}.tmp"));
-        let io_err = |source| MetadataError::Io {
-            path: path.clone(),
-            source,
+        let io_err = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| MetadataError::Io { path, source }
         };
-        let data = serde_json::to_vec_pretty(self).map_err(|e| io_err(io::Error::other(e)))?;
-        let mut f = std::fs::File::create(&tmp).map_err(io_err)?;
-        f.write_all(&data).map_err(io_err)?;
-        f.sync_all().map_err(io_err)?;
-        std::fs::rename(&tmp, &path).map_err(io_err)?;
-        std::fs::File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io_err)?;
+        let data =
+            serde_json::to_vec_pretty(self).map_err(|e| io_err(&path)(io::Error::other(e)))?;
+        let mut f = std::fs::File::create(&tmp).map_err(io_err(&tmp))?;
+        f.write_all(&data).map_err(io_err(&tmp))?;
+        f.sync_all().map_err(io_err(&tmp))?;
+        std::fs::rename(&tmp, &path).map_err(io_err(&path))?;
+        if let Err(e) = std::fs::File::open(dir).and_then(|d| d.sync_all()) {
+            tracing::warn!(
+                "saved {} but could not fsync its directory: {e}",
+                path.display()
+            );
+        }
         Ok(())
     }
 
@@ -309,6 +318,25 @@ mod tests {
         old.as_object_mut().unwrap().remove("broker_configs");
         let old: ClusterState = serde_json::from_value(old).unwrap();
         assert_eq!(old.broker_configs, DynamicBrokerConfigs::default());
+    }
+
+    #[test]
+    fn a_failed_save_leaves_the_previous_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = ClusterState::new(None);
+        s.topics.insert("before".into(), topic(&[0]));
+        s.save(dir.path()).unwrap();
+        let tmp = dir.path().join(format!("{METADATA_FILE}.tmp"));
+        std::fs::create_dir(&tmp).unwrap();
+        s.topics.insert("during".into(), topic(&[0]));
+        let err = s.save(dir.path()).unwrap_err().to_string();
+        assert!(err.contains(".tmp"), "{err}");
+        let back = ClusterState::load(dir.path()).unwrap().unwrap();
+        assert_eq!(back.topics.keys().collect::<Vec<_>>(), ["before"]);
+        std::fs::remove_dir(&tmp).unwrap();
+        s.save(dir.path()).unwrap();
+        let back = ClusterState::load(dir.path()).unwrap().unwrap();
+        assert_eq!(back.topics.len(), 2);
     }
 
     #[test]

@@ -13,7 +13,7 @@ use crate::file_worker::{remove_dir_releasing_blocks, FileWorker};
 use crate::group::GroupCoordinator;
 use crate::group_commit::GroupCommit;
 use crate::log_cleaner;
-use crate::messages::{ShardMessage, ShardRouter};
+use crate::messages::{OfflinePartition, ShardMessage, ShardRouter};
 use crate::metadata::{ClusterState, MetadataImage};
 use crate::metrics::{http::serve_metrics, PartitionStats, ShardMetrics, ShardSnapshot};
 use crate::partition::{log_config, Partition};
@@ -21,6 +21,7 @@ use crate::retention;
 use crate::time::now_ms;
 use futures::channel::mpsc::UnboundedReceiver;
 use futures::StreamExt;
+use kafka_protocol::ResponseError;
 use sluice_net::listener::{bind_listener, ShutdownSignal};
 use sluice_net::{serve_connection, ConnectionLimits, RequestMemoryPool};
 use sluice_storage::{read_checkpoint, write_checkpoint, PartitionLog};
@@ -95,6 +96,9 @@ pub struct Shard {
     pub file_worker: FileWorker,
     image: RefCell<Arc<MetadataImage>>,
     partitions: RefCell<PartitionTable>,
+    /// Partitions placed here whose log could not be opened, with why (retried at every new
+    /// metadata image); their requests get KAFKA_STORAGE_ERROR.
+    offline: RefCell<HashMap<(String, i32), String>>,
     recovery_points: RefCell<HashMap<(String, i32), i64>>,
     /// Log start offsets read from the checkpoint at start, each taken when its log is opened.
     log_start_offsets: RefCell<HashMap<(String, i32), i64>>,
@@ -140,6 +144,32 @@ impl Shard {
         table.get(topic)?.get(usize::try_from(index).ok()?)?.clone()
     }
 
+    /// The error for a request on `topic`/`index` that this shard does not serve: KAFKA_STORAGE_ERROR
+    /// when the partition is placed here but its log could not be opened (Kafka's answer for a
+    /// partition on an offline log dir), NOT_LEADER_OR_FOLLOWER when another shard leads it,
+    /// UNKNOWN_TOPIC_OR_PARTITION when it does not exist.
+    pub fn unserved_partition_error(
+        &self,
+        image: &MetadataImage,
+        topic: &str,
+        index: i32,
+    ) -> ResponseError {
+        let exists = image
+            .topic(topic)
+            .is_some_and(|t| usize::try_from(index).is_ok_and(|i| i < t.partitions.len()));
+        if !exists {
+            ResponseError::UnknownTopicOrPartition
+        } else if self
+            .offline
+            .borrow()
+            .contains_key(&(topic.to_string(), index))
+        {
+            ResponseError::KafkaStorageError
+        } else {
+            ResponseError::NotLeaderOrFollower
+        }
+    }
+
     /// Every partition this shard leads.
     pub fn all_partitions(&self) -> Vec<Rc<Partition>> {
         self.partitions
@@ -153,8 +183,10 @@ impl Shard {
 
     /// Adopts `image`: opens logs of partitions newly placed here, deletes logs of topics that
     /// were deleted, and applies topic configs (overrides and dynamic broker configs) to the
-    /// partitions and their logs, live.
-    pub fn apply_metadata(&self, image: Arc<MetadataImage>) {
+    /// partitions and their logs, live. Returns the partitions whose logs it tried to open and
+    /// could not (they stay offline, and are tried again at the next image).
+    pub fn apply_metadata(&self, image: Arc<MetadataImage>) -> Vec<OfflinePartition> {
+        let mut failed = Vec::new();
         let mut table = self.partitions.borrow_mut();
         let mut removed = Vec::new();
         table.retain(|topic, parts| match image.topic(topic) {
@@ -178,13 +210,28 @@ impl Shard {
                     }
                     Some(_) => removed.extend(slots[index].take()),
                     None if placement.shard == self.id => {
-                        slots[index] = self.open_partition(
+                        let opened = self.open_partition(
                             name,
                             index as i32,
                             topic.id,
                             placement.leader_epoch,
                             &effective,
-                        )
+                        );
+                        let key = (name.clone(), index as i32);
+                        match opened {
+                            Ok(p) => {
+                                self.offline.borrow_mut().remove(&key);
+                                slots[index] = Some(p);
+                            }
+                            Err(reason) => {
+                                failed.push(OfflinePartition {
+                                    topic: name.clone(),
+                                    index: index as i32,
+                                    reason: reason.clone(),
+                                });
+                                self.offline.borrow_mut().insert(key, reason);
+                            }
+                        }
                     }
                     None => {}
                 }
@@ -192,6 +239,18 @@ impl Shard {
         }
         table.retain(|_, parts| parts.iter().any(Option::is_some));
         drop(table);
+        self.offline.borrow_mut().retain(|key, _| {
+            let (topic, index) = key;
+            let placed_here = image
+                .topic(topic)
+                .and_then(|t| t.partitions.get(*index as usize))
+                .is_some_and(|p| p.shard == self.id);
+            if !placed_here {
+                self.log_start_offsets.borrow_mut().remove(key);
+                self.recovery_points.borrow_mut().remove(key);
+            }
+            placed_here
+        });
         for p in removed {
             let deleted = image
                 .topic(&p.topic)
@@ -202,6 +261,7 @@ impl Shard {
             }
         }
         *self.image.borrow_mut() = image;
+        failed
     }
 
     fn open_partition(
@@ -211,7 +271,7 @@ impl Shard {
         topic_id: uuid::Uuid,
         epoch: i32,
         effective: &crate::config::EffectiveTopicConfig,
-    ) -> Option<Rc<Partition>> {
+    ) -> Result<Rc<Partition>, String> {
         let dir_name = format!("{topic}-{index}");
         let log_dir = self
             .config
@@ -225,11 +285,13 @@ impl Shard {
             .get(&(topic.to_string(), index))
             .copied()
             .unwrap_or(0);
-        // Taken, not read: a topic deleted and created again later starts from 0.
+        // Taken once the log is open (kept while it is offline): a topic deleted and created
+        // again later starts from 0.
         let log_start_offset = self
             .log_start_offsets
-            .borrow_mut()
-            .remove(&(topic.to_string(), index))
+            .borrow()
+            .get(&(topic.to_string(), index))
+            .copied()
             .unwrap_or(0);
         match PartitionLog::open(
             log_dir,
@@ -241,10 +303,13 @@ impl Shard {
             now_ms(),
         ) {
             Ok((log, report)) => {
+                self.log_start_offsets
+                    .borrow_mut()
+                    .remove(&(topic.to_string(), index));
                 if report.truncated_at_offset.is_some() {
                     warn!(shard = self.id, "recovery of {topic}-{index}: {report}");
                 }
-                Some(Rc::new(Partition::new(
+                Ok(Rc::new(Partition::new(
                     topic.to_string(),
                     index,
                     topic_id,
@@ -256,9 +321,9 @@ impl Shard {
             Err(e) => {
                 error!(
                     shard = self.id,
-                    "cannot open log of {topic}-{index}; the partition stays offline: {e}"
+                    "cannot open log of {topic}-{index}; the partition stays offline (its requests get KAFKA_STORAGE_ERROR) until it can be opened: {e}"
                 );
-                None
+                Err(e.to_string())
             }
         }
     }
@@ -291,18 +356,36 @@ impl Shard {
     }
 
     /// Writes this shard's recovery point checkpoint.
+    /// Offline partitions keep the entries read at start, so that they recover from them once
+    /// they can be opened.
     fn write_recovery_checkpoint(&self) {
-        let entries: Vec<(String, i32, i64)> = self
+        let mut entries: Vec<(String, i32, i64)> = self
             .all_partitions()
             .iter()
             .map(|p| (p.topic.clone(), p.index, p.log.borrow().recovery_point()))
             .collect();
+        entries.extend(self.offline_entries(&self.recovery_points.borrow()));
         if let Err(e) = write_checkpoint(&self.shard_dir.join(RECOVERY_CHECKPOINT), &entries) {
             error!(
                 shard = self.id,
                 "cannot write recovery point checkpoint: {e}"
             );
         }
+    }
+
+    /// The checkpoint entries in `read_at_start` of the partitions that are offline.
+    fn offline_entries(
+        &self,
+        read_at_start: &HashMap<(String, i32), i64>,
+    ) -> Vec<(String, i32, i64)> {
+        self.offline
+            .borrow()
+            .keys()
+            .filter_map(|key| {
+                let offset = read_at_start.get(key)?;
+                Some((key.0.clone(), key.1, *offset))
+            })
+            .collect()
     }
 
     /// Records that a partition's log start offset moved (retention, DeleteRecords): the log
@@ -316,7 +399,7 @@ impl Shard {
     /// segments).
     fn write_log_start_checkpoint(&self) {
         self.log_start_checkpoint_due.set(false);
-        let entries: Vec<(String, i32, i64)> = self
+        let mut entries: Vec<(String, i32, i64)> = self
             .all_partitions()
             .iter()
             .filter_map(|p| {
@@ -325,6 +408,7 @@ impl Shard {
                     .then(|| (p.topic.clone(), p.index, log.log_start_offset()))
             })
             .collect();
+        entries.extend(self.offline_entries(&self.log_start_offsets.borrow()));
         if let Err(e) = write_checkpoint(&self.shard_dir.join(LOG_START_CHECKPOINT), &entries) {
             self.log_start_checkpoint_due.set(true);
             error!(
@@ -440,6 +524,7 @@ pub async fn run_shard(start: ShardStart) -> Result<(), ShardError> {
         file_worker,
         image: RefCell::new(image.clone()),
         partitions: RefCell::new(HashMap::new()),
+        offline: RefCell::new(HashMap::new()),
         recovery_points: RefCell::new(recovery_points),
         log_start_offsets: RefCell::new(log_start_offsets),
         log_start_checkpoint_due: Cell::new(false),
@@ -455,7 +540,7 @@ pub async fn run_shard(start: ShardStart) -> Result<(), ShardError> {
         addr: addr.to_string(),
         source,
     })?;
-    info!(shard = id, node = shard.node_id, %addr, partitions = shard.all_partitions().len(), "shard ready");
+    info!(shard = id, node = shard.node_id, %addr, partitions = shard.all_partitions().len(), offline_partitions = shard.offline.borrow().len(), "shard ready");
 
     if let (0, Some(metrics)) = (id, &config.metrics_listener) {
         let addr = resolve(&metrics.host, metrics.port as u32, id)?;
@@ -541,8 +626,7 @@ async fn serve_inbox(shard: Rc<Shard>, mut inbox: UnboundedReceiver<ShardMessage
                     let _ = reply.send(shard.metrics_snapshot());
                 }
                 ShardMessage::ApplyMetadata { image, done } => {
-                    shard.apply_metadata(image);
-                    let _ = done.send(());
+                    let _ = done.send(shard.apply_metadata(image));
                 }
                 ShardMessage::Controller { command, reply } => match &shard.controller {
                     Some(c) => {

@@ -81,7 +81,7 @@ fn delete_records(
         return Err(ResponseError::InvalidTopicException.code());
     }
     let Some(partition) = shard.partition(topic, index) else {
-        return Err(ResponseError::NotLeaderOrFollower.code());
+        return Err(shard.unserved_partition_error(image, topic, index).code());
     };
     if !partition.config.borrow().cleanup_policy.delete {
         return Err(ResponseError::PolicyViolation.code());

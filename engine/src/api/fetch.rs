@@ -110,13 +110,9 @@ fn resolve(shard: &Shard, version: i16, request: &FetchRequest) -> Vec<Wanted> {
                 .and_then(|n| shard.partition(n, p.partition));
             let missing_error = match &name {
                 None => ResponseError::UnknownTopicId.code(),
-                Some(n) => match image
-                    .topic(n)
-                    .map(|t| t.partitions.len() as i32 > p.partition && p.partition >= 0)
-                {
-                    Some(true) => ResponseError::NotLeaderOrFollower.code(),
-                    _ => ResponseError::UnknownTopicOrPartition.code(),
-                },
+                Some(n) => shard
+                    .unserved_partition_error(&image, n, p.partition)
+                    .code(),
             };
             wanted.push(Wanted {
                 topic: name.clone().unwrap_or_else(|| topic.topic.0.to_string()),

@@ -191,14 +191,11 @@ pub async fn handle_list_offsets(shard: &Rc<Shard>, req: &RawRequest) -> Handler
                 continue;
             }
             let Some(partition) = shard.partition(name, p.partition_index) else {
-                let exists = image.topic(name).is_some_and(|t| {
-                    p.partition_index >= 0 && (p.partition_index as usize) < t.partitions.len()
-                });
-                partitions.push(error(if exists {
-                    ResponseError::NotLeaderOrFollower
-                } else {
-                    ResponseError::UnknownTopicOrPartition
-                }));
+                partitions.push(error(shard.unserved_partition_error(
+                    &image,
+                    name,
+                    p.partition_index,
+                )));
                 continue;
             };
             let current_epoch = partition.leader_epoch.get();

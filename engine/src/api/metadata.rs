@@ -1,10 +1,12 @@
 //! Metadata: the nodes (one per shard), topics, and which shard node leads each partition.
-//! Unknown topics are created here when auto-creation is allowed (`auto.create.topics.enable`).
+//! Unknown topics are created here when auto-creation is allowed (`auto.create.topics.enable`);
+//! a topic the controller refuses to create (for example over the partition caps, POLICY_VIOLATION)
+//! is answered with the controller's error code.
 
 use super::{decode, respond, str_bytes, HandlerResult};
 use crate::authorization::{authorized_operations, ResourceKind};
 use crate::controller::validate_topic_name;
-use crate::messages::{ControllerCommand, NewTopic};
+use crate::messages::{ControllerCommand, ControllerReply, NewTopic};
 use crate::metadata::MetadataImage;
 use crate::shard::Shard;
 use kafka_protocol::messages::metadata_response::{
@@ -13,7 +15,9 @@ use kafka_protocol::messages::metadata_response::{
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
 use kafka_protocol::ResponseError;
 use sluice_net::RawRequest;
+use std::collections::HashMap;
 use std::rc::Rc;
+use tracing::warn;
 use uuid::Uuid;
 
 /// Answers Metadata, creating requested topics that don't exist when that is allowed.
@@ -33,6 +37,7 @@ pub async fn handle_metadata(shard: &Rc<Shard>, req: &RawRequest) -> HandlerResu
         .collect();
 
     let mut image = shard.image();
+    let mut refused: HashMap<String, i16> = HashMap::new();
     if allow_auto_create {
         let missing: Vec<NewTopic> = requested
             .iter()
@@ -47,7 +52,7 @@ pub async fn handle_metadata(shard: &Rc<Shard>, req: &RawRequest) -> HandlerResu
             })
             .collect();
         if !missing.is_empty() {
-            shard
+            let reply = shard
                 .router
                 .call_controller(ControllerCommand::CreateTopics {
                     topics: missing,
@@ -55,6 +60,12 @@ pub async fn handle_metadata(shard: &Rc<Shard>, req: &RawRequest) -> HandlerResu
                 })
                 .await
                 .map_err(|e| e.to_string())?;
+            if let ControllerReply::Topics(outcomes) = reply {
+                for o in outcomes.into_iter().filter(|o| o.error_code != 0) {
+                    warn!(topic = %o.name, "auto-creation refused: {}", o.error_message.unwrap_or_default());
+                    refused.insert(o.name, o.error_code);
+                }
+            }
             image = shard.image();
         }
     }
@@ -64,7 +75,13 @@ pub async fn handle_metadata(shard: &Rc<Shard>, req: &RawRequest) -> HandlerResu
         request.include_topic_authorized_operations,
     );
     let describe = |name: Option<&str>, id: Option<Uuid>| {
-        describe_topic(&image, name, id).with_topic_authorized_operations(topic_operations)
+        let mut topic = describe_topic(&image, name, id);
+        if let Some(code) = name.and_then(|n| refused.get(n)) {
+            if topic.error_code == ResponseError::UnknownTopicOrPartition.code() {
+                topic.error_code = *code;
+            }
+        }
+        topic.with_topic_authorized_operations(topic_operations)
     };
     let topics: Vec<MetadataResponseTopic> = if all_topics {
         image

@@ -16,7 +16,6 @@ use kafka_protocol::messages::offset_for_leader_epoch_response::{
     EpochEndOffset, OffsetForLeaderTopicResult,
 };
 use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
-use kafka_protocol::ResponseError;
 use sluice_net::RawRequest;
 use sluice_storage::PartitionLog;
 use std::rc::Rc;
@@ -47,14 +46,7 @@ pub async fn handle_offset_for_leader_epoch(shard: &Rc<Shard>, req: &RawRequest)
                 .map(|p| {
                     let out = EpochEndOffset::default().with_partition(p.partition);
                     let Some(partition) = shard.partition(name, p.partition) else {
-                        let exists = image.topic(name).is_some_and(|t| {
-                            p.partition >= 0 && (p.partition as usize) < t.partitions.len()
-                        });
-                        let code = if exists {
-                            ResponseError::NotLeaderOrFollower
-                        } else {
-                            ResponseError::UnknownTopicOrPartition
-                        };
+                        let code = shard.unserved_partition_error(&image, name, p.partition);
                         return out.with_error_code(code.code());
                     };
                     if let Some(e) =

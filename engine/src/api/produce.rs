@@ -57,6 +57,12 @@ pub async fn handle_produce(shard: &Rc<Shard>, req: &RawRequest) -> HandlerResul
                     .topic(n)
                     .and_then(|t| t.partitions.get(data.index as usize))
                 {
+                    Some(_)
+                        if shard.unserved_partition_error(&image, n, data.index)
+                            == ResponseError::KafkaStorageError =>
+                    {
+                        out.error_code = ResponseError::KafkaStorageError.code();
+                    }
                     Some(placement) => {
                         out.error_code = ResponseError::NotLeaderOrFollower.code();
                         out.current_leader = LeaderIdAndEpoch::default()

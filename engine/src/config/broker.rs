@@ -258,6 +258,10 @@ static BROKER_KEYS: &[BrokerKey] = &[
         "Number of shards, one pinned core each (0 = every online CPU)."),
     key("sluice.fsync.acks.all", BOOL, Some("false"), Check::Bool,
         "When true, an acks=all produce is acknowledged only after an fdatasync covering the batch."),
+    key("sluice.max.partitions.per.broker", INT, Some("10000"), at_least(1),
+        "Most partitions this broker holds. Each costs open files (3 for its active segment) and memory; 10000 stays well within a raised RLIMIT_NOFILE and a small broker's RAM, above Kafka's usual 4000 per broker. Over it, CreateTopics/CreatePartitions/auto-creation answer POLICY_VIOLATION."),
+    key("sluice.max.partitions.per.shard", INT, Some("1000"), at_least(1),
+        "Most partitions one shard (core) holds, as Redpanda's topic_partitions_per_shard: a core serves its partitions' appends, fetches, flushes and retention alone. Over it, CreateTopics/CreatePartitions/auto-creation answer POLICY_VIOLATION."),
     key("socket.receive.buffer.bytes", INT, Some("102400"), ANY_INT,
         "SO_RCVBUF of client sockets (-1 = OS default)."),
     key("socket.request.max.bytes", INT, Some("104857600"), at_least(1),
@@ -673,6 +677,12 @@ pub struct BrokerConfig {
     pub cores: usize,
     /// `sluice.fsync.acks.all`: acks=all waits for an fdatasync covering the batch.
     pub fsync_acks_all: bool,
+    /// `sluice.max.partitions.per.broker`: the most partitions this broker holds (open files and
+    /// memory grow with each).
+    pub max_partitions_per_broker: u64,
+    /// `sluice.max.partitions.per.shard`: the most partitions one shard holds (one core serves
+    /// them all).
+    pub max_partitions_per_shard: u64,
     /// `metrics.listener`: Prometheus endpoint, `None` when disabled.
     pub metrics_listener: Option<HostPort>,
     /// Keys set by the file or the overrides, with their (canonical) values.
@@ -952,6 +962,10 @@ impl BrokerConfig {
             cluster_id: v.get("cluster.id").map(|s| s.trim().to_string()),
             cores: usize::try_from(v.int("sluice.cores")).unwrap_or(0),
             fsync_acks_all: v.bool("sluice.fsync.acks.all"),
+            max_partitions_per_broker: u64::try_from(v.int("sluice.max.partitions.per.broker"))
+                .unwrap_or(1),
+            max_partitions_per_shard: u64::try_from(v.int("sluice.max.partitions.per.shard"))
+                .unwrap_or(1),
             metrics_listener,
             explicit,
         };
@@ -1499,6 +1513,10 @@ mod tests {
         assert_eq!(c.cluster_id, None);
         assert_eq!(c.cores, 0);
         assert!(!c.fsync_acks_all);
+        assert_eq!(
+            (c.max_partitions_per_broker, c.max_partitions_per_shard),
+            (10_000, 1_000)
+        );
         assert_eq!(
             c.metrics_listener,
             Some(HostPort {
