@@ -40,6 +40,7 @@ pub mod batch;
 pub mod checkpoint;
 pub mod cleaner;
 mod error;
+pub mod file_cache;
 pub mod index;
 pub mod leader_epoch;
 pub mod log;
@@ -58,6 +59,7 @@ pub use cleaner::{
     CompactionConfig, OffsetMap, StepReport, CLEANER_OFFSET_CHECKPOINT,
 };
 pub use error::StorageError;
+pub use file_cache::{is_out_of_descriptors, LogFileCache};
 pub use index::{OffsetIndex, TimeIndex};
 pub use leader_epoch::LeaderEpochCache;
 pub use log::{
@@ -66,7 +68,9 @@ pub use log::{
     SegmentSwap,
 };
 pub use producer_state::{BatchMetadata, ProducerError, ProducerStateTable};
-pub use segment::{remove_file_releasing_blocks, DeletedSegment, Segment, DELETED_FILE_SUFFIX};
+pub use segment::{
+    remove_file_releasing_blocks, DeletedSegment, LogOpener, Segment, DELETED_FILE_SUFFIX,
+};
 
 #[cfg(test)]
 mod test_util;

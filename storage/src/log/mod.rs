@@ -23,6 +23,7 @@ use crate::batch::{
     HEADER_SIZE,
 };
 use crate::error::{IoContext, StorageError};
+use crate::file_cache::LogFileCache;
 use crate::leader_epoch::LeaderEpochCache;
 use crate::producer_state::{ProducerError, ProducerStage, ProducerStateTable};
 use crate::segment::Segment;
@@ -173,8 +174,12 @@ pub struct PartitionLog {
     topic: String,
     partition: i32,
     config: LogConfig,
-    /// Segments before the active one, by base offset.
+    /// Segments before the active one, by base offset. Those holding unflushed data keep their
+    /// files open; the others (and the cleaner's fsynced replacements) are released to
+    /// `files`.
     sealed: BTreeMap<i64, Segment>,
+    /// The shard's cache of sealed segments' log files.
+    files: LogFileCache,
     active: Segment,
     /// First offset readers may see: at or after the first segment's base offset, beyond it
     /// after DeleteRecords (Kafka's `logStartOffset`).
@@ -290,8 +295,32 @@ impl PartitionLog {
         let mut old = std::mem::replace(&mut self.active, new);
         old.seal()?;
         debug_assert!(old.next_offset() <= self.active.base_offset());
+        if old.next_offset() <= self.recovery_point {
+            old.release_files(&self.files);
+        }
         self.sealed.insert(old.base_offset(), old);
         Ok(())
+    }
+
+    /// Whether sealed segments hold unflushed data, and so keep their files open until the
+    /// next flush. Kafka flushes a segment soon after rolling it; the shard's housekeeping
+    /// flushes such logs at its next tick.
+    pub fn has_unflushed_sealed_segments(&self) -> bool {
+        self.recovery_point < self.active.base_offset()
+    }
+
+    /// Releases the files of the sealed segments that the recovery point, moved up from
+    /// `previous`, now covers (those below `previous` were released before).
+    fn release_flushed_segments(&mut self, previous: i64) {
+        let recovery_point = self.recovery_point;
+        for segment in self.sealed.values_mut().rev() {
+            if segment.next_offset() <= previous {
+                break;
+            }
+            if segment.next_offset() <= recovery_point {
+                segment.release_files(&self.files);
+            }
+        }
     }
 
     /// Starts a new active segment at the log end now, unless the active segment is empty
@@ -370,7 +399,9 @@ impl PartitionLog {
             .values()
             .chain(std::iter::once(&self.active))
             .filter(|s| s.next_offset() > recovery_point)
-            .map(|s| Arc::clone(s.log_file()))
+            // A released segment above the recovery point is a cleaned one, fsynced by the
+            // cleaner; every other unflushed segment keeps its file.
+            .filter_map(|s| s.pinned_log_file().map(Arc::clone))
             .collect();
         self.appended_since_flush_began = None;
         Some(PendingFlush {
@@ -382,7 +413,9 @@ impl PartitionLog {
     /// Records that `flushed` was synced: the recovery point advances to what it covered.
     pub fn complete_flush(&mut self, flushed: &PendingFlush) {
         debug_assert!(flushed.upto <= self.log_end_offset);
+        let previous = self.recovery_point;
         self.recovery_point = self.recovery_point.max(flushed.upto);
+        self.release_flushed_segments(previous);
         self.unflushed_since = if self.recovery_point >= self.log_end_offset {
             None
         } else {
@@ -433,6 +466,11 @@ impl PartitionLog {
     /// Number of segments, the active one included.
     pub fn segment_count(&self) -> usize {
         self.sealed.len() + 1
+    }
+
+    /// The cache the log's sealed segments open their files through.
+    pub fn file_cache(&self) -> &LogFileCache {
+        &self.files
     }
 
     /// The partition directory.
@@ -510,5 +548,7 @@ fn unique_hex() -> String {
     format!("{:016x}{:016x}", half(1), half(2))
 }
 
+#[cfg(test)]
+mod file_budget_tests;
 #[cfg(test)]
 mod tests;
