@@ -22,7 +22,7 @@ use futures::channel::mpsc::UnboundedReceiver;
 use futures::StreamExt;
 use sluice_net::listener::{bind_listener, ShutdownSignal};
 use sluice_net::{serve_connection, ConnectionLimits};
-use sluice_storage::{read_checkpoint, write_checkpoint, PartitionLog};
+use sluice_storage::{read_checkpoint, write_checkpoint, LogFileCache, PartitionLog};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -92,6 +92,8 @@ pub struct Shard {
     pub groups: GroupCoordinator,
     /// The thread for slow file-system work: cleaning, removing deleted files.
     pub file_worker: FileWorker,
+    /// The open log files of this shard's sealed segments (see [`crate::fd_budget`]).
+    pub segment_files: LogFileCache,
     image: RefCell<Arc<MetadataImage>>,
     partitions: RefCell<PartitionTable>,
     recovery_points: RefCell<HashMap<(String, i32), i64>>,
@@ -230,7 +232,7 @@ impl Shard {
             .borrow_mut()
             .remove(&(topic.to_string(), index))
             .unwrap_or(0);
-        match PartitionLog::open(
+        match PartitionLog::open_with_file_cache(
             log_dir,
             topic,
             index,
@@ -238,6 +240,7 @@ impl Shard {
             recovery_point,
             log_start_offset,
             now_ms(),
+            self.segment_files.clone(),
         ) {
             Ok((log, report)) => {
                 if report.truncated_at_offset.is_some() {
@@ -346,7 +349,12 @@ impl Shard {
             }
             let now = now_ms();
             for p in self.all_partitions() {
-                if p.log.borrow().needs_flush(now) {
+                let log = p.log.borrow();
+                // Like Kafka, flush soon after a roll, so that the sealed segment releases its
+                // files to the cache.
+                let due = log.needs_flush(now) || log.has_unflushed_sealed_segments();
+                drop(log);
+                if due {
                     let gc = self.group_commit.clone();
                     glommio::spawn_local(async move {
                         let _ = gc.sync(p).await;
@@ -437,6 +445,7 @@ pub async fn run_shard(start: ShardStart) -> Result<(), ShardError> {
         metrics: ShardMetrics::default(),
         groups: GroupCoordinator::new(&config),
         file_worker,
+        segment_files: LogFileCache::new(config.segment_files_open_per_shard),
         image: RefCell::new(image.clone()),
         partitions: RefCell::new(HashMap::new()),
         recovery_points: RefCell::new(recovery_points),

@@ -252,6 +252,8 @@ static BROKER_KEYS: &[BrokerKey] = &[
         "Replication factor of __share_group_state (accepted for compatibility; Sluice default 1)."),
     key("sluice.cores", INT, Some("0"), at_least(0),
         "Number of shards, one pinned core each (0 = every online CPU)."),
+    key("sluice.segment.files.open.per.shard", INT, Some("0"), at_least(0),
+        "Log files of old (sealed) segments each shard keeps open in its LRU cache; others are opened on demand (0 = a quarter of RLIMIT_NOFILE shared among the shards, at most 4096)."),
     key("sluice.fsync.acks.all", BOOL, Some("false"), Check::Bool,
         "When true, an acks=all produce is acknowledged only after an fdatasync covering the batch."),
     key("socket.receive.buffer.bytes", INT, Some("102400"), ANY_INT,
@@ -665,6 +667,9 @@ pub struct BrokerConfig {
     pub cores: usize,
     /// `sluice.fsync.acks.all`: acks=all waits for an fdatasync covering the batch.
     pub fsync_acks_all: bool,
+    /// `sluice.segment.files.open.per.shard`: size of each shard's cache of sealed segments'
+    /// log files (0 = derived from `RLIMIT_NOFILE` at start, see `fd_budget`).
+    pub segment_files_open_per_shard: usize,
     /// `metrics.listener`: Prometheus endpoint, `None` when disabled.
     pub metrics_listener: Option<HostPort>,
     /// Keys set by the file or the overrides, with their (canonical) values.
@@ -927,6 +932,10 @@ impl BrokerConfig {
             cluster_id: v.get("cluster.id").map(|s| s.trim().to_string()),
             cores: usize::try_from(v.int("sluice.cores")).unwrap_or(0),
             fsync_acks_all: v.bool("sluice.fsync.acks.all"),
+            segment_files_open_per_shard: usize::try_from(
+                v.int("sluice.segment.files.open.per.shard"),
+            )
+            .unwrap_or(0),
             metrics_listener,
             explicit,
         };
