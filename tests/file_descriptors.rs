@@ -169,6 +169,7 @@ fn many_segments_under_a_low_descriptor_limit() {
     broker.restart();
     let pid = broker.pid().unwrap();
     let after_start = open_fds(pid);
+    eprintln!("{after_start} descriptors open after the restart");
     assert!(
         after_start < LIMIT,
         "{after_start} descriptors after restart"

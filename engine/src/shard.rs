@@ -349,12 +349,7 @@ impl Shard {
             }
             let now = now_ms();
             for p in self.all_partitions() {
-                let log = p.log.borrow();
-                // Like Kafka, flush soon after a roll, so that the sealed segment releases its
-                // files to the cache.
-                let due = log.needs_flush(now) || log.has_unflushed_sealed_segments();
-                drop(log);
-                if due {
+                if p.log.borrow().needs_flush(now) {
                     let gc = self.group_commit.clone();
                     glommio::spawn_local(async move {
                         let _ = gc.sync(p).await;

@@ -122,6 +122,14 @@ impl LogFileCache {
         Ok(file)
     }
 
+    /// Puts segment `id`'s already open `file` in the cache (a segment being sealed hands its
+    /// handle over, so that its recent data is read and flushed without opening it again).
+    pub(crate) fn adopt(&self, id: u64, file: Arc<File>) {
+        let mut entries = self.lock();
+        entries.remove(id);
+        entries.insert(id, file);
+    }
+
     /// Closes segment `id`'s file, if cached (the segment is gone); readers keep theirs.
     pub(crate) fn forget(&self, id: u64) {
         self.lock().remove(id);

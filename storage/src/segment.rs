@@ -154,10 +154,10 @@ pub(crate) struct OpenedSegment {
 /// How a segment reaches its log file.
 #[derive(Debug)]
 enum LogHandle {
-    /// The segment holds its file open for reading and writing: the active segment, and a
-    /// sealed one until its data is flushed.
+    /// The segment holds its file open for reading and writing: the active segment (and a
+    /// segment being written by the cleaner).
     Pinned(Arc<File>),
-    /// A sealed, flushed segment: its file is opened on demand through the shard's cache.
+    /// A sealed segment: its file is opened on demand through the shard's cache.
     Cached(CachedLog),
 }
 
@@ -203,9 +203,10 @@ impl LogOpener {
 
 /// A segment: a log file of record batches starting at `base_offset`, and its sparse indexes.
 ///
-/// The active segment keeps its three files open. Once sealed and flushed,
-/// [`Segment::release_files`] closes them: lookups use the indexes' entries in memory, and the
-/// log file is opened on demand through the shard's [`LogFileCache`].
+/// The active segment keeps its three files open. Once sealed, [`Segment::release_files`]
+/// closes its indexes (lookups use their entries in memory) and hands its log file to the
+/// shard's [`LogFileCache`], which closes it when it is least recently used; it is opened
+/// again on demand.
 #[derive(Debug)]
 pub struct Segment {
     /// Identifies the segment for the life of the process (renames keep it).
@@ -388,17 +389,18 @@ impl Segment {
         self.time_index.sync()
     }
 
-    /// Closes the files of a sealed segment whose data is flushed and whose indexes are synced
-    /// ([`Segment::seal`]): from now on its log file is opened on demand through `cache`, and
-    /// its indexes answer from memory.
+    /// Releases the files of a sealed segment (after [`Segment::seal`], or once loaded): its
+    /// indexes close theirs and answer from memory, and its log file goes to `cache`, through
+    /// which it is read (and flushed) from now on, opened again whenever the cache closed it.
     pub fn release_files(&mut self, cache: &LogFileCache) {
         self.offset_index.close_file();
         self.time_index.close_file();
-        if matches!(self.log, LogHandle::Pinned(_)) {
-            self.log = LogHandle::Cached(CachedLog {
-                cache: cache.clone(),
-                id: self.id,
-            });
+        let cached = LogHandle::Cached(CachedLog {
+            cache: cache.clone(),
+            id: self.id,
+        });
+        if let LogHandle::Pinned(file) = std::mem::replace(&mut self.log, cached) {
+            cache.adopt(self.id, file);
         }
     }
 
@@ -577,7 +579,7 @@ impl Segment {
     }
 
     /// The segment's own read-write handle while it holds one (see [`Segment::is_pinned`]).
-    pub fn pinned_log_file(&self) -> Option<&Arc<File>> {
+    fn pinned_log_file(&self) -> Option<&Arc<File>> {
         match &self.log {
             LogHandle::Pinned(file) => Some(file),
             LogHandle::Cached(_) => None,

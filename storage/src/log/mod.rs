@@ -11,10 +11,8 @@ mod read;
 mod retention;
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use bytes::Bytes;
 
@@ -26,7 +24,7 @@ use crate::error::{IoContext, StorageError};
 use crate::file_cache::LogFileCache;
 use crate::leader_epoch::LeaderEpochCache;
 use crate::producer_state::{ProducerError, ProducerStage, ProducerStateTable};
-use crate::segment::Segment;
+use crate::segment::{LogOpener, Segment};
 
 pub use compaction::SegmentSwap;
 pub use open::RecoveryReport;
@@ -151,14 +149,17 @@ fn storage_to_io(e: StorageError) -> io::Error {
 /// the engine may sync on a blocking thread, then report with [`PartitionLog::complete_flush`].
 #[derive(Debug)]
 pub struct PendingFlush {
-    files: Vec<Arc<File>>,
+    files: Vec<LogOpener>,
     upto: i64,
 }
 
 impl PendingFlush {
-    /// `fdatasync`s every file.
+    /// `fdatasync`s every file, opening through the shard's cache those it closed meanwhile (an
+    /// `EMFILE` then fails this flush, and the next one tries again).
     pub fn sync(&self) -> io::Result<()> {
-        self.files.iter().try_for_each(|f| f.sync_data())
+        self.files
+            .iter()
+            .try_for_each(|f| f.open().and_then(|file| file.sync_data()))
     }
 
     /// The offset below which everything is durable once `sync` succeeds.
@@ -174,9 +175,7 @@ pub struct PartitionLog {
     topic: String,
     partition: i32,
     config: LogConfig,
-    /// Segments before the active one, by base offset. Those holding unflushed data keep their
-    /// files open; the others (and the cleaner's fsynced replacements) are released to
-    /// `files`.
+    /// Segments before the active one, by base offset; their files are released to `files`.
     sealed: BTreeMap<i64, Segment>,
     /// The shard's cache of sealed segments' log files.
     files: LogFileCache,
@@ -295,32 +294,9 @@ impl PartitionLog {
         let mut old = std::mem::replace(&mut self.active, new);
         old.seal()?;
         debug_assert!(old.next_offset() <= self.active.base_offset());
-        if old.next_offset() <= self.recovery_point {
-            old.release_files(&self.files);
-        }
+        old.release_files(&self.files);
         self.sealed.insert(old.base_offset(), old);
         Ok(())
-    }
-
-    /// Whether sealed segments hold unflushed data, and so keep their files open until the
-    /// next flush. Kafka flushes a segment soon after rolling it; the shard's housekeeping
-    /// flushes such logs at its next tick.
-    pub fn has_unflushed_sealed_segments(&self) -> bool {
-        self.recovery_point < self.active.base_offset()
-    }
-
-    /// Releases the files of the sealed segments that the recovery point, moved up from
-    /// `previous`, now covers (those below `previous` were released before).
-    fn release_flushed_segments(&mut self, previous: i64) {
-        let recovery_point = self.recovery_point;
-        for segment in self.sealed.values_mut().rev() {
-            if segment.next_offset() <= previous {
-                break;
-            }
-            if segment.next_offset() <= recovery_point {
-                segment.release_files(&self.files);
-            }
-        }
     }
 
     /// Starts a new active segment at the log end now, unless the active segment is empty
@@ -399,9 +375,7 @@ impl PartitionLog {
             .values()
             .chain(std::iter::once(&self.active))
             .filter(|s| s.next_offset() > recovery_point)
-            // A released segment above the recovery point is a cleaned one, fsynced by the
-            // cleaner; every other unflushed segment keeps its file.
-            .filter_map(|s| s.pinned_log_file().map(Arc::clone))
+            .map(Segment::log_opener)
             .collect();
         self.appended_since_flush_began = None;
         Some(PendingFlush {
@@ -413,9 +387,7 @@ impl PartitionLog {
     /// Records that `flushed` was synced: the recovery point advances to what it covered.
     pub fn complete_flush(&mut self, flushed: &PendingFlush) {
         debug_assert!(flushed.upto <= self.log_end_offset);
-        let previous = self.recovery_point;
         self.recovery_point = self.recovery_point.max(flushed.upto);
-        self.release_flushed_segments(previous);
         self.unflushed_since = if self.recovery_point >= self.log_end_offset {
             None
         } else {

@@ -162,8 +162,8 @@ impl PartitionLog {
     }
 
     /// [`PartitionLog::open`], with the sealed segments' log files opened through `files` (the
-    /// shard's cache). Segments wholly below the recovery point are released as soon as they
-    /// are loaded, so opening a log holds at most the files of the unflushed tail.
+    /// shard's cache). Each segment but the last is released as soon as the next one is
+    /// loaded, so opening a log holds the files of two segments at most, besides the cache.
     #[allow(clippy::too_many_arguments)]
     pub fn open_with_file_cache(
         log_dir: &Path,
@@ -199,9 +199,7 @@ impl PartitionLog {
                 break;
             }
             if let Some(previous) = segments.values_mut().next_back() {
-                if previous.next_offset() <= recovery_point {
-                    previous.release_files(&files);
-                }
+                previous.release_files(&files);
             }
             verifying |= bases.get(i + 1).is_none_or(|&next| next > recovery_point);
             let opened = Segment::open(
