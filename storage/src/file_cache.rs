@@ -1,8 +1,9 @@
 //! [`LogFileCache`]: a bounded, least-recently-used set of open log files of sealed segments.
 //!
-//! A sealed, flushed segment holds no descriptor of its own: its `.log` file is opened on
-//! demand (a fetch of old data, the cleaner, a timestamp lookup) through the cache of the shard
-//! that owns the partition, and closed when the cache evicts it. Files are handed out as
+//! A sealed segment holds no descriptor of its own: when it is rolled (or loaded) it hands its
+//! `.log` file to the cache of the shard that owns the partition, which closes it when it is
+//! the least recently used, and opens it again on demand (a fetch of old data, the cleaner, a
+//! timestamp lookup, a flush). Files are handed out as
 //! `Arc<File>`: an evicted file that a reader still holds (a `sendfile` in flight) stays open
 //! until that reader drops it, so eviction never closes a descriptor in use. The number of open
 //! descriptors is therefore at most the capacity plus the files held by readers in flight.
