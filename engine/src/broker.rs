@@ -1,6 +1,7 @@
 //! Starting and stopping a whole broker: one pinned executor per shard.
 
 use crate::config::{BrokerConfig, ConfigError};
+use crate::fd_budget;
 use crate::group::{offsets_topic, OFFSETS_TOPIC};
 use crate::messages::ShardRouter;
 use crate::metadata::{ClusterState, MetadataError, MetadataImage};
@@ -50,8 +51,14 @@ pub fn shard_count(config: &BrokerConfig) -> usize {
 }
 
 /// Runs a broker until `stop` is raised, then shuts every shard down cleanly.
-pub fn run_broker(config: BrokerConfig, stop: Arc<AtomicBool>) -> Result<(), BrokerError> {
+pub fn run_broker(mut config: BrokerConfig, stop: Arc<AtomicBool>) -> Result<(), BrokerError> {
     let shards = shard_count(&config);
+    let nofile = fd_budget::raise_nofile_limit();
+    config.segment_files_open_per_shard = fd_budget::segment_file_cache_size(
+        config.segment_files_open_per_shard,
+        nofile.soft,
+        shards,
+    );
     config.check_shard_ports(shards)?;
     let io_memory = io_memory_per_shard(memlock_limit(), shards)?;
     for dir in &config.log_dirs {
@@ -78,6 +85,17 @@ pub fn run_broker(config: BrokerConfig, stop: Arc<AtomicBool>) -> Result<(), Bro
     if moved > 0 {
         info!("{moved} partition(s) were on shards this broker no longer runs; moved them to the remaining shards");
     }
+    let partitions: u64 = state
+        .topics
+        .values()
+        .map(|t| t.partitions.len() as u64)
+        .sum();
+    fd_budget::log_budget(
+        nofile,
+        partitions,
+        shards,
+        config.segment_files_open_per_shard,
+    );
     state.save(&metadata_dir)?;
     write_meta_properties(&config, &state.cluster_id)?;
     let image = Arc::new(MetadataImage::new(state.clone(), &config, shards as u32));

@@ -23,6 +23,7 @@ pub mod broker;
 pub mod config;
 pub mod controller;
 pub mod error;
+pub mod fd_budget;
 pub mod file_worker;
 pub mod group;
 pub mod group_commit;

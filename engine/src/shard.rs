@@ -24,7 +24,7 @@ use futures::StreamExt;
 use kafka_protocol::ResponseError;
 use sluice_net::listener::{bind_listener, ShutdownSignal};
 use sluice_net::{serve_connection, ConnectionLimits, RequestMemoryPool};
-use sluice_storage::{read_checkpoint, write_checkpoint, PartitionLog};
+use sluice_storage::{read_checkpoint, write_checkpoint, LogFileCache, PartitionLog};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -94,6 +94,8 @@ pub struct Shard {
     pub groups: GroupCoordinator,
     /// The thread for slow file-system work: cleaning, removing deleted files.
     pub file_worker: FileWorker,
+    /// The open log files of this shard's sealed segments (see [`crate::fd_budget`]).
+    pub segment_files: LogFileCache,
     image: RefCell<Arc<MetadataImage>>,
     partitions: RefCell<PartitionTable>,
     /// Partitions placed here whose log could not be opened, with why (retried at every new
@@ -293,7 +295,7 @@ impl Shard {
             .get(&(topic.to_string(), index))
             .copied()
             .unwrap_or(0);
-        match PartitionLog::open(
+        match PartitionLog::open_with_file_cache(
             log_dir,
             topic,
             index,
@@ -301,6 +303,7 @@ impl Shard {
             recovery_point,
             log_start_offset,
             now_ms(),
+            self.segment_files.clone(),
         ) {
             Ok((log, report)) => {
                 self.log_start_offsets
@@ -522,6 +525,7 @@ pub async fn run_shard(start: ShardStart) -> Result<(), ShardError> {
         metrics: ShardMetrics::default(),
         groups: GroupCoordinator::new(&config),
         file_worker,
+        segment_files: LogFileCache::new(config.segment_files_open_per_shard),
         image: RefCell::new(image.clone()),
         partitions: RefCell::new(HashMap::new()),
         offline: RefCell::new(HashMap::new()),

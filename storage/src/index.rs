@@ -2,7 +2,8 @@
 //!
 //! Entries live in memory (a `Vec`, binary searched) and are appended to their file as they are
 //! added. Loading ignores a torn trailing partial entry and refuses non-monotonic files (the
-//! caller then rebuilds the index from the log).
+//! caller then rebuilds the index from the log). Lookups never touch the file, so the index of
+//! a sealed segment closes it ([`OffsetIndex::close_file`]); a later write opens it again.
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -14,38 +15,62 @@ const OFFSET_ENTRY: usize = 8;
 /// Size of a time index entry: timestamp i64, relative offset u32.
 const TIME_ENTRY: usize = 12;
 
-/// An index file of fixed-size big-endian entries.
+/// An index file of fixed-size big-endian entries; its descriptor is open only while needed.
 #[derive(Debug)]
 struct EntryFile {
     path: PathBuf,
-    file: File,
+    file: Option<File>,
+}
+
+/// Opens the index file at `path` for reading and writing, creating it if missing.
+fn open_rw(path: &Path, truncate: bool) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(truncate)
+        .open(path)
 }
 
 impl EntryFile {
     fn open(path: &Path, truncate: bool) -> io::Result<Self> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(truncate)
-            .open(path)?;
         Ok(EntryFile {
             path: path.to_path_buf(),
-            file,
+            file: Some(open_rw(path, truncate)?),
         })
     }
 
+    /// The open file, opened again if it was closed.
+    fn handle(&mut self) -> io::Result<&File> {
+        match &mut self.file {
+            Some(file) => Ok(file),
+            slot => Ok(slot.insert(open_rw(&self.path, false)?)),
+        }
+    }
+
     /// Reads every whole entry; a torn partial entry at the end is cut from the file.
-    fn read_entries(&self, entry_size: usize) -> io::Result<Vec<u8>> {
-        let len = self.file.metadata()?.len();
+    fn read_entries(&mut self, entry_size: usize) -> io::Result<Vec<u8>> {
+        let file = self.handle()?;
+        let len = file.metadata()?.len();
         let len = usize::try_from(len).map_err(|_| io::Error::other("index file too large"))?;
         let whole = len - len % entry_size;
         let mut buf = vec![0u8; whole];
-        self.file.read_exact_at(&mut buf, 0)?;
+        file.read_exact_at(&mut buf, 0)?;
         if whole != len {
-            self.file.set_len(whole as u64)?;
+            file.set_len(whole as u64)?;
         }
         Ok(buf)
+    }
+
+    /// `fdatasync`s the file if it is open (a closed file has no unsynced write: it is only
+    /// closed after a sync).
+    fn sync(&self) -> io::Result<()> {
+        self.file.as_ref().map_or(Ok(()), File::sync_data)
+    }
+
+    /// Closes the descriptor; the next write opens the file again.
+    fn close(&mut self) {
+        self.file = None;
     }
 
     /// Renames the file to `path`; the open handle stays valid.
@@ -55,12 +80,13 @@ impl EntryFile {
         Ok(())
     }
 
-    fn write_at_entry(&self, bytes: &[u8], index: usize, entry_size: usize) -> io::Result<()> {
-        self.file.write_all_at(bytes, (index * entry_size) as u64)
+    fn write_at_entry(&mut self, bytes: &[u8], index: usize, entry_size: usize) -> io::Result<()> {
+        self.handle()?
+            .write_all_at(bytes, (index * entry_size) as u64)
     }
 
-    fn set_entries(&self, count: usize, entry_size: usize) -> io::Result<()> {
-        self.file.set_len((count * entry_size) as u64)
+    fn set_entries(&mut self, count: usize, entry_size: usize) -> io::Result<()> {
+        self.handle()?.set_len((count * entry_size) as u64)
     }
 }
 
@@ -93,7 +119,7 @@ impl OffsetIndex {
         if !path.exists() {
             return Ok(None);
         }
-        let file = EntryFile::open(path, false)?;
+        let mut file = EntryFile::open(path, false)?;
         let raw = file.read_entries(OFFSET_ENTRY)?;
         let entries: Vec<(u32, u32)> = raw
             .chunks_exact(OFFSET_ENTRY)
@@ -192,9 +218,20 @@ impl OffsetIndex {
         self.entries.is_empty()
     }
 
-    /// The file handle, for fsync.
-    pub fn file(&self) -> &File {
-        &self.file.file
+    /// `fdatasync`s the index file (nothing to do when its descriptor is closed).
+    pub fn sync(&self) -> io::Result<()> {
+        self.file.sync()
+    }
+
+    /// Closes the file's descriptor, after a [`Self::sync`]: lookups use the entries in
+    /// memory, and a later write opens the file again.
+    pub fn close_file(&mut self) {
+        self.file.close();
+    }
+
+    /// Whether the file's descriptor is open.
+    pub fn is_file_open(&self) -> bool {
+        self.file.file.is_some()
     }
 
     /// Path of the index file.
@@ -233,7 +270,7 @@ impl TimeIndex {
         if !path.exists() {
             return Ok(None);
         }
-        let file = EntryFile::open(path, false)?;
+        let mut file = EntryFile::open(path, false)?;
         let raw = file.read_entries(TIME_ENTRY)?;
         let entries: Vec<(i64, u32)> = raw
             .chunks_exact(TIME_ENTRY)
@@ -336,9 +373,20 @@ impl TimeIndex {
         self.entries.is_empty()
     }
 
-    /// The file handle, for fsync.
-    pub fn file(&self) -> &File {
-        &self.file.file
+    /// `fdatasync`s the index file (nothing to do when its descriptor is closed).
+    pub fn sync(&self) -> io::Result<()> {
+        self.file.sync()
+    }
+
+    /// Closes the file's descriptor, after a [`Self::sync`]: lookups use the entries in
+    /// memory, and a later write opens the file again.
+    pub fn close_file(&mut self) {
+        self.file.close();
+    }
+
+    /// Whether the file's descriptor is open.
+    pub fn is_file_open(&self) -> bool {
+        self.file.file.is_some()
     }
 
     /// Path of the index file.

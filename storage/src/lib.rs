@@ -41,6 +41,7 @@ pub mod checkpoint;
 pub mod cleaner;
 pub mod decompress;
 mod error;
+pub mod file_cache;
 pub mod index;
 pub mod leader_epoch;
 pub mod log;
@@ -60,6 +61,7 @@ pub use cleaner::{
 };
 pub use decompress::{decode_batch, decompress_records, decompression_limit, DecompressError};
 pub use error::StorageError;
+pub use file_cache::{is_out_of_descriptors, LogFileCache};
 pub use index::{OffsetIndex, TimeIndex};
 pub use leader_epoch::LeaderEpochCache;
 pub use log::{
@@ -68,7 +70,9 @@ pub use log::{
     SegmentSwap,
 };
 pub use producer_state::{BatchMetadata, ProducerError, ProducerStateTable};
-pub use segment::{remove_file_releasing_blocks, DeletedSegment, Segment, DELETED_FILE_SUFFIX};
+pub use segment::{
+    remove_file_releasing_blocks, DeletedSegment, LogOpener, Segment, DELETED_FILE_SUFFIX,
+};
 
 #[cfg(test)]
 mod test_util;

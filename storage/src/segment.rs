@@ -12,6 +12,7 @@ use nix::errno::Errno;
 
 use crate::batch::{BatchHeader, HEADER_SIZE};
 use crate::error::{IoContext, StorageError};
+use crate::file_cache::{next_segment_id, LogFileCache};
 use crate::index::{OffsetIndex, TimeIndex};
 use crate::scan::{scan_segment, ScanOutcome};
 
@@ -150,12 +151,69 @@ pub(crate) struct OpenedSegment {
     pub original_size: u64,
 }
 
+/// How a segment reaches its log file.
+#[derive(Debug)]
+enum LogHandle {
+    /// The segment holds its file open for reading and writing: the active segment (and a
+    /// segment being written by the cleaner).
+    Pinned(Arc<File>),
+    /// A sealed segment: its file is opened on demand through the shard's cache.
+    Cached(CachedLog),
+}
+
+/// A sealed segment's place in a [`LogFileCache`]; dropping it closes the cached file.
+#[derive(Debug)]
+struct CachedLog {
+    cache: LogFileCache,
+    id: u64,
+}
+
+impl Drop for CachedLog {
+    fn drop(&mut self) {
+        self.cache.forget(self.id);
+    }
+}
+
+/// A way to open a segment's log file later, away from the segment (the cleaner reads sources
+/// on a blocking thread): the segment's own handle, or its entry in the shard's cache.
+#[derive(Debug, Clone)]
+pub enum LogOpener {
+    /// The file, held open by its segment.
+    Open(Arc<File>),
+    /// Segment `id`'s file at `path`, through `cache`.
+    Cached {
+        /// The shard's cache.
+        cache: LogFileCache,
+        /// The segment's id.
+        id: u64,
+        /// The log file's path.
+        path: PathBuf,
+    },
+}
+
+impl LogOpener {
+    /// The open log file (see [`Segment::log_file`]).
+    pub fn open(&self) -> io::Result<Arc<File>> {
+        match self {
+            LogOpener::Open(file) => Ok(Arc::clone(file)),
+            LogOpener::Cached { cache, id, path } => cache.get_or_open(*id, path),
+        }
+    }
+}
+
 /// A segment: a log file of record batches starting at `base_offset`, and its sparse indexes.
+///
+/// The active segment keeps its three files open. Once sealed, [`Segment::release_files`]
+/// closes its indexes (lookups use their entries in memory) and hands its log file to the
+/// shard's [`LogFileCache`], which closes it when it is least recently used; it is opened
+/// again on demand.
 #[derive(Debug)]
 pub struct Segment {
+    /// Identifies the segment for the life of the process (renames keep it).
+    id: u64,
     base_offset: i64,
     log_path: PathBuf,
-    log: Arc<File>,
+    log: LogHandle,
     size: u64,
     next_offset: i64,
     offset_index: OffsetIndex,
@@ -189,8 +247,9 @@ impl Segment {
         let index_path = dir.join(file_name(base_offset, "index") + suffix);
         let time_path = dir.join(file_name(base_offset, "timeindex") + suffix);
         Ok(Segment {
+            id: next_segment_id(),
             base_offset,
-            log: Arc::new(log),
+            log: LogHandle::Pinned(Arc::new(log)),
             size: 0,
             next_offset: base_offset,
             offset_index: OffsetIndex::create(&index_path, base_offset).at(&index_path)?,
@@ -265,8 +324,9 @@ impl Segment {
             }
         };
         let segment = Segment {
+            id: next_segment_id(),
             base_offset,
-            log: Arc::new(log),
+            log: LogHandle::Pinned(Arc::new(log)),
             size: scan.valid_len,
             next_offset,
             offset_index,
@@ -299,7 +359,14 @@ impl Segment {
         );
         debug_assert_eq!(header.total_size(), HEADER_SIZE + records.len());
         let position = self.size;
-        write_all_vectored_at(&self.log, [prefix, records], position)?;
+        let Some(log) = self.pinned_log_file() else {
+            debug_assert!(false, "appends go to the active segment, which is pinned");
+            return Err(io::Error::other(format!(
+                "{}: append to a sealed segment",
+                self.log_path.display()
+            )));
+        };
+        write_all_vectored_at(log, [prefix, records], position)?;
         if let Some((offset_entry, time_entry)) =
             self.cadence
                 .on_batch(header, position, index_interval_bytes)
@@ -318,8 +385,28 @@ impl Segment {
         if let Some((ts, offset)) = self.max_timestamp() {
             self.time_index.maybe_append(ts, offset)?;
         }
-        self.offset_index.file().sync_data()?;
-        self.time_index.file().sync_data()
+        self.offset_index.sync()?;
+        self.time_index.sync()
+    }
+
+    /// Releases the files of a sealed segment (after [`Segment::seal`], or once loaded): its
+    /// indexes close theirs and answer from memory, and its log file goes to `cache`, through
+    /// which it is read (and flushed) from now on, opened again whenever the cache closed it.
+    pub fn release_files(&mut self, cache: &LogFileCache) {
+        self.offset_index.close_file();
+        self.time_index.close_file();
+        let cached = LogHandle::Cached(CachedLog {
+            cache: cache.clone(),
+            id: self.id,
+        });
+        if let LogHandle::Pinned(file) = std::mem::replace(&mut self.log, cached) {
+            cache.adopt(self.id, file);
+        }
+    }
+
+    /// Whether the segment holds its log file open itself (not released to a cache).
+    pub fn is_pinned(&self) -> bool {
+        matches!(self.log, LogHandle::Pinned(_))
     }
 
     /// The first batch (position, header) whose last offset is >= `offset`, found from the
@@ -359,8 +446,12 @@ impl Segment {
         pred: impl Fn(&BatchHeader) -> bool,
     ) -> io::Result<Option<(u64, BatchHeader)>> {
         let mut buf = [0u8; HEADER_SIZE];
+        if position + HEADER_SIZE as u64 > self.size {
+            return Ok(None);
+        }
+        let log = self.log_file()?;
         while position + HEADER_SIZE as u64 <= self.size {
-            self.log.read_exact_at(&mut buf, position)?;
+            log.read_exact_at(&mut buf, position)?;
             let header = BatchHeader::parse(&buf).map_err(|e| {
                 io::Error::new(
                     io::ErrorKind::InvalidData,
@@ -378,7 +469,7 @@ impl Segment {
     /// Reads the whole batch at `position`.
     pub fn read_batch(&self, position: u64, header: &BatchHeader) -> io::Result<Vec<u8>> {
         let mut buf = vec![0u8; header.total_size()];
-        self.log.read_exact_at(&mut buf, position)?;
+        self.log_file()?.read_exact_at(&mut buf, position)?;
         Ok(buf)
     }
 
@@ -464,9 +555,41 @@ impl Segment {
         self.size
     }
 
-    /// The log file, shared so that the network layer can `sendfile` from it.
-    pub fn log_file(&self) -> &Arc<File> {
-        &self.log
+    /// The log file, shared so that the network layer can `sendfile` from it: the segment's
+    /// own handle, or one from the shard's cache (opened now if needed, which fails with
+    /// `EMFILE` when the process is out of descriptors). Holding the `Arc` keeps the descriptor
+    /// open even if the cache evicts it meanwhile.
+    pub fn log_file(&self) -> io::Result<Arc<File>> {
+        match &self.log {
+            LogHandle::Pinned(file) => Ok(Arc::clone(file)),
+            LogHandle::Cached(cached) => cached.cache.get_or_open(cached.id, &self.log_path),
+        }
+    }
+
+    /// What opens the log file later, without borrowing the segment.
+    pub fn log_opener(&self) -> LogOpener {
+        match &self.log {
+            LogHandle::Pinned(file) => LogOpener::Open(Arc::clone(file)),
+            LogHandle::Cached(cached) => LogOpener::Cached {
+                cache: cached.cache.clone(),
+                id: cached.id,
+                path: self.log_path.clone(),
+            },
+        }
+    }
+
+    /// The segment's own read-write handle while it holds one (see [`Segment::is_pinned`]).
+    fn pinned_log_file(&self) -> Option<&Arc<File>> {
+        match &self.log {
+            LogHandle::Pinned(file) => Some(file),
+            LogHandle::Cached(_) => None,
+        }
+    }
+
+    /// Identifies the segment for the life of the process (the cleaner checks with it that a
+    /// segment it read is still in the log).
+    pub fn id(&self) -> u64 {
+        self.id
     }
 
     /// Path of the log file.
@@ -489,9 +612,7 @@ impl Segment {
         if let Some((timestamp, _)) = self.max_timestamp().filter(|(ts, _)| *ts >= 0) {
             return Ok(timestamp);
         }
-        let modified = self
-            .log
-            .metadata()
+        let modified = std::fs::metadata(&self.log_path)
             .and_then(|m| m.modified())
             .at(&self.log_path)?;
         Ok(modified

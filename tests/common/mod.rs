@@ -198,11 +198,17 @@ fn tail_lines(text: &str, n: usize) -> String {
 pub struct BrokerBuilder {
     cores: u16,
     sets: Vec<(String, String)>,
+    nofile: Option<u64>,
 }
 
 impl BrokerBuilder {
     pub fn cores(mut self, n: u16) -> Self {
         self.cores = n;
+        self
+    }
+    /// Starts the broker with `RLIMIT_NOFILE` set to `limit`, soft and hard.
+    pub fn nofile(mut self, limit: u64) -> Self {
+        self.nofile = Some(limit);
         self
     }
     /// A `--set key=value` option (Kafka config names).
@@ -228,6 +234,7 @@ impl BrokerBuilder {
             base_port,
             cores: self.cores,
             sets: self.sets,
+            nofile: self.nofile,
             data_dir,
             stderr_path,
             stderr_mark: 0,
@@ -248,6 +255,8 @@ pub struct Broker {
     base_port: u16,
     cores: u16,
     sets: Vec<(String, String)>,
+    /// `RLIMIT_NOFILE` (soft and hard) of the broker process, if set.
+    nofile: Option<u64>,
     data_dir: PathBuf,
     stderr_path: PathBuf,
     /// Byte length of the stderr file when the current process was started.
@@ -261,6 +270,7 @@ impl Broker {
         BrokerBuilder {
             cores: 1,
             sets: Vec::new(),
+            nofile: None,
         }
     }
 
@@ -367,9 +377,19 @@ impl Broker {
         }
         // If the test process dies (a test thread hung and the harness was
         // killed), take the broker with it.
+        let nofile = self.nofile;
         unsafe {
-            cmd.pre_exec(|| {
+            cmd.pre_exec(move || {
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                if let Some(limit) = nofile {
+                    let rlim = libc::rlimit {
+                        rlim_cur: limit,
+                        rlim_max: limit,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &rlim) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
                 Ok(())
             });
         }

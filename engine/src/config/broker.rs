@@ -262,6 +262,8 @@ static BROKER_KEYS: &[BrokerKey] = &[
         "Most partitions this broker holds. Each costs open files (3 for its active segment) and memory; 10000 stays well within a raised RLIMIT_NOFILE and a small broker's RAM, above Kafka's usual 4000 per broker. Over it, CreateTopics/CreatePartitions/auto-creation answer POLICY_VIOLATION."),
     key("sluice.max.partitions.per.shard", INT, Some("1000"), at_least(1),
         "Most partitions one shard (core) holds, as Redpanda's topic_partitions_per_shard: a core serves its partitions' appends, fetches, flushes and retention alone. Over it, CreateTopics/CreatePartitions/auto-creation answer POLICY_VIOLATION."),
+    key("sluice.segment.files.open.per.shard", INT, Some("0"), at_least(0),
+        "Log files of old (sealed) segments each shard keeps open in its LRU cache; others are opened on demand (0 = a quarter of RLIMIT_NOFILE shared among the shards, at most 4096)."),
     key("socket.receive.buffer.bytes", INT, Some("102400"), ANY_INT,
         "SO_RCVBUF of client sockets (-1 = OS default)."),
     key("socket.request.max.bytes", INT, Some("104857600"), at_least(1),
@@ -683,6 +685,9 @@ pub struct BrokerConfig {
     /// `sluice.max.partitions.per.shard`: the most partitions one shard holds (one core serves
     /// them all).
     pub max_partitions_per_shard: u64,
+    /// `sluice.segment.files.open.per.shard`: size of each shard's cache of sealed segments'
+    /// log files (0 = derived from `RLIMIT_NOFILE` at start, see `fd_budget`).
+    pub segment_files_open_per_shard: usize,
     /// `metrics.listener`: Prometheus endpoint, `None` when disabled.
     pub metrics_listener: Option<HostPort>,
     /// Keys set by the file or the overrides, with their (canonical) values.
@@ -966,6 +971,10 @@ impl BrokerConfig {
                 .unwrap_or(1),
             max_partitions_per_shard: u64::try_from(v.int("sluice.max.partitions.per.shard"))
                 .unwrap_or(1),
+            segment_files_open_per_shard: usize::try_from(
+                v.int("sluice.segment.files.open.per.shard"),
+            )
+            .unwrap_or(0),
             metrics_listener,
             explicit,
         };

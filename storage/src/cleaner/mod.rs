@@ -71,7 +71,7 @@ use bytes::Bytes;
 
 use crate::batch::{BatchHeader, HEADER_SIZE};
 use crate::error::{IoContext, StorageError};
-use crate::segment::Segment;
+use crate::segment::{LogOpener, Segment};
 use filter::{filter_batch, FilterContext, FilteredBatch};
 
 pub use offset_map::OffsetMap;
@@ -181,8 +181,10 @@ pub(crate) struct SourceSegment {
     pub next_offset: i64,
     /// Bytes in its log file.
     pub size: u64,
-    /// Its log file.
-    pub file: Arc<File>,
+    /// The segment's id (see [`Segment::id`]).
+    pub id: u64,
+    /// Opens its log file.
+    pub log: LogOpener,
     /// The log file's path (for messages).
     pub path: PathBuf,
 }
@@ -194,14 +196,15 @@ impl SourceSegment {
             base_offset: segment.base_offset(),
             next_offset: segment.next_offset(),
             size: segment.size(),
-            file: Arc::clone(segment.log_file()),
+            id: segment.id(),
+            log: segment.log_opener(),
             path: segment.log_path().to_path_buf(),
         }
     }
 
     /// Whether `segment` is this very segment, unchanged.
     pub(crate) fn is(&self, segment: &Segment) -> bool {
-        Arc::ptr_eq(&self.file, segment.log_file())
+        self.id == segment.id()
             && self.base_offset == segment.base_offset()
             && self.size == segment.size()
     }
@@ -299,7 +302,9 @@ pub struct StepReport {
 /// Reads a segment file batch by batch, in large chunks.
 #[derive(Debug)]
 struct BatchReader {
-    file: Arc<File>,
+    log: LogOpener,
+    /// The log file, once opened.
+    file: Option<Arc<File>>,
     path: PathBuf,
     /// Position of the next batch.
     position: u64,
@@ -312,9 +317,12 @@ struct BatchReader {
 }
 
 impl BatchReader {
+    /// A reader of `source` from `position`; the source's log file is opened at the first
+    /// read.
     fn new(source: &SourceSegment, position: u64) -> BatchReader {
         BatchReader {
-            file: Arc::clone(&source.file),
+            log: source.log.clone(),
+            file: None,
             path: source.path.clone(),
             position,
             end: source.size,
@@ -332,8 +340,11 @@ impl BatchReader {
         }
         let len = (self.end - self.position).min(need.max(READ_CHUNK) as u64) as usize;
         let mut chunk = vec![0u8; len];
-        self.file
-            .read_exact_at(&mut chunk, self.position)
+        let file = match &mut self.file {
+            Some(file) => file,
+            slot => slot.insert(self.log.open().at(&self.path)?),
+        };
+        file.read_exact_at(&mut chunk, self.position)
             .at(&self.path)?;
         self.bytes_read += len as u64;
         self.buffer = Bytes::from(chunk);
@@ -861,14 +872,16 @@ impl CleaningJob {
 fn seal_output(output: &mut Segment, sources: &[SourceSegment]) -> Result<(), StorageError> {
     let path = output.log_path().to_path_buf();
     output.seal().at(&path)?;
-    output.log_file().sync_data().at(&path)?;
+    let file = output.log_file().at(&path)?;
+    file.sync_data().at(&path)?;
     if let Some(last) = sources.last() {
         let modified = last
-            .file
-            .metadata()
+            .log
+            .open()
+            .and_then(|f| f.metadata())
             .and_then(|m| m.modified())
             .at(&last.path)?;
-        output.log_file().set_modified(modified).at(&path)?;
+        file.set_modified(modified).at(&path)?;
     }
     Ok(())
 }

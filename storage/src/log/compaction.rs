@@ -216,6 +216,8 @@ impl PartitionLog {
             .range(..base)
             .next_back()
             .is_none_or(|(_, s)| s.next_offset() <= base));
+        // Sealed and fsynced by the cleaner: it needs no open file.
+        replacement.release_files(&self.files);
         self.sealed.insert(base, replacement);
         debug_assert!(self.log_start_offset <= self.log_end_offset);
         Ok(SegmentSwap {

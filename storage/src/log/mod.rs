@@ -11,10 +11,8 @@ mod read;
 mod retention;
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use bytes::Bytes;
 
@@ -23,9 +21,10 @@ use crate::batch::{
     HEADER_SIZE,
 };
 use crate::error::{IoContext, StorageError};
+use crate::file_cache::LogFileCache;
 use crate::leader_epoch::LeaderEpochCache;
 use crate::producer_state::{ProducerError, ProducerStage, ProducerStateTable};
-use crate::segment::Segment;
+use crate::segment::{LogOpener, Segment};
 
 pub use compaction::SegmentSwap;
 pub use open::RecoveryReport;
@@ -150,14 +149,17 @@ fn storage_to_io(e: StorageError) -> io::Error {
 /// the engine may sync on a blocking thread, then report with [`PartitionLog::complete_flush`].
 #[derive(Debug)]
 pub struct PendingFlush {
-    files: Vec<Arc<File>>,
+    files: Vec<LogOpener>,
     upto: i64,
 }
 
 impl PendingFlush {
-    /// `fdatasync`s every file.
+    /// `fdatasync`s every file, opening through the shard's cache those it closed meanwhile (an
+    /// `EMFILE` then fails this flush, and the next one tries again).
     pub fn sync(&self) -> io::Result<()> {
-        self.files.iter().try_for_each(|f| f.sync_data())
+        self.files
+            .iter()
+            .try_for_each(|f| f.open().and_then(|file| file.sync_data()))
     }
 
     /// The offset below which everything is durable once `sync` succeeds.
@@ -173,8 +175,10 @@ pub struct PartitionLog {
     topic: String,
     partition: i32,
     config: LogConfig,
-    /// Segments before the active one, by base offset.
+    /// Segments before the active one, by base offset; their files are released to `files`.
     sealed: BTreeMap<i64, Segment>,
+    /// The shard's cache of sealed segments' log files.
+    files: LogFileCache,
     active: Segment,
     /// First offset readers may see: at or after the first segment's base offset, beyond it
     /// after DeleteRecords (Kafka's `logStartOffset`).
@@ -290,6 +294,7 @@ impl PartitionLog {
         let mut old = std::mem::replace(&mut self.active, new);
         old.seal()?;
         debug_assert!(old.next_offset() <= self.active.base_offset());
+        old.release_files(&self.files);
         self.sealed.insert(old.base_offset(), old);
         Ok(())
     }
@@ -370,7 +375,7 @@ impl PartitionLog {
             .values()
             .chain(std::iter::once(&self.active))
             .filter(|s| s.next_offset() > recovery_point)
-            .map(|s| Arc::clone(s.log_file()))
+            .map(Segment::log_opener)
             .collect();
         self.appended_since_flush_began = None;
         Some(PendingFlush {
@@ -433,6 +438,11 @@ impl PartitionLog {
     /// Number of segments, the active one included.
     pub fn segment_count(&self) -> usize {
         self.sealed.len() + 1
+    }
+
+    /// The cache the log's sealed segments open their files through.
+    pub fn file_cache(&self) -> &LogFileCache {
+        &self.files
     }
 
     /// The partition directory.
@@ -510,5 +520,7 @@ fn unique_hex() -> String {
     format!("{:016x}{:016x}", half(1), half(2))
 }
 
+#[cfg(test)]
+mod file_budget_tests;
 #[cfg(test)]
 mod tests;

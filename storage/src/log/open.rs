@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::{LogConfig, PartitionLog};
 use crate::error::{IoContext, StorageError};
+use crate::file_cache::LogFileCache;
 use crate::leader_epoch::LeaderEpochCache;
 use crate::producer_state::ProducerStateTable;
 use crate::segment::{file_name, Segment, DELETED_FILE_SUFFIX};
@@ -103,6 +104,10 @@ fn remove_deleted_files(dir: &Path) -> Result<usize, StorageError> {
     Ok(removed)
 }
 
+/// Sealed-segment files a log opened with [`PartitionLog::open`] keeps open (tests and tools;
+/// the broker gives each shard one cache, see [`PartitionLog::open_with_file_cache`]).
+const STANDALONE_FILE_CACHE: usize = 16;
+
 /// Removes a segment's files, returning the log file's size.
 fn remove_segment_files(dir: &Path, base: i64) -> Result<u64, StorageError> {
     let log = dir.join(file_name(base, "log"));
@@ -133,6 +138,8 @@ impl PartitionLog {
     /// segments are deleted, and the indexes of verified segments are rebuilt. Earlier segments
     /// keep their index files when valid. The producer state is rebuilt from the batch headers
     /// of every segment, so opening reads the whole log once (sequentially, in large chunks).
+    ///
+    /// The log gets its own small cache of sealed segments' files.
     pub fn open(
         log_dir: &Path,
         topic: &str,
@@ -141,6 +148,32 @@ impl PartitionLog {
         recovery_point: i64,
         log_start_offset: i64,
         now_ms: i64,
+    ) -> Result<(PartitionLog, RecoveryReport), StorageError> {
+        Self::open_with_file_cache(
+            log_dir,
+            topic,
+            partition,
+            config,
+            recovery_point,
+            log_start_offset,
+            now_ms,
+            LogFileCache::new(STANDALONE_FILE_CACHE),
+        )
+    }
+
+    /// [`PartitionLog::open`], with the sealed segments' log files opened through `files` (the
+    /// shard's cache). Each segment but the last is released as soon as the next one is
+    /// loaded, so opening a log holds the files of two segments at most, besides the cache.
+    #[allow(clippy::too_many_arguments)]
+    pub fn open_with_file_cache(
+        log_dir: &Path,
+        topic: &str,
+        partition: i32,
+        config: LogConfig,
+        recovery_point: i64,
+        log_start_offset: i64,
+        now_ms: i64,
+        files: LogFileCache,
     ) -> Result<(PartitionLog, RecoveryReport), StorageError> {
         let dir = log_dir.join(format!("{topic}-{partition}"));
         std::fs::create_dir_all(&dir).at(&dir)?;
@@ -164,6 +197,9 @@ impl PartitionLog {
                     report.deleted_segments += 1;
                 }
                 break;
+            }
+            if let Some(previous) = segments.values_mut().next_back() {
+                previous.release_files(&files);
             }
             verifying |= bases.get(i + 1).is_none_or(|&next| next > recovery_point);
             let opened = Segment::open(
@@ -215,6 +251,7 @@ impl PartitionLog {
             Some((_, segment)) => segment,
             None => Segment::create(&dir, log_start_checkpoint, now_ms)?,
         };
+        debug_assert!(active.is_pinned(), "the last segment is never released");
         let log_end_offset = active.next_offset();
         let first_base = segments.values().next().unwrap_or(&active).base_offset();
         let log_start_offset = log_start_checkpoint.max(first_base);
@@ -229,6 +266,7 @@ impl PartitionLog {
             partition,
             config,
             sealed: segments,
+            files,
             active,
             log_start_offset,
             log_end_offset,

@@ -11,7 +11,9 @@ use crate::decompress::decode_batch;
 use crate::error::{IoContext, StorageError};
 use crate::segment::Segment;
 
-/// A byte range of a segment file holding record batches, to be sent as is.
+/// A byte range of a segment file holding record batches, to be sent as is. It holds the file
+/// open: a sealed segment's file evicted from the shard's cache meanwhile is closed only when
+/// the slice is dropped (after its `sendfile`).
 #[derive(Debug, Clone)]
 pub struct FileSlice {
     /// The segment's log file.
@@ -91,8 +93,11 @@ impl PartitionLog {
                 u64::from(max_bytes)
             };
             let len = max.min(limit.saturating_sub(position));
-            return Ok((len > 0).then(|| FileSlice {
-                file: Arc::clone(segment.log_file()),
+            if len == 0 {
+                return Ok(None);
+            }
+            return Ok(Some(FileSlice {
+                file: segment.log_file()?,
                 position,
                 len,
                 first_offset: header.base_offset,
