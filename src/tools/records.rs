@@ -1,13 +1,14 @@
 //! Record batches as the tools read them — from Fetch responses (`consume`) or from segment
 //! files (`log dump`): batch boundaries and CRCs from the storage crate's [`BatchHeader`], records
-//! decoded (and decompressed) by kafka-protocol's [`RecordBatchDecoder`], and keys, values and
-//! headers turned into text.
+//! decoded by kafka-protocol's decoder and decompressed within a bound by the storage crate's
+//! [`decode_batch`], and keys, values and headers turned into text.
 
 use bytes::Bytes;
 use kafka_protocol::indexmap::IndexMap;
 use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::{Record, RecordBatchDecoder};
-use sluice_storage::{BatchHeader, TimestampType};
+use kafka_protocol::records::Record;
+use sluice_storage::decompress::MAX_DECOMPRESSION_LIMIT;
+use sluice_storage::{decode_batch, BatchHeader, TimestampType};
 
 /// The first byte a batch's CRC covers (its attributes).
 const CRC_START: usize = 21;
@@ -35,11 +36,12 @@ pub fn crc_valid(header: &BatchHeader, batch: &[u8]) -> bool {
     batch.len() >= CRC_START && crc32c::crc32c(&batch[CRC_START..]) == header.crc
 }
 
-/// The records of one whole batch, decompressed. In a LogAppendTime batch every record gets the
-/// batch's max timestamp, as Kafka's clients report it.
+/// The records of one whole batch, decompressed (a batch whose records would take more than
+/// [`MAX_DECOMPRESSION_LIMIT`] bytes, the most any topic of a broker accepts, is an error
+/// rather than a decompression bomb). In a LogAppendTime batch every record gets the batch's
+/// max timestamp, as Kafka's clients report it.
 pub fn decode_records(header: &BatchHeader, batch: &Bytes) -> Result<Vec<Record>, String> {
-    let mut buf = batch.clone();
-    let mut records = RecordBatchDecoder::decode(&mut buf)
+    let mut records = decode_batch(batch, MAX_DECOMPRESSION_LIMIT)
         .map_err(|e| format!("cannot decode the records: {e}"))?
         .records;
     if header.timestamp_type() == TimestampType::LogAppendTime {

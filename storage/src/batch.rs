@@ -2,8 +2,8 @@
 //! patching the header in place (the records themselves are never copied or re-encoded).
 
 use bytes::Bytes;
-use kafka_protocol::records::RecordBatchDecoder;
 
+use crate::decompress::{decompress_records, decompression_limit};
 use crate::records_walk::walk_records;
 
 /// Size of the v2 batch header; the records start at this byte.
@@ -73,7 +73,7 @@ pub enum Compression {
     None,
     /// gzip.
     Gzip,
-    /// Snappy (xerial framing).
+    /// Snappy (raw, or in xerial framing as Kafka's Java clients write it).
     Snappy,
     /// LZ4 frame.
     Lz4,
@@ -274,8 +274,18 @@ pub struct ValidationConfig {
     /// `message.timestamp.after.max.ms`: how far in the future a CreateTime may be.
     pub timestamp_after_max_ms: i64,
     /// `cleanup.policy` contains `compact`: every record must have a key. Checking it decodes
-    /// the records (decompressing compressed batches), so it costs only on compacted topics.
+    /// the records (decompressing compressed batches, within [`Self::decompression_limit`]),
+    /// so it costs only on compacted topics.
     pub require_keys: bool,
+}
+
+impl ValidationConfig {
+    /// The most bytes a batch's records may take once decompressed on this topic
+    /// ([`decompression_limit`] of `max.message.bytes`); a batch beyond it is refused as
+    /// corrupt.
+    pub fn decompression_limit(&self) -> usize {
+        decompression_limit(self.max_message_bytes)
+    }
 }
 
 impl Default for ValidationConfig {
@@ -377,7 +387,7 @@ fn validate_batch(
         walk_records(&bytes[HEADER_SIZE..], header.records_count)
             .map_err(BatchError::InvalidRecord)?
     } else if cfg.require_keys {
-        unkeyed_compressed_records(bytes)?
+        unkeyed_compressed_records(header, bytes, cfg.decompression_limit())?
     } else {
         Vec::new()
     };
@@ -400,18 +410,17 @@ fn validate_batch(
     Ok(())
 }
 
-/// Decompresses a compressed batch and returns the indexes of its records without a key.
-fn unkeyed_compressed_records(batch: &Bytes) -> Result<Vec<i32>, BatchError> {
-    let mut buf = batch.clone();
-    let decoded = RecordBatchDecoder::decode(&mut buf)
-        .map_err(|e| BatchError::CorruptMessage(format!("cannot decode the records: {e}")))?;
-    Ok(decoded
-        .records
-        .iter()
-        .zip(0i32..)
-        .filter(|(record, _)| record.key.is_none())
-        .map(|(_, index)| index)
-        .collect())
+/// Decompresses a compressed batch (refusing records that would take more than `limit` bytes
+/// as corrupt, as Kafka's CORRUPT_MESSAGE covers a record that "exceeds the valid size"), checks
+/// the framing of its records and returns the indexes of those without a key.
+fn unkeyed_compressed_records(
+    header: &BatchHeader,
+    batch: &Bytes,
+    limit: usize,
+) -> Result<Vec<i32>, BatchError> {
+    let plain = decompress_records(header.compression(), &batch[HEADER_SIZE..], limit)
+        .map_err(|e| BatchError::CorruptMessage(format!("cannot decompress the records: {e}")))?;
+    walk_records(&plain, header.records_count).map_err(BatchError::InvalidRecord)
 }
 
 /// The first 61 bytes of `batch` as they go to disk: `baseOffset` and `partitionLeaderEpoch`
@@ -443,7 +452,9 @@ pub fn patched_prefix(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_util::{encode_batch, encode_with_keys, NO_PRODUCER};
+    use crate::test_util::{
+        compress_with, encode_batch, encode_with_keys, with_records, NO_PRODUCER,
+    };
     use kafka_protocol::records::Compression as Codec;
 
     const NOW: i64 = 1_700_000_000_000;
@@ -629,6 +640,55 @@ mod tests {
                 validate_records(&Bytes::from(both), &compacted, NOW),
                 Err(BatchError::RecordsWithoutKey { batch_indexes }) if batch_indexes == vec![0]
             ));
+        }
+    }
+
+    #[test]
+    fn compacted_topics_refuse_compressed_records_beyond_the_limit_or_malformed() {
+        let compacted = ValidationConfig {
+            require_keys: true,
+            ..cfg()
+        };
+        let limit = compacted.decompression_limit();
+        assert_eq!(limit, 64 * 1_048_588);
+        let zeros = vec![0u8; limit + 1];
+        for codec in [Codec::Gzip, Codec::Snappy, Codec::Lz4, Codec::Zstd] {
+            let header = encode_batch(1, NOW, codec, NO_PRODUCER);
+            // Snappy expands at most 22 times, so a snappy batch within max.message.bytes never
+            // reaches 64 times it (decompress.rs tests snappy against smaller limits).
+            if codec != Codec::Snappy {
+                let bomb = with_records(&header, &compress_with(codec, &zeros));
+                assert!(
+                    bomb.len() <= compacted.max_message_bytes as usize,
+                    "{codec:?}"
+                );
+                assert!(
+                    matches!(
+                        validate_records(&bomb, &compacted, NOW),
+                        Err(BatchError::CorruptMessage(m)) if m.contains("exceed")
+                    ),
+                    "{codec:?}"
+                );
+                // Other topics store the batch as it came, without looking inside.
+                assert!(validate_records(&bomb, &cfg(), NOW).is_ok(), "{codec:?}");
+            }
+
+            let garbage = with_records(&header, b"not compressed at all, not at all");
+            assert!(
+                matches!(
+                    validate_records(&garbage, &compacted, NOW),
+                    Err(BatchError::CorruptMessage(_))
+                ),
+                "{codec:?}"
+            );
+            let not_records = with_records(&header, &compress_with(codec, &[0x55; 1000]));
+            assert!(
+                matches!(
+                    validate_records(&not_records, &compacted, NOW),
+                    Err(BatchError::InvalidRecord(_))
+                ),
+                "{codec:?}"
+            );
         }
     }
 

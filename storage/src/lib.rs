@@ -39,6 +39,7 @@
 pub mod batch;
 pub mod checkpoint;
 pub mod cleaner;
+pub mod decompress;
 mod error;
 pub mod index;
 pub mod leader_epoch;
@@ -57,6 +58,7 @@ pub use cleaner::{
     CleanableRange, CleanedSegment, CleanerError, CleaningJob, CleaningStep, CleaningSummary,
     CompactionConfig, OffsetMap, StepReport, CLEANER_OFFSET_CHECKPOINT,
 };
+pub use decompress::{decode_batch, decompress_records, decompression_limit, DecompressError};
 pub use error::StorageError;
 pub use index::{OffsetIndex, TimeIndex};
 pub use leader_epoch::LeaderEpochCache;

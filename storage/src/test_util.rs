@@ -100,3 +100,33 @@ pub(crate) fn with_base_offset(batch: &[u8], offset: i64) -> Vec<u8> {
     out[..8].copy_from_slice(&offset.to_be_bytes());
     out
 }
+
+/// `data` compressed with `compression` by kafka-protocol's compressors, as clients do.
+pub(crate) fn compress_with(compression: Compression, data: &[u8]) -> Vec<u8> {
+    use kafka_protocol::compression::{Compressor, Gzip, Lz4, Snappy, Zstd};
+    let mut out = BytesMut::new();
+    let fill = |buf: &mut BytesMut| {
+        buf.extend_from_slice(data);
+        Ok(())
+    };
+    match compression {
+        Compression::None => out.extend_from_slice(data),
+        Compression::Gzip => Gzip::compress(&mut out, fill).expect("gzip"),
+        Compression::Snappy => Snappy::compress(&mut out, fill).expect("snappy"),
+        Compression::Lz4 => Lz4::compress(&mut out, fill).expect("lz4"),
+        Compression::Zstd => Zstd::compress(&mut out, fill).expect("zstd"),
+    }
+    out.to_vec()
+}
+
+/// `batch`'s header followed by `records` (as they are, compressed or not), with the batch
+/// length and CRC made to match.
+pub(crate) fn with_records(batch: &[u8], records: &[u8]) -> Bytes {
+    let mut out = batch[..61].to_vec();
+    out.extend_from_slice(records);
+    let batch_length = (out.len() - 12) as i32;
+    out[8..12].copy_from_slice(&batch_length.to_be_bytes());
+    let crc = crc32c::crc32c(&out[21..]);
+    out[17..21].copy_from_slice(&crc.to_be_bytes());
+    Bytes::from(out)
+}

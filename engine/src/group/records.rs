@@ -13,9 +13,9 @@ use std::os::unix::fs::FileExt;
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::indexmap::IndexMap;
 use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
-use sluice_storage::{BatchHeader, PartitionLog, ReadError};
+use sluice_storage::{decode_batch, BatchHeader, PartitionLog, ReadError};
 
 /// Why a record of `__consumer_offsets` could not be encoded, decoded or read. The
 /// `&'static str`s name the field concerned.
@@ -536,10 +536,12 @@ const READ_CHUNK: u32 = 1 << 20;
 
 /// Reads every record of `log` from `from` (clamped to the log start) to the log end, in
 /// offset order, to replay them when the coordinator starts. Control batches are skipped, and
-/// so is a partial batch at the end of a read; a record without a key is an error, as in Kafka.
+/// so is a partial batch at the end of a read; a record without a key is an error, as in Kafka,
+/// and so is a batch whose records would pass the topic's decompression limit.
 pub fn read_records(log: &PartitionLog, from: i64) -> Result<Vec<OffsetsRecord>> {
     let end = log.log_end_offset();
     let mut next = from.max(log.log_start_offset());
+    let limit = log.config().validation.decompression_limit();
     let mut out = Vec::new();
     while next < end {
         let Some(slice) = log.read(next, READ_CHUNK, true, end)? else {
@@ -559,17 +561,16 @@ pub fn read_records(log: &PartitionLog, from: i64) -> Result<Vec<OffsetsRecord>>
             if raw.len() - pos < size {
                 break;
             }
-            let mut batch = raw.slice(pos..pos + size);
+            let batch = raw.slice(pos..pos + size);
             pos += size;
             next = header.next_offset();
             if header.is_control() {
                 continue;
             }
-            let set =
-                RecordBatchDecoder::decode(&mut batch).map_err(|e| RecordsError::CorruptBatch {
-                    offset: header.base_offset,
-                    reason: e.to_string(),
-                })?;
+            let set = decode_batch(&batch, limit).map_err(|reason| RecordsError::CorruptBatch {
+                offset: header.base_offset,
+                reason,
+            })?;
             for record in set.records {
                 if record.offset < from || record.control {
                     continue;
@@ -1022,6 +1023,46 @@ mod tests {
         for (i, r) in records.iter().enumerate() {
             assert_eq!(r.offset, i as i64);
             assert_eq!(decode_key(&r.key).unwrap().group(), format!("g{i}"));
+        }
+    }
+
+    #[test]
+    fn a_batch_beyond_the_decompression_limit_is_an_error_not_an_allocation() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = open_log(dir.path(), 1 << 30);
+        let limit = log.config().validation.decompression_limit();
+        let key = encode_key(&OffsetsKey::Group { group: "g".into() });
+        log.append(&build_batch(&[(key.clone(), None)], NOW).unwrap(), 0, NOW)
+            .unwrap();
+        // A zstd batch of one record whose value is one byte longer than the limit.
+        let record = Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: 0,
+            sequence: -1,
+            timestamp: NOW,
+            key: Some(key),
+            value: Some(Bytes::from(vec![0u8; limit + 1])),
+            headers: IndexMap::new(),
+        };
+        let mut bomb = BytesMut::new();
+        let options = RecordEncodeOptions {
+            version: 2,
+            compression: Compression::Zstd,
+        };
+        RecordBatchEncoder::encode(&mut bomb, &[record], &options).unwrap();
+        assert!(bomb.len() < 1 << 20);
+        log.append(&bomb.freeze(), 0, NOW).unwrap();
+        match read_records(&log, 0) {
+            Err(RecordsError::CorruptBatch { offset: 1, reason }) => {
+                assert!(reason.contains("exceed"), "{reason}")
+            }
+            other => panic!("{other:?}"),
         }
     }
 }

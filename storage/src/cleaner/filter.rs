@@ -17,6 +17,12 @@
 //! kept as an empty batch (a header without records, as Kafka's `RETAIN_EMPTY`) so that the
 //! producer's last sequence survives a restart. Control batches are kept as they are: Sluice has
 //! no transactions yet, so no marker is ever the end of an aborted or removed transaction.
+//!
+//! A batch whose records cannot be decompressed within the topic's decompression limit (a
+//! decompression bomb stored before the topic became compacted, or corrupt compressed data) is
+//! kept unchanged, with a warning: the cleaner never drops data it cannot read.
+
+use std::path::Path;
 
 use bytes::{Bytes, BytesMut};
 
@@ -42,6 +48,10 @@ pub(crate) struct FilterContext<'a> {
     pub now_ms: i64,
     /// `delete.retention.ms`: how long a cleaned tombstone stays.
     pub delete_retention_ms: i64,
+    /// The most bytes a batch's records may take decompressed.
+    pub decompression_limit: usize,
+    /// The segment file being cleaned, for warnings.
+    pub path: &'a Path,
 }
 
 /// The cleaned form of a batch.
@@ -94,7 +104,21 @@ pub(crate) fn filter_batch(
         return Ok(FilterOutcome::unchanged());
     }
     let horizon = delete_horizon(header);
-    let plain = decompress(header.compression(), batch.slice(HEADER_SIZE..))?;
+    let plain = match decompress(
+        header.compression(),
+        batch.slice(HEADER_SIZE..),
+        ctx.decompression_limit,
+    ) {
+        Ok(plain) => plain,
+        Err(e) => {
+            tracing::warn!(
+                "{}: keeping the batch at offset {} unchanged: {e}",
+                ctx.path.display(),
+                header.base_offset
+            );
+            return Ok(FilterOutcome::unchanged());
+        }
+    };
     let records = parse_records(&plain, header.records_count)?;
     let mut kept = Vec::with_capacity(records.len());
     let mut keeps_tombstone = false;
@@ -257,6 +281,8 @@ mod tests {
             map_end,
             now_ms,
             delete_retention_ms: 60_000,
+            decompression_limit: 1 << 20,
+            path: Path::new("table-0/00000000000000000000.log"),
         }
     }
 

@@ -414,6 +414,10 @@ pub(crate) struct JobSettings {
     pub segment_bytes: u64,
     /// `index.interval.bytes` of the rewritten segments.
     pub index_interval_bytes: u32,
+    /// The most bytes a batch's records may take decompressed (the topic's
+    /// [`decompression_limit`](crate::decompress::decompression_limit)); a batch beyond it is
+    /// neither mapped nor cleaned, but kept as it is.
+    pub decompression_limit: usize,
 }
 
 /// What a job takes from its log when it starts (on the log's thread).
@@ -635,8 +639,21 @@ impl CleaningJob {
             position: end_position - bytes.len() as u64,
             reason,
         };
-        let plain = records::decompress(header.compression(), bytes.slice(HEADER_SIZE..))
-            .map_err(decode_error)?;
+        let plain = match records::decompress(
+            header.compression(),
+            bytes.slice(HEADER_SIZE..),
+            self.settings.decompression_limit,
+        ) {
+            Ok(plain) => plain,
+            Err(e) => {
+                tracing::warn!(
+                    "{}: the keys of the batch at offset {} are not mapped (the batch is kept): {e}",
+                    path.display(),
+                    header.base_offset
+                );
+                return Ok(false);
+            }
+        };
         let parsed = records::parse_records(&plain, header.records_count).map_err(decode_error)?;
         for record in parsed {
             let offset = header.base_offset + i64::from(record.offset_delta);
@@ -717,12 +734,6 @@ impl CleaningJob {
         budget_bytes: u64,
         report: &mut StepReport,
     ) -> Result<bool, CleanerError> {
-        let ctx = FilterContext {
-            map: &self.map,
-            map_end: self.map_end,
-            now_ms: self.now_ms,
-            delete_retention_ms: self.settings.delete_retention_ms,
-        };
         while report.bytes_read < budget_bytes {
             let batch = writer.reader.next_batch()?;
             report.bytes_read += writer.reader.take_bytes_read();
@@ -738,6 +749,14 @@ impl CleaningJob {
                 && self.producer_last_offsets.get(&header.producer_id)
                     == Some(&header.last_offset());
             let position = writer.reader.position - bytes.len() as u64;
+            let ctx = FilterContext {
+                map: &self.map,
+                map_end: self.map_end,
+                now_ms: self.now_ms,
+                delete_retention_ms: self.settings.delete_retention_ms,
+                decompression_limit: self.settings.decompression_limit,
+                path: &writer.reader.path,
+            };
             let outcome = filter_batch(&bytes, &header, retain_empty, &ctx).map_err(|reason| {
                 StorageError::Decode {
                     path: writer.reader.path.clone(),

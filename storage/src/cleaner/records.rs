@@ -1,13 +1,15 @@
-//! The records inside a v2 batch, as the cleaner needs them: decompression and compression with
-//! kafka-protocol's codecs, and a view of each record (offset, key, null value) that keeps its
-//! encoded bytes, so that a retained record is copied into the cleaned batch unchanged.
+//! The records inside a v2 batch, as the cleaner needs them: bounded decompression
+//! ([`decompress_records`]), compression with kafka-protocol's codecs, and a view of each record
+//! (offset, key, null value) that keeps its encoded bytes, so that a retained record is copied
+//! into the cleaned batch unchanged.
 
 use std::ops::Range;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use kafka_protocol::compression::{Compressor, Decompressor, Gzip, Lz4, Snappy, Zstd};
+use kafka_protocol::compression::{Compressor, Gzip, Lz4, Snappy, Zstd};
 
 use crate::batch::Compression;
+use crate::decompress::{decompress_records, DecompressError};
 use crate::records_walk::{read_varint, read_varlong};
 
 /// One record of a batch, located in the batch's uncompressed record bytes.
@@ -29,18 +31,17 @@ pub(crate) struct RecordView {
     pub tail: Range<usize>,
 }
 
-/// Decompresses the record bytes of a batch compressed with `compression`.
-pub(crate) fn decompress(compression: Compression, data: Bytes) -> Result<Bytes, String> {
-    let mut data = data;
-    let take = |buf: &mut Bytes| Ok(buf.clone());
-    let decompressed = match compression {
-        Compression::None => return Ok(data),
-        Compression::Gzip => Gzip::decompress(&mut data, take),
-        Compression::Snappy => Snappy::decompress(&mut data, take),
-        Compression::Lz4 => Lz4::decompress(&mut data, take),
-        Compression::Zstd => Zstd::decompress(&mut data, take),
-    };
-    decompressed.map_err(|e| format!("cannot decompress {compression:?} records: {e:#}"))
+/// The record bytes of a batch compressed with `compression`, decompressed within `limit`
+/// bytes (uncompressed records are returned as they are, without a copy).
+pub(crate) fn decompress(
+    compression: Compression,
+    data: Bytes,
+    limit: usize,
+) -> Result<Bytes, DecompressError> {
+    match compression {
+        Compression::None => Ok(data),
+        _ => decompress_records(compression, &data, limit),
+    }
 }
 
 /// Compresses record bytes with `compression`, appending the result to `out`.
@@ -83,7 +84,10 @@ fn nullable_bytes(buf: &[u8], pos: &mut usize, what: &str) -> Result<Option<Rang
 
 /// Parses `count` records from `data` (the uncompressed records of a batch).
 pub(crate) fn parse_records(data: &[u8], count: i32) -> Result<Vec<RecordView>, String> {
-    let mut records = Vec::with_capacity(usize::try_from(count).unwrap_or(0));
+    // A record takes at least 7 bytes (length, attributes, timestamp and offset deltas, key
+    // and value lengths, header count): the count read from disk reserves no more than that.
+    let capacity = usize::try_from(count).unwrap_or(0).min(data.len() / 7);
+    let mut records = Vec::with_capacity(capacity);
     let mut pos = 0usize;
     for i in 0..count {
         let start = pos;
@@ -170,7 +174,7 @@ mod tests {
             (Codec::Zstd, Compression::Zstd),
         ] {
             let batch = encode_with_keys(&[Some("a"), None, Some("bc")], 1000, codec);
-            let plain = decompress(ours, batch.slice(61..)).unwrap();
+            let plain = decompress(ours, batch.slice(61..), 1 << 20).unwrap();
             let records = parse_records(&plain, 3).unwrap();
             assert_eq!(records.len(), 3);
             assert_eq!(records[0].key.clone().map(|k| &plain[k]), Some(&b"a"[..]));
@@ -183,7 +187,13 @@ mod tests {
 
             let mut out = BytesMut::new();
             compress(ours, &plain, &mut out).unwrap();
-            assert_eq!(decompress(ours, out.freeze()).unwrap(), plain);
+            assert_eq!(decompress(ours, out.freeze(), plain.len()).unwrap(), plain);
+            if ours != Compression::None {
+                assert!(matches!(
+                    decompress(ours, batch.slice(61..), plain.len() - 1),
+                    Err(DecompressError::ExceedsLimit { .. })
+                ));
+            }
         }
     }
 

@@ -606,3 +606,79 @@ fn an_index_swap_without_its_log_swap_is_removed() {
     let by_offset: BTreeMap<i64, Kv> = records_of(&log).into_iter().collect();
     assert_eq!(by_offset.len(), before.len());
 }
+
+/// Every batch of the log as stored, undecoded.
+fn raw_batches(log: &PartitionLog) -> Vec<Bytes> {
+    let mut out = Vec::new();
+    let mut offset = log.log_start_offset();
+    while let Some(slice) = log.read(offset, 1 << 24, true, i64::MAX).unwrap() {
+        let mut buf = vec![0u8; slice.len as usize];
+        slice.file.read_exact_at(&mut buf, slice.position).unwrap();
+        let all = Bytes::from(buf);
+        let mut pos = 0;
+        while all.len() - pos >= HEADER_SIZE {
+            let header = BatchHeader::parse(&all[pos..]).unwrap();
+            out.push(all.slice(pos..pos + header.total_size()));
+            pos += header.total_size();
+            offset = header.next_offset();
+        }
+    }
+    out
+}
+
+#[test]
+fn batches_that_cannot_be_decompressed_within_the_limit_are_kept_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    // A topic that was not compacted when the bombs were produced: they were stored unread.
+    let small = LogConfig {
+        segment_bytes: 256 * 1024,
+        validation: crate::batch::ValidationConfig {
+            max_message_bytes: 64 * 1024,
+            ..crate::batch::ValidationConfig::default()
+        },
+        ..config()
+    };
+    let limit = small.validation.decompression_limit();
+    assert_eq!(limit, crate::decompress::MIN_DECOMPRESSION_LIMIT);
+    let (mut log, _) = PartitionLog::open(dir.path(), "table", 0, small, 0, 0, NOW).unwrap();
+    let zeros = vec![0u8; limit + 1];
+    let mut bombs = Vec::new();
+    for (i, codec) in [Codec::Gzip, Codec::Zstd].into_iter().enumerate() {
+        let old = [kv("a", Some("old")), kv(&format!("b{i}"), Some("old"))];
+        log.append(&batch(&old, NOW - 1000, codec, (-1, -1, -1)), 0, NOW)
+            .unwrap();
+        let header = batch(&[kv("a", Some("bomb"))], NOW - 1000, codec, (-1, -1, -1));
+        let compressed = crate::test_util::compress_with(codec, &zeros);
+        let bomb = crate::test_util::with_records(&header, &compressed);
+        let info = log.append(&bomb, 0, NOW).unwrap();
+        bombs.push((info.base_offset, bomb.slice(HEADER_SIZE..)));
+    }
+    log.append(
+        &batch(
+            &[kv("a", Some("new"))],
+            NOW - 1000,
+            Codec::Lz4,
+            (-1, -1, -1),
+        ),
+        0,
+        NOW,
+    )
+    .unwrap();
+    log.roll_now(NOW).unwrap();
+
+    let summary = clean(&mut log, None, &compaction(0), NOW, 1 << 20);
+    assert_eq!(summary.records_removed, 2, "the two old records of key a");
+    let after = raw_batches(&log);
+    for (offset, records) in &bombs {
+        let kept = after
+            .iter()
+            .find(|b| BatchHeader::parse(b).unwrap().base_offset == *offset)
+            .expect("the bomb is kept");
+        assert_eq!(&kept[HEADER_SIZE..], &records[..], "byte for byte");
+    }
+    assert_eq!(
+        after.len(),
+        5,
+        "two cleaned batches, two bombs, the newest batch"
+    );
+}

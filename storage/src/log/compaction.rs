@@ -143,6 +143,7 @@ impl PartitionLog {
             delete_retention_ms: config.delete_retention_ms,
             segment_bytes: self.config.segment_bytes,
             index_interval_bytes: self.config.index_interval_bytes,
+            decompression_limit: self.config.validation.decompression_limit(),
         };
         let input = JobInput {
             dir: self.dir.clone(),

@@ -5,11 +5,9 @@ use std::fs::File;
 use std::io;
 use std::sync::Arc;
 
-use bytes::Bytes;
-use kafka_protocol::records::RecordBatchDecoder;
-
 use super::PartitionLog;
 use crate::batch::{BatchHeader, TimestampType};
+use crate::decompress::decode_batch;
 use crate::error::{IoContext, StorageError};
 use crate::segment::Segment;
 
@@ -123,8 +121,8 @@ impl PartitionLog {
                     segment,
                     position,
                     &header,
-                    timestamp,
-                    starting_offset,
+                    (timestamp, starting_offset),
+                    self.config.validation.decompression_limit(),
                 )?;
                 if found.is_some() {
                     return Ok(found);
@@ -153,7 +151,8 @@ impl PartitionLog {
         };
         let found = match segment.find_batch(offset).at(segment.log_path())? {
             Some((position, header)) => {
-                first_record_at_or_after(segment, position, &header, timestamp, i64::MIN)?
+                let limit = self.config.validation.decompression_limit();
+                first_record_at_or_after(segment, position, &header, (timestamp, i64::MIN), limit)?
             }
             None => None,
         };
@@ -171,33 +170,42 @@ impl PartitionLog {
 }
 
 /// The first record of the batch at `position` whose timestamp is >= `timestamp` and whose
-/// offset is >= `starting_offset`, as (offset, timestamp); `None` when no record qualifies.
-/// LogAppendTime batches give every record their max timestamp, so the answer is their first
-/// record at or after `starting_offset`; CreateTime batches are decoded (whatever their
-/// compression).
+/// offset is >= `starting_offset` (`from` is both), as (offset, timestamp); `None` when no
+/// record qualifies. LogAppendTime batches give every record their max timestamp, so the answer
+/// is their first record at or after `starting_offset`; CreateTime batches are decoded
+/// (whatever their compression, within `limit` decompressed bytes). A batch that cannot be
+/// decoded so (a decompression bomb or garbage stored as a client sent it) is answered as a
+/// LogAppendTime batch would be, with a warning, rather than failing every lookup that meets it.
 fn first_record_at_or_after(
     segment: &Segment,
     position: u64,
     header: &BatchHeader,
-    timestamp: i64,
-    starting_offset: i64,
+    from: (i64, i64),
+    limit: usize,
 ) -> Result<Option<(i64, i64)>, StorageError> {
-    if header.timestamp_type() == TimestampType::LogAppendTime {
+    let (timestamp, starting_offset) = from;
+    let whole_batch = || {
         let offset = header.base_offset.max(starting_offset);
-        return Ok(
-            (header.max_timestamp >= timestamp && offset <= header.last_offset())
-                .then_some((offset, header.max_timestamp)),
-        );
+        (header.max_timestamp >= timestamp && offset <= header.last_offset())
+            .then_some((offset, header.max_timestamp))
+    };
+    if header.timestamp_type() == TimestampType::LogAppendTime {
+        return Ok(whole_batch());
     }
     let path = segment.log_path();
     let bytes = segment.read_batch(position, header).at(path)?;
-    let decode_error = |reason: String| StorageError::Decode {
-        path: path.to_path_buf(),
-        position,
-        reason,
+    let set = match decode_batch(&bytes.into(), limit) {
+        Ok(set) => set,
+        Err(e) => {
+            tracing::warn!(
+                "{} at {position}: timestamp lookup answers for the whole batch at offset {}, \
+                 whose records cannot be decoded: {e}",
+                path.display(),
+                header.base_offset
+            );
+            return Ok(whole_batch());
+        }
     };
-    let set = RecordBatchDecoder::decode(&mut Bytes::from(bytes))
-        .map_err(|e| decode_error(e.to_string()))?;
     Ok(set
         .records
         .iter()

@@ -7,8 +7,11 @@ use bytes::Bytes;
 use kafka_protocol::records::Compression as Codec;
 
 use super::*;
+use crate::batch::ValidationConfig;
 use crate::segment::file_name;
-use crate::test_util::{encode_batch, encode_with_timestamps, NO_PRODUCER};
+use crate::test_util::{
+    compress_with, encode_batch, encode_with_timestamps, with_records, NO_PRODUCER,
+};
 
 const NOW: i64 = 1_700_000_000_000;
 const CODECS: [Codec; 5] = [
@@ -357,6 +360,50 @@ fn timestamps_across_segments_with_compression() {
             "ts {target}"
         );
     }
+}
+
+#[test]
+fn timestamp_lookups_answer_for_a_bomb_batch_without_decompressing_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        validation: ValidationConfig {
+            max_message_bytes: 64 * 1024,
+            ..ValidationConfig::default()
+        },
+        ..LogConfig::default()
+    };
+    let (mut log, _) = open(dir.path(), config, 0);
+    let limit = config.validation.decompression_limit();
+    log.append(
+        &encode_with_timestamps(&[NOW, NOW + 1], Codec::Lz4, NO_PRODUCER),
+        0,
+        NOW,
+    )
+    .unwrap();
+    // Records that expand beyond the limit, stored as sent (the topic is not compacted).
+    let header = encode_with_timestamps(&[NOW + 5, NOW + 9], Codec::Gzip, NO_PRODUCER);
+    let bomb = with_records(&header, &compress_with(Codec::Gzip, &vec![0; limit + 1]));
+    log.append(&bomb, 0, NOW).unwrap();
+    log.append(
+        &encode_with_timestamps(&[NOW + 20], Codec::Zstd, NO_PRODUCER),
+        0,
+        NOW,
+    )
+    .unwrap();
+    assert_eq!(
+        log.offset_for_timestamp(NOW + 1).unwrap(),
+        Some((1, NOW + 1))
+    );
+    assert_eq!(
+        log.offset_for_timestamp(NOW + 6).unwrap(),
+        Some((2, NOW + 9)),
+        "the bomb's first offset and max timestamp"
+    );
+    assert_eq!(
+        log.offset_for_timestamp(NOW + 10).unwrap(),
+        Some((4, NOW + 20))
+    );
+    assert_eq!(log.max_timestamp().unwrap(), Some((4, NOW + 20)));
 }
 
 #[test]
