@@ -114,6 +114,16 @@ mod seeds {
             let name = format!("seed-{:08x}-{}", crc32c::crc32c(data), data.len());
             std::fs::write(dir.join(name), data).unwrap();
         }
+
+        /// A whole batch for `batch_validation`, and its records for `decompression` (codec
+        /// byte from the batch's attributes, limit byte 0: the smallest topic limit).
+        fn put_batch(&self, batch: &[u8]) {
+            self.put("batch_validation", batch);
+            let header = BatchHeader::parse(batch).unwrap();
+            let mut records = vec![header.compression() as u8, 0];
+            records.extend_from_slice(&batch[sluice_storage::batch::HEADER_SIZE..]);
+            self.put("decompression", &records);
+        }
     }
 
     pub fn make() {
@@ -163,7 +173,7 @@ mod seeds {
             out.put("request_decoding", &frame);
         }
         for codec in frames::CODECS {
-            out.put("batch_validation", &frames::record_batch(codec, 4, 1));
+            out.put_batch(&frames::record_batch(codec, 4, 1));
         }
         for entry in std::fs::read_dir(broker.data_dir()).unwrap() {
             let dir = entry.unwrap().path();
@@ -238,7 +248,7 @@ mod seeds {
                 let batch = log.slice(pos..end);
                 if !seen_codecs.contains(&header.compression()) {
                     seen_codecs.push(header.compression());
-                    out.put("batch_validation", &batch);
+                    out.put_batch(&batch);
                 }
                 if offsets && !header.is_control() {
                     let records = RecordBatchDecoder::decode(&mut batch.clone()).unwrap();

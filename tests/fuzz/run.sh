@@ -9,7 +9,7 @@
 #   tests/fuzz/run.sh minimize TARGET      # merge the corpus into a minimal one (-merge=1)
 #
 # Targets: request_decoding batch_validation segment_recovery index_loading offsets_records
-# config_loading metadata_loading (bodies in tests/fuzz/src/targets.rs).
+# config_loading metadata_loading decompression (bodies in tests/fuzz/src/targets.rs).
 #
 # New inputs that add coverage go to tests/fuzz/work/TARGET/ (not saved; minimize them into
 # tests/fuzz/corpus/TARGET/ with `minimize`). A crash is written to tests/fuzz/crashes/TARGET/;
@@ -21,7 +21,7 @@ set -euo pipefail
 FUZZ_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$FUZZ_DIR/../.." && pwd)"
 TARGETS=(request_decoding batch_validation segment_recovery index_loading offsets_records
-    config_loading metadata_loading)
+    config_loading metadata_loading decompression)
 HOST="$(rustc -vV | sed -n 's/^host: //p')"
 export CARGO_TARGET_DIR="$ROOT/target/fuzz"
 BIN_DIR="$CARGO_TARGET_DIR/$HOST/release"
@@ -58,7 +58,7 @@ run_one() {
         -rss_limit_mb="${FUZZ_RSS_MB:-2048}" -malloc_limit_mb="${FUZZ_RSS_MB:-2048}" \
         -max_len=1048576 -len_control=100 -timeout=10 -print_final_stats=1 \
         -artifact_prefix="$crashes/" "$@" >"$log" 2>&1 || status=$?
-    grep -E '^#[0-9]+ +(INITED|DONE)' "$log" | tail -2 || true
+    grep -E '^#[0-9]+[[:space:]]+(INITED|DONE)' "$log" | tail -2 || true
     grep -E '^stat::(number_of_executed_units|average_exec_per_sec|new_units_added|peak_rss_mb)' "$log" || true
     echo "   wall time $((SECONDS - started))s, new inputs in $work: $(ls "$work" | wc -l)"
     if [[ $status -ne 0 ]]; then

@@ -20,8 +20,8 @@ use sluice_engine::metadata::{ClusterState, MetadataImage, METADATA_FILE};
 use sluice_engine::BrokerConfig;
 use sluice_net::RawRequest;
 use sluice_storage::{
-    patched_prefix, validate_records, LogConfig, OffsetIndex, PartitionLog, TimeIndex,
-    ValidationConfig,
+    decompress_records, patched_prefix, validate_records, Compression, LogConfig, OffsetIndex,
+    PartitionLog, TimeIndex, ValidationConfig,
 };
 use std::path::PathBuf;
 use std::sync::OnceLock;
@@ -35,6 +35,7 @@ pub const ALL: &[(&str, fn(&[u8]))] = &[
     ("offsets_records", offsets_records),
     ("config_loading", config_loading),
     ("metadata_loading", metadata_loading),
+    ("decompression", decompression),
 ];
 
 /// The clock the storage targets run at (any fixed value; timestamps are input).
@@ -186,6 +187,30 @@ pub fn batch_validation(data: &[u8]) {
         ..defaults
     };
     let _ = validate_records(&records, &compacted, NOW_MS);
+}
+
+/// The records of a compressed batch: `data[0]` picks the codec (modulo 5: none, gzip, snappy,
+/// lz4, zstd), `data[1]` the output limit (`n` KiB, or the smallest topic limit for 0), and the
+/// rest is the compressed records, decompressed by `decompress_records`, which must never return
+/// more than the limit.
+pub fn decompression(data: &[u8]) {
+    let [codec, limit, compressed @ ..] = data else {
+        return;
+    };
+    let codec = [
+        Compression::None,
+        Compression::Gzip,
+        Compression::Snappy,
+        Compression::Lz4,
+        Compression::Zstd,
+    ][usize::from(*codec % 5)];
+    let limit = match *limit {
+        0 => sluice_storage::decompress::MIN_DECOMPRESSION_LIMIT,
+        n => usize::from(n) << 10,
+    };
+    if let Ok(plain) = decompress_records(codec, compressed, limit) {
+        assert!(plain.len() <= limit, "{codec:?} output over the limit");
+    }
 }
 
 /// A segment file as recovery finds it after a crash: `data` is written as the only segment
