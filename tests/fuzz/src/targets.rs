@@ -172,8 +172,37 @@ fn consumer_subscription(metadata: &Bytes) {
 
 /// The `records` of a produce request: `validate_records` with Kafka's default topic settings,
 /// then again with `require_keys` (a compacted topic, which decodes every record and so
-/// decompresses compressed batches), and the on-disk prefix of every batch that passes.
+/// decompresses compressed batches), and the on-disk prefix of every batch that passes. Run on
+/// the input as it is and on a copy with every batch's CRC made right ([`with_valid_crcs`]), so
+/// that mutations reach what lies behind the CRC check.
 pub fn batch_validation(data: &[u8]) {
+    validate_produced_records(data);
+    validate_produced_records(&with_valid_crcs(data));
+}
+
+/// `data` with the CRC32C of every whole batch it holds, back to back, recomputed: a fuzzer
+/// cannot fix a checksum, and without this almost every mutation stops at it.
+pub fn with_valid_crcs(data: &[u8]) -> Vec<u8> {
+    use sluice_storage::batch::{HEADER_SIZE, LOG_OVERHEAD};
+    let mut out = data.to_vec();
+    let mut pos = 0usize;
+    while out.len().saturating_sub(pos) >= HEADER_SIZE {
+        let length = i32::from_be_bytes([out[pos + 8], out[pos + 9], out[pos + 10], out[pos + 11]]);
+        let Some(end) = usize::try_from(length)
+            .ok()
+            .and_then(|l| l.checked_add(pos + LOG_OVERHEAD))
+            .filter(|&end| end >= pos + HEADER_SIZE && end <= out.len())
+        else {
+            break;
+        };
+        let crc = crc32c::crc32c(&out[pos + 21..end]);
+        out[pos + 17..pos + 21].copy_from_slice(&crc.to_be_bytes());
+        pos = end;
+    }
+    out
+}
+
+fn validate_produced_records(data: &[u8]) {
     let records = Bytes::copy_from_slice(data);
     let defaults = ValidationConfig::default();
     if let Ok(batches) = validate_records(&records, &defaults, NOW_MS) {
@@ -216,8 +245,14 @@ pub fn decompression(data: &[u8]) {
 /// A segment file as recovery finds it after a crash: `data` is written as the only segment
 /// (`00000000000000000000.log`) of a partition and the partition is opened with recovery point
 /// 0, so `PartitionLog::open` scans and verifies every batch, cuts the file at the first bad one,
-/// rebuilds the indexes and the producer state. The log is then read from its start.
+/// rebuilds the indexes and the producer state. The log is then read from its start. Run on the
+/// input as it is and with every batch's CRC made right ([`with_valid_crcs`]).
 pub fn segment_recovery(data: &[u8]) {
+    recover_segment(data);
+    recover_segment(&with_valid_crcs(data));
+}
+
+fn recover_segment(data: &[u8]) {
     let dir = scratch_dir("segment_recovery");
     let partition = dir.join("fuzz-0");
     if std::fs::create_dir_all(&partition).is_err()
