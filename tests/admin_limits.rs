@@ -128,16 +128,6 @@ fn produce(c: &mut RawClient, topic: &str, partition: i32) -> i16 {
     r.responses[0].partition_responses[0].error_code
 }
 
-/// Peak resident memory of a process in KiB (`VmHWM`).
-fn peak_rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmHWM in /proc/PID/status")
-}
-
 /// A librdkafka producer delivers 50 messages to a new 2-partition topic, and (when
 /// `consume_too`) a consumer reads them back.
 fn normal_client_works(bootstrap: &str, consume_too: bool) {

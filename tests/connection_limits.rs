@@ -21,23 +21,6 @@ use kafka_protocol::messages::{ProduceRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::Compression;
 
-/// One field of `/proc/<pid>/status` in KiB (`VmRSS`: resident now; `VmHWM`: peak).
-fn status_kib(pid: u32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| {
-            v.trim_start_matches(':')
-                .trim()
-                .trim_end_matches("kB")
-                .trim()
-                .parse()
-                .ok()
-        })
-        .unwrap_or_else(|| panic!("{field} in /proc/{pid}/status"))
-}
-
 /// Produces and consumes `n` messages with librdkafka: the broker serves normal clients.
 fn normal_client_round_trip(bootstrap: &str, n: usize) {
     let topic = unique("normal");
@@ -89,8 +72,8 @@ fn announced_100mib_frames_cost_only_the_bytes_sent() {
         let pid = broker.pid().expect("broker pid");
         // Warm up: the first client's work (topic, log, group) is not what we measure.
         normal_client_round_trip(&bs, 10);
-        let rss_before = status_kib(pid, "VmRSS");
-        let hwm_before = status_kib(pid, "VmHWM");
+        let rss_before = proc_status_kib(pid, "VmRSS").expect("broker status");
+        let hwm_before = proc_status_kib(pid, "VmHWM").expect("broker status");
 
         const CONNECTIONS: usize = 20;
         const SENT: usize = 4096;
@@ -109,8 +92,12 @@ fn announced_100mib_frames_cost_only_the_bytes_sent() {
 
         let sent_kib = (CONNECTIONS * SENT / 1024) as u64;
         let bound = 2 * sent_kib + CONNECTIONS as u64 * PER_CONNECTION_KIB + PROCESS_SLACK_KIB;
-        let rss_grown = status_kib(pid, "VmRSS").saturating_sub(rss_before);
-        let hwm_grown = status_kib(pid, "VmHWM").saturating_sub(hwm_before.max(rss_before));
+        let rss_grown = proc_status_kib(pid, "VmRSS")
+            .expect("broker status")
+            .saturating_sub(rss_before);
+        let hwm_grown = proc_status_kib(pid, "VmHWM")
+            .expect("broker status")
+            .saturating_sub(hwm_before.max(rss_before));
         eprintln!("20 x 4 KiB of 100 MiB frames: RSS +{rss_grown} KiB, peak +{hwm_grown} KiB (bound {bound} KiB)");
         assert!(
             rss_grown <= bound && hwm_grown <= bound,
@@ -241,7 +228,7 @@ fn queued_max_request_bytes_bounds_memory_and_answers_every_request() {
             .send(&large_produce(&topic, 0, VALUE), v)
             .expect("warm-up");
         assert_eq!(resp.responses[0].partition_responses[0].error_code, 0);
-        let hwm_before = status_kib(pid, "VmHWM");
+        let hwm_before = proc_status_kib(pid, "VmHWM").expect("broker status");
 
         // 16 clients send 7 MiB requests at once, three rounds each: 336 MiB in all, up to
         // 112 MiB at the same moment. The shard reads one at a time through its reserve.
@@ -279,7 +266,9 @@ fn queued_max_request_bytes_bounds_memory_and_answers_every_request() {
 
         // The budget holds one 8 MiB request; handling it may copy it once. Without the budget
         // the 16 requests in flight alone would take 112 MiB (measured: +103 MiB with -1).
-        let grown = status_kib(pid, "VmHWM").saturating_sub(hwm_before);
+        let grown = proc_status_kib(pid, "VmHWM")
+            .expect("broker status")
+            .saturating_sub(hwm_before);
         let bound = (4 * MAX_REQUEST / 1024) as u64
             + CLIENTS as u64 * PER_CONNECTION_KIB
             + PROCESS_SLACK_KIB;

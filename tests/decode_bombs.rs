@@ -105,16 +105,6 @@ fn bombs() -> Vec<(&'static str, Bytes)> {
     out
 }
 
-/// Peak resident memory of a process in KiB (`VmHWM`).
-fn peak_rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmHWM in /proc/PID/status")
-}
-
 #[test]
 fn length_bombs_close_the_connection_and_the_broker_serves_on() {
     bounded(Duration::from_secs(300), || {

@@ -88,17 +88,6 @@ fn produce_error(broker: &Broker, topic: &str, records: Vec<u8>) -> i16 {
     code
 }
 
-/// Peak resident memory of a process in bytes (`VmHWM`).
-fn peak_rss(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read status");
-    let kib: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmHWM in /proc/PID/status");
-    kib * 1024
-}
-
 /// The librdkafka name of a bomb's codec.
 fn librdkafka_codec(name: &str) -> &'static str {
     match name {
@@ -143,7 +132,7 @@ fn one_gib_bombs_are_refused_on_compacted_topics_and_the_broker_serves_on() {
         let plain = unique("bomb-plain");
         create_with(&bs, &plain, &[("max.message.bytes", (2 << 20).to_string())]);
 
-        let before = peak_rss(pid);
+        let before = peak_rss_kib(pid) * 1024;
         for ((name, codec, bomb), topic) in all.iter().zip(&topics) {
             let code = produce_error(&broker, topic, bombs::batch(*codec, bomb, now()));
             assert_eq!(code, CORRUPT_MESSAGE, "{name}");
@@ -156,7 +145,7 @@ fn one_gib_bombs_are_refused_on_compacted_topics_and_the_broker_serves_on() {
             assert_eq!(code, 0, "{name} on a topic that is not compacted");
         }
         assert_eq!(watermarks(&bs, &plain, 0), (0, 2));
-        let grown = peak_rss(pid).saturating_sub(before);
+        let grown = (peak_rss_kib(pid) * 1024).saturating_sub(before);
         eprintln!("broker peak memory grew by {} MiB", grown >> 20);
         // The largest limit here is 256 MiB (the lz4 topic's); the snappy requests hold 50 MiB
         // each while they are read. Decompressing any bomb would have added a whole GiB.

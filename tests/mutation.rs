@@ -45,16 +45,6 @@ fn env_u64(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-/// Resident memory of `pid` in KiB (`VmRSS`).
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
-}
-
 /// Values that break length and count fields.
 const BOUNDARY_I32: [i32; 8] = [
     i32::MAX,
@@ -209,7 +199,7 @@ fn mutated_frames_never_take_the_broker_down() {
         send_canary(&canary, &log, 0, deadline);
         wait_delivered(&canary, &delivery, 1, CANARY_DEADLINE);
         read_canary(&consumer, &log, Duration::from_secs(10));
-        rss_kib(pid)
+        proc_status_kib(pid, "VmRSS").unwrap_or(0)
     };
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -249,7 +239,7 @@ fn mutated_frames_never_take_the_broker_down() {
             next_id += 1;
         }
         read_canary(&consumer, &log, Duration::from_millis(500));
-        rss_peak = rss_peak.max(rss_kib(pid));
+        rss_peak = rss_peak.max(proc_status_kib(pid, "VmRSS").unwrap_or(0));
         failure = overdue(&log.lock().unwrap());
     }
     stop.store(true, Ordering::Relaxed);

@@ -808,6 +808,21 @@ pub struct ConsumeReport {
     pub group_errors: Vec<String>,
 }
 
+/// One field of `/proc/<pid>/status` in KiB (`VmRSS`: resident now; `VmHWM`: peak resident),
+/// `None` once the process is gone.
+pub fn proc_status_kib(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// Peak resident memory of a running process in KiB (`VmHWM`).
+pub fn peak_rss_kib(pid: u32) -> u64 {
+    proc_status_kib(pid, "VmHWM").unwrap_or_else(|| panic!("VmHWM of process {pid}"))
+}
+
 /// Reads `(partition, start, end)` ranges of `topic` with an assign()-based
 /// consumer (explicit offsets, no commits, no subscribe) and hands every
 /// message to `f`, until every partition has delivered the message at
