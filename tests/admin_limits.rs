@@ -442,45 +442,6 @@ fn an_unopenable_partition_is_offline_and_the_rest_is_served() {
     });
 }
 
-/// Sets the soft RLIMIT_NOFILE of process `pid` (the hard limit stays); returns the old soft one.
-fn set_nofile_soft_limit(pid: u32, soft: u64) -> u64 {
-    let mut old = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: `old` is a valid rlimit to write into; a null new limit only reads.
-    let rc = unsafe {
-        libc::prlimit(
-            pid as libc::pid_t,
-            libc::RLIMIT_NOFILE,
-            std::ptr::null(),
-            &mut old,
-        )
-    };
-    assert_eq!(rc, 0, "prlimit read: {}", std::io::Error::last_os_error());
-    let new = libc::rlimit {
-        rlim_cur: soft.min(old.rlim_max),
-        rlim_max: old.rlim_max,
-    };
-    // SAFETY: `new` is a valid rlimit; a null old limit is allowed.
-    let rc = unsafe {
-        libc::prlimit(
-            pid as libc::pid_t,
-            libc::RLIMIT_NOFILE,
-            &new,
-            std::ptr::null_mut(),
-        )
-    };
-    assert_eq!(rc, 0, "prlimit set: {}", std::io::Error::last_os_error());
-    old.rlim_cur
-}
-
-fn open_fds(pid: u32) -> u64 {
-    std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .expect("read /proc/PID/fd")
-        .count() as u64
-}
-
 #[test]
 fn running_out_of_file_descriptors_fails_the_request_not_the_broker() {
     bounded(Duration::from_secs(300), || {
@@ -491,7 +452,7 @@ fn running_out_of_file_descriptors_fails_the_request_not_the_broker() {
         assert_eq!(r[0].error_code, 0, "{:?}", r[0].error_message);
 
         // Room for the metadata save, not for 200 partitions' logs.
-        let old = set_nofile_soft_limit(pid, open_fds(pid) + 12);
+        let old = set_soft_nofile(pid, open_fds(pid) + 12);
         let r = create_topics(&mut c, vec![topic("many", 200)]);
         assert_eq!(r[0].error_code, KAFKA_STORAGE_ERROR, "{r:?}");
         let message = r[0].error_message.as_ref().unwrap().to_string();
@@ -501,7 +462,7 @@ fn running_out_of_file_descriptors_fails_the_request_not_the_broker() {
             "{message}"
         );
         broker.assert_alive();
-        set_nofile_soft_limit(pid, old);
+        set_soft_nofile(pid, old);
 
         // The broker serves on, and restarts on its data dir with whatever was saved.
         normal_client_works(&broker.bootstrap(), true);

@@ -293,40 +293,6 @@ fn cpu_seconds(pid: u32) -> f64 {
     ticks as f64 / hz
 }
 
-/// Sets the soft RLIMIT_NOFILE of a process to `soft` (keeping its hard limit); returns the
-/// soft limit it had.
-fn set_soft_nofile(pid: u32, soft: u64) -> u64 {
-    let mut old = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: `old` is a valid rlimit to write to; a null new limit only reads.
-    let rc = unsafe {
-        libc::prlimit(
-            pid as libc::pid_t,
-            libc::RLIMIT_NOFILE,
-            std::ptr::null(),
-            &mut old,
-        )
-    };
-    assert_eq!(rc, 0, "prlimit: {}", std::io::Error::last_os_error());
-    let new = libc::rlimit {
-        rlim_cur: soft.min(old.rlim_max),
-        rlim_max: old.rlim_max,
-    };
-    // SAFETY: `new` is a valid rlimit and the old-limit pointer may be null.
-    let rc = unsafe {
-        libc::prlimit(
-            pid as libc::pid_t,
-            libc::RLIMIT_NOFILE,
-            &new,
-            std::ptr::null_mut(),
-        )
-    };
-    assert_eq!(rc, 0, "prlimit: {}", std::io::Error::last_os_error());
-    old.rlim_cur
-}
-
 /// Out of descriptors, the accept loop backs off instead of spinning, logs once instead of
 /// flooding, and accepts again once descriptors are free.
 #[test]
@@ -335,9 +301,7 @@ fn accept_backs_off_when_out_of_descriptors_and_recovers() {
         let mut broker = Broker::start();
         let pid = broker.pid().expect("broker pid");
         RawClient::connect_negotiated(broker.addr(0));
-        let open = std::fs::read_dir(format!("/proc/{pid}/fd"))
-            .unwrap()
-            .count() as u64;
+        let open = open_fds(pid);
         // Only a few descriptors are left; more connections than that wait in the backlog.
         let restore = set_soft_nofile(pid, open + 4);
         let held: Vec<TcpStream> = (0..20)

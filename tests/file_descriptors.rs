@@ -21,11 +21,6 @@ const VALUE_BYTES: usize = 400;
 /// Small segments: about ten messages each.
 const SEGMENT_BYTES: u64 = 4096;
 
-/// Descriptors the process `pid` holds open now.
-fn open_fds(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
-}
-
 /// Samples `pid`'s descriptor count every 10 ms until dropped; keeps the largest seen.
 struct FdWatcher {
     stop: Arc<AtomicBool>,
@@ -36,12 +31,12 @@ struct FdWatcher {
 impl FdWatcher {
     fn start(pid: u32) -> FdWatcher {
         let stop = Arc::new(AtomicBool::new(false));
-        let max = Arc::new(AtomicUsize::new(open_fds(pid)));
+        let max = Arc::new(AtomicUsize::new(open_fds(pid) as usize));
         let thread = {
             let (stop, max) = (stop.clone(), max.clone());
             std::thread::spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
-                    max.fetch_max(open_fds(pid), Ordering::Relaxed);
+                    max.fetch_max(open_fds(pid) as usize, Ordering::Relaxed);
                     std::thread::sleep(Duration::from_millis(10));
                 }
             })
@@ -168,7 +163,7 @@ fn many_segments_under_a_low_descriptor_limit() {
 
     broker.restart();
     let pid = broker.pid().unwrap();
-    let after_start = open_fds(pid);
+    let after_start = open_fds(pid) as usize;
     eprintln!("{after_start} descriptors open after the restart");
     assert!(
         after_start < LIMIT,

@@ -808,6 +808,45 @@ pub struct ConsumeReport {
     pub group_errors: Vec<String>,
 }
 
+/// Open file descriptors of a process (entries of `/proc/<pid>/fd`; 0 once it is gone).
+pub fn open_fds(pid: u32) -> u64 {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count() as u64)
+}
+
+/// Sets the soft RLIMIT_NOFILE of process `pid` to `soft` (capped at, and keeping, its hard
+/// limit); returns the soft limit it had.
+pub fn set_soft_nofile(pid: u32, soft: u64) -> u64 {
+    let mut old = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `old` is a valid rlimit to write into; a null new limit only reads.
+    let rc = unsafe {
+        libc::prlimit(
+            pid as libc::pid_t,
+            libc::RLIMIT_NOFILE,
+            std::ptr::null(),
+            &mut old,
+        )
+    };
+    assert_eq!(rc, 0, "prlimit read: {}", std::io::Error::last_os_error());
+    let new = libc::rlimit {
+        rlim_cur: soft.min(old.rlim_max),
+        rlim_max: old.rlim_max,
+    };
+    // SAFETY: `new` is a valid rlimit; a null old limit is allowed.
+    let rc = unsafe {
+        libc::prlimit(
+            pid as libc::pid_t,
+            libc::RLIMIT_NOFILE,
+            &new,
+            std::ptr::null_mut(),
+        )
+    };
+    assert_eq!(rc, 0, "prlimit set: {}", std::io::Error::last_os_error());
+    old.rlim_cur
+}
+
 /// One field of `/proc/<pid>/status` in KiB (`VmRSS`: resident now; `VmHWM`: peak resident),
 /// `None` once the process is gone.
 pub fn proc_status_kib(pid: u32, field: &str) -> Option<u64> {
