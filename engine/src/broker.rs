@@ -1,17 +1,30 @@
-//! Starting and stopping a whole broker: one pinned executor per shard.
+//! Starting and stopping a whole broker: the controller quorum, then one pinned executor per
+//! shard.
 
+use crate::broker_lifecycle::ServingGate;
 use crate::config::{BrokerConfig, ConfigError};
 use crate::fd_budget;
-use crate::group::{offsets_topic, OFFSETS_TOPIC};
 use crate::messages::ShardRouter;
-use crate::metadata::{ClusterState, MetadataError, MetadataImage};
+use crate::metadata::{ClusterState, MetadataError, MetadataImage, METADATA_FILE};
+use crate::metadata_log::apply_committed;
+use crate::quorum_controller::ControllerStart;
 use crate::shard::{run_shard, ShardStart};
+use futures::channel::mpsc::UnboundedReceiver;
+use futures::StreamExt;
 use glommio::{LocalExecutorBuilder, Placement};
+use sluice_replication::quorum::{
+    start_quorum, Committed, QuorumConfig, QuorumError, QuorumEvents, QuorumVoter,
+};
 use sluice_tuning::memlock::{io_memory_per_shard, memlock_limit, MemlockTooLow};
+use std::net::ToSocketAddrs;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 use tracing::{error, info};
+
+/// The directory of the metadata log inside the first log dir (Kafka's name).
+pub const METADATA_LOG_DIR: &str = "__cluster_metadata-0";
 
 /// Why the broker could not start or did not stop cleanly.
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +50,9 @@ pub enum BrokerError {
     /// A shard failed.
     #[error("{0}")]
     Shard(String),
+    /// The controller quorum could not start.
+    #[error("controller quorum: {0}")]
+    Quorum(#[from] QuorumError),
 }
 
 /// The number of shards to run: `--cores` / `sluice.cores`, or every online CPU.
@@ -52,7 +68,11 @@ pub fn shard_count(config: &BrokerConfig) -> usize {
 
 /// Runs a broker until `stop` is raised, then shuts every shard down cleanly.
 pub fn run_broker(mut config: BrokerConfig, stop: Arc<AtomicBool>) -> Result<(), BrokerError> {
-    let shards = shard_count(&config);
+    let shards = if config.process_roles.broker {
+        shard_count(&config)
+    } else {
+        1
+    };
     let nofile = fd_budget::raise_nofile_limit();
     config.segment_files_open_per_shard = fd_budget::segment_file_cache_size(
         config.segment_files_open_per_shard,
@@ -68,45 +88,53 @@ pub fn run_broker(mut config: BrokerConfig, stop: Arc<AtomicBool>) -> Result<(),
         })?;
     }
     let metadata_dir = config.log_dirs[0].clone();
-    let mut state = match ClusterState::load(&metadata_dir)? {
-        Some(state) => state,
-        None => ClusterState::new(config.cluster_id.clone()),
+    let (quorum, events) = start_quorum(quorum_config(&config, &metadata_dir)?)?;
+    let QuorumEvents { committed, calls } = events;
+    let (state, applied, committed) = replay_local_log(committed, quorum.status().high_watermark);
+    let pending_import = match ClusterState::load(&metadata_dir)? {
+        Some(mut legacy) if state.cluster_id.is_empty() => {
+            legacy.assign_unplaced_partitions(config.broker_id);
+            info!(
+                topics = legacy.topics.len(),
+                "found {METADATA_FILE} of a single-broker release: it is imported into the metadata log once this node leads the quorum"
+            );
+            Some(legacy)
+        }
+        _ => None,
     };
-    if !state.topics.contains_key(OFFSETS_TOPIC) {
-        let topic = offsets_topic(&config, shards as u32)
-            .map_err(|e| BrokerError::Shard(format!("cannot create {OFFSETS_TOPIC}: {e}")))?;
-        info!(
-            partitions = topic.partitions.len(),
-            "created {OFFSETS_TOPIC} for consumer groups"
-        );
-        state.topics.insert(OFFSETS_TOPIC.to_string(), topic);
-    }
-    let moved = state.rebalance_missing_shards(shards as u32);
-    if moved > 0 {
-        info!("{moved} partition(s) were on shards this broker no longer runs; moved them to the remaining shards");
-    }
     let partitions: u64 = state
         .topics
         .values()
-        .map(|t| t.partitions.len() as u64)
-        .sum();
+        .flat_map(|t| &t.partitions)
+        .filter(|p| p.broker == config.broker_id)
+        .count() as u64;
     fd_budget::log_budget(
         nofile,
         partitions,
         shards,
         config.segment_files_open_per_shard,
     );
-    state.save(&metadata_dir)?;
-    write_meta_properties(&config, &state.cluster_id)?;
+    if !state.cluster_id.is_empty() {
+        write_meta_properties(&config, &state.cluster_id)?;
+    }
     let image = Arc::new(MetadataImage::new(state.clone(), &config, shards as u32));
     let config = Arc::new(config);
     let (router, inboxes) = ShardRouter::new(shards as u32);
     let cpus = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
-    info!(shards, io_memory_kib = io_memory / 1024, cluster_id = %state.cluster_id, "starting broker {}", config.broker_id);
+    info!(shards, io_memory_kib = io_memory / 1024, applied, roles = ?config.process_roles, "starting node {}", config.broker_id);
 
-    let mut controller_state = Some((state, metadata_dir));
+    let gate = ServingGate::default();
+    let mut controller_start = Some(ControllerStart {
+        quorum: quorum.clone(),
+        committed,
+        calls,
+        state,
+        applied,
+        pending_import,
+        metadata_dir,
+    });
     let mut handles = Vec::with_capacity(shards);
     for (id, inbox) in inboxes.into_iter().enumerate() {
         let start = ShardStart {
@@ -116,8 +144,9 @@ pub fn run_broker(mut config: BrokerConfig, stop: Arc<AtomicBool>) -> Result<(),
             router: router.clone(),
             inbox,
             stop: stop.clone(),
-            controller_state: if id == 0 {
-                controller_state.take()
+            gate: gate.clone(),
+            controller: if id == 0 {
+                controller_start.take()
             } else {
                 None
             },
@@ -147,14 +176,74 @@ pub fn run_broker(mut config: BrokerConfig, stop: Arc<AtomicBool>) -> Result<(),
             Err(e) => failure = failure.or(Some(format!("shard {id} executor failed: {e}"))),
         }
     }
+    quorum.shutdown();
     match failure {
         Some(e) => Err(BrokerError::Shard(e)),
         None => Ok(()),
     }
 }
 
+/// The quorum's configuration from the broker's (`controller.quorum.*`, the controller
+/// listener); the log lives in `<first log dir>/__cluster_metadata-0`, Kafka's directory name.
+fn quorum_config(config: &BrokerConfig, metadata_dir: &Path) -> Result<QuorumConfig, BrokerError> {
+    let listen = match &config.controller_listener {
+        Some(l) if !config.controller_quorum_voters.is_empty() => {
+            let host = if l.host.is_empty() { "0.0.0.0" } else { l.host.as_str() };
+            let addr = (host, l.port)
+                .to_socket_addrs()
+                .ok()
+                .and_then(|mut a| a.next())
+                .ok_or_else(|| {
+                    BrokerError::Shard(format!(
+                        "controller listener {l} does not resolve; check `listeners`"
+                    ))
+                })?;
+            Some(addr)
+        }
+        _ => None,
+    };
+    Ok(QuorumConfig {
+        node_id: config.broker_id,
+        voters: config
+            .controller_quorum_voters
+            .iter()
+            .map(|v| QuorumVoter {
+                id: v.id,
+                host: v.host.clone(),
+                port: v.port,
+            })
+            .collect(),
+        listen,
+        is_voter: config.process_roles.controller,
+        dir: metadata_dir.join(METADATA_LOG_DIR),
+        election_timeout: Duration::from_millis(config.controller_quorum_election_timeout_ms),
+        fetch_timeout: Duration::from_millis(config.controller_quorum_fetch_timeout_ms),
+        request_timeout: Duration::from_millis(config.controller_quorum_request_timeout_ms),
+    })
+}
+
+/// Applies what the quorum replays from this node's own log at start (its snapshot and the
+/// entries it knows committed, up to `high_watermark`), so that the shards start with the
+/// metadata they had. Returns the state, its offset, and the channel for what comes later.
+fn replay_local_log(
+    mut committed: UnboundedReceiver<Committed>,
+    high_watermark: u64,
+) -> (ClusterState, u64, UnboundedReceiver<Committed>) {
+    let mut state = ClusterState::unbootstrapped();
+    let mut applied = 0;
+    while applied < high_watermark {
+        match futures::executor::block_on(committed.next()) {
+            Some(c) => {
+                apply_committed(&mut state, &mut applied, c);
+            }
+            None => break,
+        }
+    }
+    (state, applied, committed)
+}
+
 /// Writes Kafka's `meta.properties` in every log dir (cluster id, node id, format version).
-fn write_meta_properties(config: &BrokerConfig, cluster_id: &str) -> Result<(), BrokerError> {
+pub fn write_meta_properties(config: &BrokerConfig, cluster_id: &str) -> Result<(), BrokerError> {
     for dir in &config.log_dirs {
         let text = format!(
             "#\n#Written by Sluice\nnode.id={}\nversion=1\ncluster.id={cluster_id}\ndirectory.id={}\n",

@@ -1,68 +1,51 @@
-//! The controller: the one place that changes cluster metadata.
+//! The controller's decisions: what a metadata change does, validated in full.
 //!
-//! It runs on shard 0. Other shards reach it with [`crate::messages::ControllerCommand`]s;
-//! commands run one at a time (a shard-local async mutex), each validated in full before
-//! anything changes. A change is persisted first, then published to every shard as a new
-//! [`MetadataImage`]; the reply goes out only after every shard has adopted it, so a client
-//! that created a topic can use it on any shard at once.
+//! [`Controller::decide`] takes the current [`ClusterState`] and one command and returns the
+//! reply and, when something changes, the next state. It changes nothing itself: the active
+//! controller ([`crate::quorum_controller`]) turns the difference into metadata log records,
+//! and the change happens when the quorum has committed them and every broker applies them.
+//! Each command is validated in full before anything changes.
 
 use crate::config::{
     validate_dynamic_broker_configs, BrokerConfig, ConfigError, ConfigKind, TopicConfigs,
 };
 use crate::messages::{
     ConfigOutcome, ConfigTarget, ControllerCommand, ControllerReply, NewTopic, OfflinePartition,
-    PartitionGrowth, ResourceAlteration, ShardRouter, TopicOutcome, TopicRef,
+    PartitionGrowth, ResourceAlteration, TopicOutcome, TopicRef,
 };
-use crate::metadata::{ClusterState, MetadataImage, PartitionState, TopicState};
+use crate::metadata::{broker_of_node, ClusterState, PartitionState, TopicState};
 use crate::partition_caps::PartitionBudget;
 use crate::scram::ScramAlterError;
 use kafka_protocol::ResponseError;
-use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
-use std::path::PathBuf;
 use std::sync::Arc;
-use tracing::{error, info};
+use tracing::info;
 use uuid::Uuid;
 
 /// Longest legal topic name (Kafka's limit).
 const MAX_TOPIC_NAME_LEN: usize = 249;
 
-/// The controller's state, owned by shard 0.
+/// The controller's validation and placement rules.
 pub struct Controller {
-    state: RefCell<ClusterState>,
-    metadata_dir: PathBuf,
     config: Arc<BrokerConfig>,
-    shards: u32,
-    router: ShardRouter,
-    lock: futures::lock::Mutex<()>,
 }
 
 /// A result for one topic: error code and message, or success.
 type Check = Result<(), (ResponseError, String)>;
 
 impl Controller {
-    /// A controller over `state`, persisting to `metadata_dir`.
-    pub fn new(
-        state: ClusterState,
-        metadata_dir: PathBuf,
-        config: Arc<BrokerConfig>,
-        shards: u32,
-        router: ShardRouter,
-    ) -> Controller {
-        Controller {
-            state: RefCell::new(state),
-            metadata_dir,
-            config,
-            shards,
-            router,
-            lock: futures::lock::Mutex::new(()),
-        }
+    /// A controller deciding with `config`'s defaults and limits.
+    pub fn new(config: Arc<BrokerConfig>) -> Controller {
+        Controller { config }
     }
 
-    /// Runs one command to completion (persisted and published) and returns the reply.
-    pub async fn execute(&self, command: ControllerCommand) -> ControllerReply {
-        let _serialized = self.lock.lock().await;
-        let mut next = self.state.borrow().clone();
+    /// Decides `command` against `state`: the reply, and the next state if anything changes.
+    pub fn decide(
+        &self,
+        state: &ClusterState,
+        command: ControllerCommand,
+    ) -> (ControllerReply, Option<ClusterState>) {
+        let mut next = state.clone();
         let (reply, changed) = match command {
             ControllerCommand::CreateTopics {
                 topics,
@@ -110,26 +93,7 @@ impl Controller {
                 (ControllerReply::ProducerIds { first }, true)
             }
         };
-        if !changed {
-            return reply;
-        }
-        match self.commit(next).await {
-            Err(e) => {
-                error!("metadata change not applied: {e}");
-                fail_all(reply, &e)
-            }
-            Ok(offline) => report_offline(reply, &offline),
-        }
-    }
-
-    /// Persists `next`, makes it current and publishes it to every shard; returns the
-    /// partitions whose logs the shards could not open. A failed save changes nothing: the
-    /// previous state stays current (and on disk), and no shard sees the change.
-    async fn commit(&self, next: ClusterState) -> Result<Vec<OfflinePartition>, String> {
-        next.save(&self.metadata_dir).map_err(|e| e.to_string())?;
-        let image = Arc::new(MetadataImage::new(next.clone(), &self.config, self.shards));
-        *self.state.borrow_mut() = next;
-        self.router.publish(image).await.map_err(|e| e.to_string())
+        (reply, changed.then_some(next))
     }
 
     fn create_topics(
@@ -142,7 +106,7 @@ impl Controller {
         for t in &topics {
             *seen.entry(t.name.clone()).or_default() += 1;
         }
-        let mut budget = PartitionBudget::new(state, self.shards, &self.config);
+        let mut budget = PartitionBudget::new(state, &self.config);
         let mut outcomes = Vec::with_capacity(topics.len());
         for t in topics {
             let partitions = if t.num_partitions == -1 && t.assignments.is_empty() {
@@ -168,7 +132,7 @@ impl Controller {
             } else {
                 self.check_new_topic(state, &t, partitions, rf)
             };
-            match check.and_then(|()| self.place(&t, partitions, &mut budget)) {
+            match check.and_then(|()| self.place(state, &t, partitions, &mut budget)) {
                 Err((code, message)) => {
                     outcome.error_code = code.code();
                     outcome.error_message = Some(message);
@@ -247,7 +211,11 @@ impl Controller {
                     ));
                 }
             }
-            self.check_assignments(t.assignments.iter().map(|(_, r)| r.as_slice()), None)?;
+            self.check_assignments(
+                state,
+                t.assignments.iter().map(|(_, r)| r.as_slice()),
+                None,
+            )?;
             let count = i32::try_from(indexes.len()).unwrap_or(i32::MAX);
             if let Some(missing) = (0..count).find(|p| !indexes.contains(p)) {
                 return Err((
@@ -273,7 +241,7 @@ impl Controller {
             if rf > 1 {
                 return Err((
                     ResponseError::InvalidReplicationFactor,
-                    unsupported_replication(rf, self.shards),
+                    unsupported_replication(rf, state),
                 ));
             }
         }
@@ -298,6 +266,7 @@ impl Controller {
     /// (INVALID_REPLICATION_FACTOR).
     fn check_assignments<'a>(
         &self,
+        state: &ClusterState,
         assignments: impl Iterator<Item = &'a [i32]>,
         expected_replicas: Option<usize>,
     ) -> Check {
@@ -312,11 +281,10 @@ impl Controller {
             let mut nodes = replicas.to_vec();
             nodes.sort_unstable();
             for (i, node) in nodes.iter().enumerate() {
-                if self.shard_of_node(*node).is_none() {
-                    let first = self.config.broker_id * 1000;
+                if live_node(state, *node).is_none() {
                     return bad(format!(
-                        "The manual partition assignment includes node {node}, but no such node exists (the nodes of this cluster are {first}..={})",
-                        first + self.shards as i32 - 1
+                        "The manual partition assignment includes node {node}, but no such node exists (the nodes of this cluster are {})",
+                        live_nodes_text(state)
                     ));
                 }
                 if i > 0 && nodes[i - 1] == *node {
@@ -338,44 +306,41 @@ impl Controller {
         match replicas_per_partition {
             Some(n) if n > 1 => Err((
                 ResponseError::InvalidReplicationFactor,
-                unsupported_replication(i16::try_from(n).unwrap_or(i16::MAX), self.shards),
+                unsupported_replication(i16::try_from(n).unwrap_or(i16::MAX), state),
             )),
             _ => Ok(()),
         }
     }
 
-    /// Places partitions within the partition caps: on the assigned nodes, or each on the
-    /// least-loaded shard.
+    /// Places partitions within the partition caps: on the assigned nodes, or spread over the
+    /// live brokers first and then over each broker's shards.
     fn place(
         &self,
+        state: &ClusterState,
         t: &NewTopic,
         partitions: i32,
         budget: &mut PartitionBudget,
     ) -> Result<Vec<PartitionState>, (ResponseError, String)> {
-        let shards = if t.assignments.is_empty() {
+        let nodes = if t.assignments.is_empty() {
             budget.place(&t.name, u64::try_from(partitions).unwrap_or(0))?
         } else {
             let mut sorted = t.assignments.clone();
             sorted.sort_by_key(|(p, _)| *p);
-            let shards: Vec<u32> = sorted
+            let nodes: Vec<(i32, u32)> = sorted
                 .iter()
-                .filter_map(|(_, r)| self.shard_of_node(*r.first()?))
+                .filter_map(|(_, r)| live_node(state, *r.first()?))
                 .collect();
-            budget.place_on(&t.name, &shards)?;
-            shards
+            budget.place_on(&t.name, &nodes)?;
+            nodes
         };
-        Ok(shards
+        Ok(nodes
             .into_iter()
-            .map(|shard| PartitionState {
+            .map(|(broker, shard)| PartitionState {
+                broker,
                 shard,
                 leader_epoch: 0,
             })
             .collect())
-    }
-
-    fn shard_of_node(&self, node: i32) -> Option<u32> {
-        let base = self.config.broker_id * 1000;
-        (node >= base && node < base + self.shards as i32).then(|| (node - base) as u32)
     }
 
     /// AlterConfigs / IncrementalAlterConfigs: each resource is validated in full on its own
@@ -466,8 +431,9 @@ impl Controller {
         topics: Vec<PartitionGrowth>,
         validate_only: bool,
     ) -> Vec<TopicOutcome> {
-        let mut budget = PartitionBudget::new(state, self.shards, &self.config);
+        let mut budget = PartitionBudget::new(state, &self.config);
         let mut seen = HashSet::new();
+        let live = state.clone();
         topics
             .into_iter()
             .map(|g| {
@@ -496,7 +462,7 @@ impl Controller {
                             g.name
                         ),
                     )),
-                    Some(t) => grow(t, &g, &mut budget, self, validate_only),
+                    Some(t) => grow(t, &g, &mut budget, self, &live, validate_only),
                 };
                 if let Err((code, message)) = result {
                     outcome.error_code = code.code();
@@ -513,6 +479,7 @@ fn grow(
     g: &PartitionGrowth,
     budget: &mut PartitionBudget,
     c: &Controller,
+    state: &ClusterState,
     validate_only: bool,
 ) -> Check {
     let current = t.partitions.len() as i32;
@@ -528,7 +495,7 @@ fn grow(
         return Err((ResponseError::InvalidPartitions, msg));
     }
     let added = u64::try_from(g.count.saturating_sub(current)).unwrap_or(0);
-    let shards: Vec<u32> = match &g.assignments {
+    let nodes: Vec<(i32, u32)> = match &g.assignments {
         Some(a) => {
             if a.len() as u64 != added {
                 return Err((
@@ -536,19 +503,20 @@ fn grow(
                     format!("Increasing the number of partitions by {added} but {} assignments provided.", a.len()),
                 ));
             }
-            c.check_assignments(a.iter().map(Vec::as_slice), Some(1))?;
-            let shards: Vec<u32> = a
+            c.check_assignments(state, a.iter().map(Vec::as_slice), Some(1))?;
+            let nodes: Vec<(i32, u32)> = a
                 .iter()
-                .filter_map(|r| c.shard_of_node(*r.first()?))
+                .filter_map(|r| live_node(state, *r.first()?))
                 .collect();
-            budget.place_on(&g.name, &shards)?;
-            shards
+            budget.place_on(&g.name, &nodes)?;
+            nodes
         }
         None => budget.place(&g.name, added)?,
     };
     if !validate_only {
         t.partitions
-            .extend(shards.into_iter().map(|shard| PartitionState {
+            .extend(nodes.into_iter().map(|(broker, shard)| PartitionState {
+                broker,
                 shard,
                 leader_epoch: 0,
             }));
@@ -638,25 +606,52 @@ pub fn validate_topic_name(name: &str) -> Check {
     Ok(())
 }
 
-fn unsupported_replication(rf: i16, shards: u32) -> String {
+/// The broker and shard of `node` if it is a shard of a live (registered, unfenced) broker.
+fn live_node(state: &ClusterState, node: i32) -> Option<(i32, u32)> {
+    let broker = state.brokers.get(&broker_of_node(node)).filter(|b| !b.fenced)?;
+    let shard = u32::try_from(node.rem_euclid(1000)).ok()?;
+    (shard < broker.shards).then_some((broker.id, shard))
+}
+
+/// The live nodes, for error messages: `1000..=1001, 2000..=2001`.
+fn live_nodes_text(state: &ClusterState) -> String {
+    let ranges: Vec<String> = state
+        .live_brokers()
+        .map(|b| format!("{}..={}", b.id * 1000, b.id * 1000 + b.shards as i32 - 1))
+        .collect();
+    if ranges.is_empty() {
+        "none: no broker is registered".into()
+    } else {
+        ranges.join(", ")
+    }
+}
+
+fn unsupported_replication(rf: i16, state: &ClusterState) -> String {
+    let brokers = state.live_brokers().count();
     format!(
         "Replication factor {rf} is not supported yet: Sluice does not replicate partitions, so every partition \
-         has one replica (this broker advertises {shards} shard node(s), which share one failure domain). Use a replication factor of 1."
+         has one replica (this cluster has {brokers} live broker(s), whose shard nodes are {}). Use a replication factor of 1.",
+        live_nodes_text(state)
     )
 }
 
-/// Turns a successful outcome into KAFKA_STORAGE_ERROR: its change could not be persisted.
-fn not_persisted(error_code: &mut i16, error_message: &mut Option<String>, why: &str) {
+/// Turns a successful outcome into `code`: its change was not committed.
+fn not_committed(
+    error_code: &mut i16,
+    error_message: &mut Option<String>,
+    code: ResponseError,
+    why: &str,
+) {
     if *error_code == 0 {
-        *error_code = ResponseError::KafkaStorageError.code();
-        *error_message = Some(format!("metadata change could not be persisted: {why}"));
+        *error_code = code.code();
+        *error_message = Some(why.to_string());
     }
 }
 
 /// Turns the successful topic outcomes whose partitions could not be opened (out of file
 /// descriptors, say) into KAFKA_STORAGE_ERROR: the change is saved, but those partitions are
 /// offline until a later metadata change or a restart opens them.
-fn report_offline(reply: ControllerReply, offline: &[OfflinePartition]) -> ControllerReply {
+pub fn report_offline(reply: ControllerReply, offline: &[OfflinePartition]) -> ControllerReply {
     let ControllerReply::Topics(mut outcomes) = reply else {
         return reply;
     };
@@ -680,17 +675,19 @@ fn report_offline(reply: ControllerReply, offline: &[OfflinePartition]) -> Contr
     ControllerReply::Topics(outcomes)
 }
 
-fn fail_all(reply: ControllerReply, why: &str) -> ControllerReply {
+/// Turns every successful outcome of `reply` into `code` with `why`: the change it describes
+/// was not committed (the quorum has no leader, leadership moved, or the deadline passed).
+pub fn fail_all(reply: ControllerReply, code: ResponseError, why: &str) -> ControllerReply {
     match reply {
         ControllerReply::Topics(mut outcomes) => {
             for o in &mut outcomes {
-                not_persisted(&mut o.error_code, &mut o.error_message, why);
+                not_committed(&mut o.error_code, &mut o.error_message, code, why);
             }
             ControllerReply::Topics(outcomes)
         }
         ControllerReply::Configs(mut outcomes) => {
             for o in &mut outcomes {
-                not_persisted(&mut o.error_code, &mut o.error_message, why);
+                not_committed(&mut o.error_code, &mut o.error_message, code, why);
             }
             ControllerReply::Configs(outcomes)
         }
@@ -699,7 +696,11 @@ fn fail_all(reply: ControllerReply, why: &str) -> ControllerReply {
                 .into_iter()
                 .map(|mut o| {
                     if o.result.is_ok() {
-                        o.result = Err(ScramAlterError::NotPersisted(why.to_string()));
+                        o.result = Err(if code == ResponseError::RequestTimedOut {
+                            ScramAlterError::TimedOut(why.to_string())
+                        } else {
+                            ScramAlterError::ControllerUnavailable(why.to_string())
+                        });
                     }
                     o
                 })
@@ -714,26 +715,25 @@ mod tests {
     use super::*;
     use crate::config::{AlterOp, ConfigAlteration, ConfigChange};
 
-    /// A controller of broker 1 with 2 shards (nodes 1000 and 1001) that never publishes.
+    /// A controller with broker 1's defaults.
     fn controller() -> Controller {
-        let config = Arc::new(BrokerConfig::load(None, &[]).unwrap());
-        let (router, _inboxes) = ShardRouter::new(2);
-        Controller::new(
-            ClusterState::new(Some("c".into())),
-            PathBuf::from("unused"),
-            config,
-            2,
-            router,
-        )
+        Controller::new(Arc::new(BrokerConfig::load(None, &[]).unwrap()))
+    }
+
+    /// A cluster of broker 1 with 2 shards (nodes 1000 and 1001).
+    fn one_broker() -> ClusterState {
+        let config = BrokerConfig::load(None, &[]).unwrap();
+        ClusterState::new(Some("c".into())).with_live_local_broker(&config, 2)
     }
 
     fn state_with_topic(name: &str) -> ClusterState {
-        let mut state = ClusterState::new(Some("c".into()));
+        let mut state = one_broker();
         state.topics.insert(
             name.into(),
             TopicState {
                 id: Uuid::new_v4(),
                 partitions: vec![PartitionState {
+                    broker: 1,
                     shard: 0,
                     leader_epoch: 0,
                 }],
@@ -927,7 +927,7 @@ mod tests {
     #[test]
     fn dynamic_broker_configs() {
         let c = controller();
-        let mut state = ClusterState::new(Some("c".into()));
+        let mut state = one_broker();
         let out = c.alter_configs(
             &mut state,
             vec![
@@ -985,7 +985,7 @@ mod tests {
     #[test]
     fn create_topics_checks_assignments_and_configs() {
         let c = controller();
-        let state = ClusterState::new(Some("c".into()));
+        let state = one_broker();
         let check =
             |t: NewTopic| c.check_new_topic(&state, &t, t.num_partitions, t.replication_factor);
         assert!(check(new_topic(&[(1, &[1001]), (0, &[1000])], &[])).is_ok());

@@ -10,18 +10,23 @@
 //! request straight to the core that owns the data ([`api`] answers `NOT_LEADER_OR_FOLLOWER`
 //! when they don't).
 //!
-//! Shards share no mutable state. The cluster metadata (topics, partition placement, configs,
-//! SCRAM credentials, producer-id blocks) is owned by the [`controller`] on shard 0, which
-//! publishes immutable [`metadata::MetadataImage`]s to every shard over the cross-shard channels of
-//! [`messages`]. Those channels carry only controller traffic; produce and fetch never leave
-//! their shard.
+//! Shards share no mutable state. The cluster metadata (registered brokers, topics, partition
+//! placement, configs, SCRAM credentials, producer-id blocks) is a replicated log of records
+//! ([`metadata_log`]) under the controller quorum of `sluice_replication`. On every broker,
+//! shard 0 applies the committed records ([`quorum_controller`]) and publishes immutable
+//! [`metadata::MetadataImage`]s to every shard over the cross-shard channels of [`messages`];
+//! on the active controller it also decides admin requests ([`controller`]) from any broker.
+//! A broker registers and heartbeats as in KRaft ([`broker_lifecycle`]). Cross-shard channels
+//! carry only controller traffic; produce and fetch never leave their shard.
 
 pub mod accept_backoff;
 pub mod api;
 pub mod authorization;
 pub mod broker;
+pub mod broker_lifecycle;
 pub mod config;
 pub mod controller;
+pub mod controller_rpc;
 pub mod error;
 pub mod fd_budget;
 pub mod file_worker;
@@ -30,9 +35,11 @@ pub mod group_commit;
 pub mod log_cleaner;
 pub mod messages;
 pub mod metadata;
+pub mod metadata_log;
 pub mod metrics;
 pub mod partition;
 pub mod partition_caps;
+pub mod quorum_controller;
 pub mod retention;
 pub mod scram;
 pub mod shard;

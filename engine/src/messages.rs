@@ -6,15 +6,16 @@
 //! shard (DESIGN §1), and metrics snapshots for a scrape. Produce and fetch never appear here.
 
 use crate::config::ConfigAlteration;
+use crate::controller_rpc::QuorumView;
 use crate::metadata::MetadataImage;
 use crate::metrics::ShardSnapshot;
-use crate::scram::{ScramAlterOutcome, ScramDeletion, ScramUpsertion};
+use crate::scram::{ScramAlterError, ScramAlterOutcome, ScramDeletion, ScramUpsertion};
 use futures::channel::{mpsc, oneshot};
 use std::sync::Arc;
 use uuid::Uuid;
 
 /// A topic to create, as CreateTopics or auto-creation describe it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct NewTopic {
     /// Topic name.
     pub name: String,
@@ -29,7 +30,7 @@ pub struct NewTopic {
 }
 
 /// A topic named by name or by id (DeleteTopics v6 allows either).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct TopicRef {
     /// The name, if given.
     pub name: Option<String>,
@@ -38,7 +39,7 @@ pub struct TopicRef {
 }
 
 /// Partitions to add to a topic (CreatePartitions).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct PartitionGrowth {
     /// Topic name.
     pub name: String,
@@ -49,7 +50,7 @@ pub struct PartitionGrowth {
 }
 
 /// The controller's answer for one topic.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct TopicOutcome {
     /// Topic name (empty when an unknown id was given).
     pub name: String,
@@ -66,7 +67,7 @@ pub struct TopicOutcome {
 }
 
 /// A resource whose configs AlterConfigs / IncrementalAlterConfigs change.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ConfigTarget {
     /// A topic, by name.
     Topic(String),
@@ -77,7 +78,7 @@ pub enum ConfigTarget {
 }
 
 /// One resource's config change, as the controller receives it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct ResourceAlteration {
     /// The resource.
     pub target: ConfigTarget,
@@ -86,7 +87,7 @@ pub struct ResourceAlteration {
 }
 
 /// The controller's answer for one resource of an AlterConfigs-style request.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ConfigOutcome {
     /// Kafka error code.
     pub error_code: i16,
@@ -95,7 +96,7 @@ pub struct ConfigOutcome {
 }
 
 /// Work only the controller (shard 0) may do, because it changes the cluster metadata.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub enum ControllerCommand {
     /// Create topics (or only validate the request).
     CreateTopics {
@@ -137,8 +138,84 @@ pub enum ControllerCommand {
     },
 }
 
+impl ControllerCommand {
+    /// The reply that refuses every part of this command with `code` and `why`, without
+    /// deciding anything: the controller could not be reached, or did not commit in time.
+    pub fn failed(&self, code: kafka_protocol::ResponseError, why: &str) -> ControllerReply {
+        let topic = |name: String, topic_id: Uuid| TopicOutcome {
+            name,
+            topic_id,
+            error_code: code.code(),
+            error_message: Some(why.to_string()),
+            num_partitions: -1,
+            replication_factor: -1,
+        };
+        match self {
+            ControllerCommand::CreateTopics { topics, .. } => ControllerReply::Topics(
+                topics
+                    .iter()
+                    .map(|t| topic(t.name.clone(), Uuid::nil()))
+                    .collect(),
+            ),
+            ControllerCommand::DeleteTopics { topics } => ControllerReply::Topics(
+                topics
+                    .iter()
+                    .map(|t| topic(t.name.clone().unwrap_or_default(), t.id.unwrap_or(Uuid::nil())))
+                    .collect(),
+            ),
+            ControllerCommand::CreatePartitions { topics, .. } => ControllerReply::Topics(
+                topics
+                    .iter()
+                    .map(|t| topic(t.name.clone(), Uuid::nil()))
+                    .collect(),
+            ),
+            ControllerCommand::AlterConfigs { resources, .. } => ControllerReply::Configs(
+                resources
+                    .iter()
+                    .map(|_| ConfigOutcome {
+                        error_code: code.code(),
+                        error_message: Some(why.to_string()),
+                    })
+                    .collect(),
+            ),
+            ControllerCommand::AlterScramCredentials {
+                deletions,
+                upsertions,
+            } => {
+                let mut users: Vec<&str> = Vec::new();
+                for user in deletions
+                    .iter()
+                    .map(|d| d.user.as_str())
+                    .chain(upsertions.iter().map(|u| u.user.as_str()))
+                {
+                    if !users.contains(&user) {
+                        users.push(user);
+                    }
+                }
+                let error = if code == kafka_protocol::ResponseError::RequestTimedOut {
+                    ScramAlterError::TimedOut(why.to_string())
+                } else {
+                    ScramAlterError::ControllerUnavailable(why.to_string())
+                };
+                ControllerReply::ScramCredentials(
+                    users
+                        .into_iter()
+                        .map(|user| ScramAlterOutcome {
+                            user: user.to_string(),
+                            result: Err(error.clone()),
+                        })
+                        .collect(),
+                )
+            }
+            ControllerCommand::AllocateProducerIds { .. } => {
+                ControllerReply::ProducerIds { first: -1 }
+            }
+        }
+    }
+}
+
 /// The controller's answer.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub enum ControllerReply {
     /// One outcome per topic, in request order.
     Topics(Vec<TopicOutcome>),
@@ -161,6 +238,11 @@ pub enum ShardMessage {
         command: ControllerCommand,
         /// Where the reply goes.
         reply: oneshot::Sender<ControllerReply>,
+    },
+    /// For shard 0: describe the controller quorum, as its leader sees it.
+    DescribeQuorum {
+        /// Where the answer goes.
+        reply: oneshot::Sender<Result<QuorumView, String>>,
     },
     /// Report this shard's metrics (for a scrape).
     CollectMetrics {
@@ -219,6 +301,14 @@ impl ShardRouter {
         let (reply, answer) = oneshot::channel();
         self.send(0, ShardMessage::Controller { command, reply })?;
         answer.await.map_err(|_| ShardUnavailable(0))
+    }
+
+    /// Asks shard 0 for the controller quorum's state, as its leader sees it.
+    pub async fn describe_quorum(&self) -> Result<QuorumView, String> {
+        let (reply, answer) = oneshot::channel();
+        self.send(0, ShardMessage::DescribeQuorum { reply })
+            .map_err(|e| e.to_string())?;
+        answer.await.map_err(|_| ShardUnavailable(0).to_string())?
     }
 
     /// Publishes `image` to every shard and waits until all have adopted it; returns the

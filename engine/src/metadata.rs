@@ -1,28 +1,41 @@
 //! The cluster metadata: what the controller persists, and the immutable image every shard
 //! reads.
 //!
-//! [`ClusterState`] is the controller's record of topics, their partitions' placement and
-//! configs, the dynamic broker configs, the users' SCRAM credentials, and the producer-id
-//! counter, persisted as `cluster-metadata.json` in the first log dir (a later issue replaces
-//! the file with a replicated metadata log). [`MetadataImage`] wraps
-//! one version of it with the derived facts shards need (node list, topic-id index); shards
-//! hold it as an `Arc` and replace it whole when the controller publishes a new one.
+//! [`ClusterState`] is the cluster's record of registered brokers, topics, their partitions'
+//! placement and configs, the dynamic broker configs, the users' SCRAM credentials, and the
+//! producer-id counter. It is the state machine of the replicated metadata log
+//! ([`crate::metadata_log`]): every broker applies the committed records to its own copy.
+//! Releases before the metadata log kept it in `cluster-metadata.json` in the first log dir;
+//! [`ClusterState::load`] still reads that file so that it can be imported once.
+//! [`MetadataImage`] wraps one version of it with the derived facts shards need (node list,
+//! topic-id index); shards hold it as an `Arc` and replace it whole when a new one is applied.
 
 use crate::config::{BrokerConfig, DynamicBrokerConfigs, TopicConfigs};
 use crate::scram::ScramCredentials;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use uuid::Uuid;
 
-/// The name of the metadata file inside the first log dir.
+/// The name of the metadata file of releases before the metadata log, inside the first log dir.
 pub const METADATA_FILE: &str = "cluster-metadata.json";
+
+/// `PartitionState::broker` of a partition written by a release that had one broker only; the
+/// import gives it the importing broker's id.
+pub const UNASSIGNED_BROKER: i32 = -1;
+
+fn unassigned_broker() -> i32 {
+    UNASSIGNED_BROKER
+}
 
 /// One partition's placement.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct PartitionState {
-    /// The shard (core) of this broker that holds the partition's only replica.
+    /// The broker (`node.id`) that holds the partition's only replica.
+    #[serde(default = "unassigned_broker")]
+    pub broker: i32,
+    /// The shard (core) of that broker that holds it.
     pub shard: u32,
     /// The leader epoch; bumped whenever leadership moves (for example to another shard).
     pub leader_epoch: i32,
@@ -42,7 +55,57 @@ pub struct TopicState {
     pub internal: bool,
 }
 
-/// Everything the controller persists.
+impl PartitionState {
+    /// The Kafka node (shard) that holds the partition.
+    pub fn node(&self) -> i32 {
+        node_id(self.broker, self.shard)
+    }
+}
+
+/// A broker as it registered with the controller quorum (KRaft's `RegisterBrokerRecord`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct BrokerRegistration {
+    /// `node.id`.
+    pub id: i32,
+    /// A new random id at every start of the process: a registration from a new incarnation
+    /// replaces the old one.
+    pub incarnation_id: Uuid,
+    /// How many shards (nodes) it runs: nodes `id*1000 .. id*1000+shards`.
+    pub shards: u32,
+    /// Advertised host of its client listener.
+    pub host: String,
+    /// Advertised base port (shard k listens on `port + k`).
+    pub port: u16,
+    /// `broker.rack`.
+    pub rack: Option<String>,
+    /// Fenced brokers serve nothing and are left out of Metadata: registered but not yet caught
+    /// up with the metadata log, heartbeats missed for `broker.session.timeout.ms`, or shut
+    /// down.
+    pub fenced: bool,
+    /// The metadata log offset of the registration; the broker is unfenced once it has applied
+    /// the log up to here.
+    pub epoch: u64,
+}
+
+impl BrokerRegistration {
+    /// The registration of this process's broker, running `shards` shards: a new incarnation,
+    /// fenced until the controller unfences it.
+    pub fn of_local(config: &BrokerConfig, shards: u32) -> BrokerRegistration {
+        let (host, port) = advertised_address(config);
+        BrokerRegistration {
+            id: config.broker_id,
+            incarnation_id: Uuid::new_v4(),
+            shards,
+            host,
+            port,
+            rack: config.broker_rack.clone(),
+            fenced: true,
+            epoch: 0,
+        }
+    }
+}
+
+/// Everything the metadata log holds.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ClusterState {
     /// The cluster id reported in Metadata and DescribeCluster.
@@ -57,6 +120,9 @@ pub struct ClusterState {
     /// SCRAM credentials by user and mechanism (AlterUserScramCredentials).
     #[serde(default, skip_serializing_if = "ScramCredentials::is_empty")]
     pub scram_credentials: ScramCredentials,
+    /// Registered brokers by `node.id`.
+    #[serde(default)]
+    pub brokers: BTreeMap<i32, BrokerRegistration>,
 }
 
 impl ClusterState {
@@ -69,10 +135,17 @@ impl ClusterState {
             topics: BTreeMap::new(),
             broker_configs: DynamicBrokerConfigs::default(),
             scram_credentials: ScramCredentials::default(),
+            brokers: BTreeMap::new(),
         }
     }
 
-    /// Reads the state from `dir`, or `None` when the broker has never run there.
+    /// The state before the metadata log's first record: no cluster id yet, nothing in it.
+    pub fn unbootstrapped() -> ClusterState {
+        ClusterState::new(Some(String::new()))
+    }
+
+    /// Reads the `cluster-metadata.json` a single-broker release wrote in `dir`, or `None`
+    /// when there is none.
     pub fn load(dir: &Path) -> Result<Option<ClusterState>, MetadataError> {
         let path = dir.join(METADATA_FILE);
         match std::fs::read(&path) {
@@ -89,42 +162,28 @@ impl ClusterState {
         }
     }
 
-    /// Writes the state to `dir` atomically (temporary file, fsync, rename, fsync of the dir).
-    ///
-    /// An error before the rename leaves the previous file in place. The rename is the commit
-    /// point: once it is done the new state is the file's, so a failed fsync of the directory
-    /// after it is only logged (the rename may not survive a power loss, which leaves the
-    /// previous, equally consistent state).
-    pub fn save(&self, dir: &Path) -> Result<(), MetadataError> {
-        let path = dir.join(METADATA_FILE);
-        let tmp = dir.join(format!("{METADATA_FILE}.tmp"));
-        let io_err = |path: &Path| {
-            let path = path.to_path_buf();
-            move |source| MetadataError::Io { path, source }
-        };
-        let data =
-            serde_json::to_vec_pretty(self).map_err(|e| io_err(&path)(io::Error::other(e)))?;
-        let mut f = std::fs::File::create(&tmp).map_err(io_err(&tmp))?;
-        f.write_all(&data).map_err(io_err(&tmp))?;
-        f.sync_all().map_err(io_err(&tmp))?;
-        std::fs::rename(&tmp, &path).map_err(io_err(&path))?;
-        if let Err(e) = std::fs::File::open(dir).and_then(|d| d.sync_all()) {
-            tracing::warn!(
-                "saved {} but could not fsync its directory: {e}",
-                path.display()
-            );
+    /// Gives the partitions of a state written by a single-broker release (no broker in their
+    /// placement) to broker `broker_id`.
+    pub fn assign_unplaced_partitions(&mut self, broker_id: i32) {
+        for p in self.topics.values_mut().flat_map(|t| t.partitions.iter_mut()) {
+            if p.broker == UNASSIGNED_BROKER {
+                p.broker = broker_id;
+            }
         }
-        Ok(())
     }
 
-    /// Moves partitions placed on shards that no longer exist (the broker was restarted with
-    /// fewer cores) to the least-loaded remaining shards, bumping their leader epochs.
-    /// Returns how many moved.
-    pub fn rebalance_missing_shards(&mut self, shards: u32) -> usize {
-        let mut load = self.shard_load(shards);
+    /// Moves the partitions of broker `broker_id` placed on shards it no longer runs (it was
+    /// restarted with fewer cores) to its least-loaded remaining shards, bumping their leader
+    /// epochs. Returns how many moved.
+    pub fn rebalance_missing_shards(&mut self, broker_id: i32, shards: u32) -> usize {
+        let mut load = self.shard_load(broker_id, shards);
         let mut moved = 0;
         for topic in self.topics.values_mut() {
-            for p in topic.partitions.iter_mut().filter(|p| p.shard >= shards) {
+            for p in topic
+                .partitions
+                .iter_mut()
+                .filter(|p| p.broker == broker_id && p.shard >= shards)
+            {
                 let target = least_loaded(&load);
                 load[target as usize] += 1;
                 p.shard = target;
@@ -135,15 +194,36 @@ impl ClusterState {
         moved
     }
 
-    /// Partitions per shard, counting only shards below `shards`.
-    pub fn shard_load(&self, shards: u32) -> Vec<u64> {
+    /// Partitions per shard of broker `broker_id`, counting only shards below `shards`.
+    pub fn shard_load(&self, broker_id: i32, shards: u32) -> Vec<u64> {
         let mut load = vec![0u64; shards as usize];
-        for p in self.topics.values().flat_map(|t| &t.partitions) {
+        for p in self
+            .topics
+            .values()
+            .flat_map(|t| &t.partitions)
+            .filter(|p| p.broker == broker_id)
+        {
             if let Some(slot) = load.get_mut(p.shard as usize) {
                 *slot += 1;
             }
         }
         load
+    }
+
+    /// `state` with this process's broker registered and unfenced: the state of a one-broker
+    /// cluster, for tests and tools that build an image without a quorum.
+    pub fn with_live_local_broker(mut self, config: &BrokerConfig, shards: u32) -> ClusterState {
+        let broker = BrokerRegistration {
+            fenced: false,
+            ..BrokerRegistration::of_local(config, shards)
+        };
+        self.brokers.insert(broker.id, broker);
+        self
+    }
+
+    /// The registered brokers that are not fenced.
+    pub fn live_brokers(&self) -> impl Iterator<Item = &BrokerRegistration> {
+        self.brokers.values().filter(|b| !b.fenced)
     }
 }
 
@@ -202,18 +282,20 @@ pub struct Node {
     pub host: String,
     /// Advertised port (`listener port + shard`).
     pub port: i32,
+    /// The broker's `broker.rack`.
+    pub rack: Option<String>,
 }
 
 /// One immutable version of the cluster metadata, shared by all shards.
 #[derive(Debug, Clone)]
 pub struct MetadataImage {
-    /// The persisted state this image shows.
+    /// The state this image shows.
     pub state: ClusterState,
     /// This broker's id.
     pub broker_id: i32,
     /// How many shards this broker runs.
     pub shards: u32,
-    /// Every node (shard) of the cluster.
+    /// Every node (shard) of every live (registered, unfenced) broker, by node id.
     pub nodes: Vec<Node>,
     /// Topic names by topic id.
     pub topic_names: HashMap<Uuid, String>,
@@ -222,12 +304,15 @@ pub struct MetadataImage {
 impl MetadataImage {
     /// Builds the image of `state` for a broker running `shards` shards.
     pub fn new(state: ClusterState, config: &BrokerConfig, shards: u32) -> MetadataImage {
-        let (host, port) = advertised_address(config);
-        let nodes = (0..shards)
-            .map(|k| Node {
-                node_id: node_id(config.broker_id, k),
-                host: host.clone(),
-                port: port as i32 + k as i32,
+        let nodes = state
+            .live_brokers()
+            .flat_map(|b| {
+                (0..b.shards).map(move |k| Node {
+                    node_id: node_id(b.id, k),
+                    host: b.host.clone(),
+                    port: i32::from(b.port) + k as i32,
+                    rack: b.rack.clone(),
+                })
             })
             .collect();
         let topic_names = state
@@ -249,9 +334,24 @@ impl MetadataImage {
         node_id(self.broker_id, shard)
     }
 
-    /// The node that runs the controller (shard 0 of this broker).
+    /// The node clients are told is the controller (Metadata's and DescribeCluster's
+    /// `controller_id`). As in Kafka 4, where the controllers are not reachable by clients, it
+    /// is a live broker's node: shard 0 of this broker, which forwards admin requests to the
+    /// active controller.
     pub fn controller_node(&self) -> i32 {
         self.node_of(0)
+    }
+
+    /// Whether `partition` is placed on `shard` of this broker.
+    pub fn is_placed_on(&self, partition: &PartitionState, shard: u32) -> bool {
+        partition.broker == self.broker_id && partition.shard == shard
+    }
+
+    /// The node serving `partition`, or `None` while its broker is fenced or unregistered (the
+    /// partition then has no leader: LEADER_NOT_AVAILABLE).
+    pub fn leader_of(&self, partition: &PartitionState) -> Option<&Node> {
+        let node = partition.node();
+        self.nodes.iter().find(|n| n.node_id == node)
     }
 
     /// A topic by name.
@@ -270,6 +370,11 @@ pub fn node_id(broker_id: i32, shard: u32) -> i32 {
     broker_id * 1000 + shard as i32
 }
 
+/// The broker (`node.id`) a shard node belongs to.
+pub fn broker_of_node(node: i32) -> i32 {
+    node.div_euclid(1000)
+}
+
 /// The host and base port clients are told to use (the first advertised listener).
 pub fn advertised_address(config: &BrokerConfig) -> (String, u16) {
     config
@@ -284,12 +389,13 @@ pub fn advertised_address(config: &BrokerConfig) -> (String, u16) {
 mod tests {
     use super::*;
 
-    fn topic(shards: &[u32]) -> TopicState {
+    fn topic(broker: i32, shards: &[u32]) -> TopicState {
         TopicState {
             id: Uuid::new_v4(),
             partitions: shards
                 .iter()
                 .map(|&s| PartitionState {
+                    broker,
                     shard: s,
                     leader_epoch: 0,
                 })
@@ -299,44 +405,32 @@ mod tests {
         }
     }
 
-    #[test]
-    fn save_and_load_round_trip() {
-        let dir = tempfile::tempdir().unwrap();
-        assert!(ClusterState::load(dir.path()).unwrap().is_none());
-        let mut s = ClusterState::new(None);
-        s.topics.insert("t".into(), topic(&[0, 1]));
-        s.next_producer_id = 42;
-        s.save(dir.path()).unwrap();
-        let back = ClusterState::load(dir.path()).unwrap().unwrap();
-        assert_eq!(back.cluster_id, s.cluster_id);
-        assert_eq!(back.next_producer_id, 42);
-        assert_eq!(back.topics["t"].partitions, s.topics["t"].partitions);
-        // Files written before dynamic broker configs existed still load.
-        let mut old: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(dir.path().join(METADATA_FILE)).unwrap())
-                .unwrap();
-        old.as_object_mut().unwrap().remove("broker_configs");
-        let old: ClusterState = serde_json::from_value(old).unwrap();
-        assert_eq!(old.broker_configs, DynamicBrokerConfigs::default());
+    fn registration(id: i32, shards: u32, fenced: bool) -> BrokerRegistration {
+        BrokerRegistration {
+            id,
+            incarnation_id: Uuid::new_v4(),
+            shards,
+            host: "127.0.0.1".into(),
+            port: 9092 + id as u16 * 100,
+            rack: None,
+            fenced,
+            epoch: 0,
+        }
     }
 
     #[test]
-    fn a_failed_save_leaves_the_previous_file() {
+    fn a_file_of_the_single_broker_release_loads_and_is_given_a_broker() {
         let dir = tempfile::tempdir().unwrap();
-        let mut s = ClusterState::new(None);
-        s.topics.insert("before".into(), topic(&[0]));
-        s.save(dir.path()).unwrap();
-        let tmp = dir.path().join(format!("{METADATA_FILE}.tmp"));
-        std::fs::create_dir(&tmp).unwrap();
-        s.topics.insert("during".into(), topic(&[0]));
-        let err = s.save(dir.path()).unwrap_err().to_string();
-        assert!(err.contains(".tmp"), "{err}");
-        let back = ClusterState::load(dir.path()).unwrap().unwrap();
-        assert_eq!(back.topics.keys().collect::<Vec<_>>(), ["before"]);
-        std::fs::remove_dir(&tmp).unwrap();
-        s.save(dir.path()).unwrap();
-        let back = ClusterState::load(dir.path()).unwrap().unwrap();
-        assert_eq!(back.topics.len(), 2);
+        assert!(ClusterState::load(dir.path()).unwrap().is_none());
+        let old = r#"{"cluster_id":"c","next_producer_id":42,"topics":{"t":{"id":"6f0bd9b1-9d33-4fb0-9a8e-2b0bb7e1c0de","partitions":[{"shard":1,"leader_epoch":3}],"configs":{}}}}"#;
+        std::fs::write(dir.path().join(METADATA_FILE), old).unwrap();
+        let mut back = ClusterState::load(dir.path()).unwrap().unwrap();
+        assert_eq!(back.next_producer_id, 42);
+        assert_eq!(back.broker_configs, DynamicBrokerConfigs::default());
+        assert_eq!(back.topics["t"].partitions[0].broker, UNASSIGNED_BROKER);
+        back.assign_unplaced_partitions(7);
+        assert_eq!(back.topics["t"].partitions[0].node(), 7001);
+        assert_eq!(back.topics["t"].partitions[0].leader_epoch, 3);
     }
 
     #[test]
@@ -348,12 +442,31 @@ mod tests {
     }
 
     #[test]
-    fn partitions_on_missing_shards_move_to_least_loaded() {
+    fn partitions_on_missing_shards_move_to_least_loaded_shards_of_their_broker() {
         let mut s = ClusterState::new(Some("c".into()));
-        s.topics.insert("a".into(), topic(&[0, 1, 2, 3]));
-        assert_eq!(s.rebalance_missing_shards(2), 2);
-        assert_eq!(s.shard_load(2), vec![2, 2]);
-        assert!(s.topics["a"].partitions[2].leader_epoch == 1);
+        s.topics.insert("a".into(), topic(1, &[0, 1, 2, 3]));
+        s.topics.insert("b".into(), topic(2, &[3]));
+        assert_eq!(s.rebalance_missing_shards(1, 2), 2);
+        assert_eq!(s.shard_load(1, 2), vec![2, 2]);
+        assert_eq!(s.topics["a"].partitions[2].leader_epoch, 1);
+        assert_eq!(s.topics["b"].partitions[0].shard, 3);
+    }
+
+    #[test]
+    fn the_image_lists_the_shards_of_live_brokers_only() {
+        let mut s = ClusterState::new(Some("c".into()));
+        s.brokers.insert(1, registration(1, 2, false));
+        s.brokers.insert(2, registration(2, 1, true));
+        s.topics.insert("a".into(), topic(1, &[1]));
+        s.topics.insert("b".into(), topic(2, &[0]));
+        let config = BrokerConfig::load(None, &["node.id=1".to_string()]).unwrap();
+        let image = MetadataImage::new(s, &config, 2);
+        let nodes: Vec<(i32, i32)> = image.nodes.iter().map(|n| (n.node_id, n.port)).collect();
+        assert_eq!(nodes, vec![(1000, 9192), (1001, 9193)]);
+        let a = &image.topic("a").unwrap().partitions[0];
+        assert_eq!(image.leader_of(a).map(|n| n.node_id), Some(1001));
+        assert!(image.leader_of(&image.topic("b").unwrap().partitions[0]).is_none());
+        assert_eq!(broker_of_node(1001), 1);
     }
 
     #[test]

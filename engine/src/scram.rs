@@ -121,7 +121,7 @@ impl fmt::Debug for ScramCredential {
 }
 
 /// A deletion requested by AlterUserScramCredentials.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct ScramDeletion {
     /// The user.
     pub user: String,
@@ -130,7 +130,7 @@ pub struct ScramDeletion {
 }
 
 /// An upsertion requested by AlterUserScramCredentials.
-#[derive(Clone)]
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
 pub struct ScramUpsertion {
     /// The user.
     pub user: String,
@@ -156,7 +156,7 @@ impl fmt::Debug for ScramUpsertion {
 }
 
 /// Why a user's alteration was refused (messages as Kafka's controller words them).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum ScramAlterError {
     /// The user name is empty.
     #[error("Username must not be empty")]
@@ -185,16 +185,16 @@ pub enum ScramAlterError {
     /// The HMAC could not be keyed with the salted password.
     #[error("The SCRAM keys could not be derived from the salted password")]
     KeyDerivation,
-    /// The change was valid but could not be persisted.
-    #[error("metadata change could not be persisted: {0}")]
-    NotPersisted(String),
-    /// The controller could not be reached.
+    /// The change was valid but the quorum did not commit it in time.
+    #[error("{0}")]
+    TimedOut(String),
+    /// The controller could not be reached, or stopped being the active controller.
     #[error("{0}")]
     ControllerUnavailable(String),
 }
 
 /// One user's outcome of an AlterUserScramCredentials request.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ScramAlterOutcome {
     /// The user.
     pub user: String,

@@ -8,13 +8,14 @@
 use crate::accept_backoff::AcceptBackoff;
 use crate::api::ApiHandler;
 use crate::config::BrokerConfig;
-use crate::controller::Controller;
+use crate::broker_lifecycle::{BrokerLifecycle, ServingGate};
+use crate::quorum_controller::{ControllerService, ControllerStart};
 use crate::file_worker::{remove_dir_releasing_blocks, FileWorker};
 use crate::group::GroupCoordinator;
 use crate::group_commit::GroupCommit;
 use crate::log_cleaner;
 use crate::messages::{OfflinePartition, ShardMessage, ShardRouter};
-use crate::metadata::{ClusterState, MetadataImage};
+use crate::metadata::MetadataImage;
 use crate::metrics::{http::serve_metrics, PartitionStats, ShardMetrics, ShardSnapshot};
 use crate::partition::{log_config, Partition};
 use crate::retention;
@@ -65,8 +66,10 @@ pub struct ShardStart {
     pub inbox: UnboundedReceiver<ShardMessage>,
     /// Raised by the main thread on SIGTERM / SIGINT (or when another shard failed).
     pub stop: Arc<AtomicBool>,
-    /// For shard 0: the controller's persisted state and where it lives.
-    pub controller_state: Option<(ClusterState, PathBuf)>,
+    /// Opens once this broker is unfenced: the shard listens from then on.
+    pub gate: ServingGate,
+    /// For shard 0: the metadata log's quorum and the state replayed from it.
+    pub controller: Option<ControllerStart>,
 }
 
 /// Partitions this shard leads, by topic name then partition index.
@@ -82,8 +85,8 @@ pub struct Shard {
     pub config: Arc<BrokerConfig>,
     /// Channels to every shard.
     pub router: ShardRouter,
-    /// The controller, on shard 0 only.
-    pub controller: Option<Rc<Controller>>,
+    /// The metadata log and the controller, on shard 0 only.
+    pub controller: Option<Rc<ControllerService>>,
     /// Group commit of this shard's appends.
     pub group_commit: Rc<GroupCommit>,
     /// Raised when the shard stops.
@@ -108,6 +111,8 @@ pub struct Shard {
     log_start_checkpoint_due: Cell<bool>,
     shard_dir: PathBuf,
     connections: Cell<usize>,
+    /// Whether this broker is registered and unfenced in the current image.
+    broker_live: Cell<bool>,
 }
 
 /// Why a shard could not run.
@@ -140,8 +145,12 @@ impl Shard {
         self.image.borrow().clone()
     }
 
-    /// The partition `topic`/`index` if this shard leads it.
+    /// The partition `topic`/`index` if this shard leads it (never while this broker is
+    /// fenced: its partitions have no leader then).
     pub fn partition(&self, topic: &str, index: i32) -> Option<Rc<Partition>> {
+        if !self.broker_live.get() {
+            return None;
+        }
         let table = self.partitions.borrow();
         table.get(topic)?.get(usize::try_from(index).ok()?)?.clone()
     }
@@ -206,12 +215,12 @@ impl Shard {
             slots.resize(topic.partitions.len().max(slots.len()), None);
             for (index, placement) in topic.partitions.iter().enumerate() {
                 match &slots[index] {
-                    Some(p) if placement.shard == self.id => {
+                    Some(p) if image.is_placed_on(placement, self.id) => {
                         p.apply_config(&effective);
                         p.leader_epoch.set(placement.leader_epoch);
                     }
                     Some(_) => removed.extend(slots[index].take()),
-                    None if placement.shard == self.id => {
+                    None if image.is_placed_on(placement, self.id) => {
                         let opened = self.open_partition(
                             name,
                             index as i32,
@@ -246,7 +255,7 @@ impl Shard {
             let placed_here = image
                 .topic(topic)
                 .and_then(|t| t.partitions.get(*index as usize))
-                .is_some_and(|p| p.shard == self.id);
+                .is_some_and(|p| image.is_placed_on(p, self.id));
             if !placed_here {
                 self.log_start_offsets.borrow_mut().remove(key);
                 self.recovery_points.borrow_mut().remove(key);
@@ -262,6 +271,13 @@ impl Shard {
                 delete_partition_dir(&self.file_worker, &p);
             }
         }
+        self.broker_live.set(
+            image
+                .state
+                .brokers
+                .get(&image.broker_id)
+                .is_some_and(|b| !b.fenced),
+        );
         *self.image.borrow_mut() = image;
         failed
     }
@@ -485,7 +501,8 @@ pub async fn run_shard(start: ShardStart) -> Result<(), ShardError> {
         router,
         inbox,
         stop,
-        controller_state,
+        gate,
+        controller,
     } = start;
     let shard_dir =
         config.log_dirs[id as usize % config.log_dirs.len()].join(format!("shard-{id}"));
@@ -505,13 +522,18 @@ pub async fn run_shard(start: ShardStart) -> Result<(), ShardError> {
             "previous shutdown was not clean: recovering logs from their recovery points"
         );
     }
-    let controller = controller_state.map(|(state, dir)| {
-        Rc::new(Controller::new(
-            state,
-            dir,
+    let mut controller_events = None;
+    let controller = controller.map(|start| {
+        controller_events = Some((start.committed, start.calls));
+        Rc::new(ControllerService::new(
             config.clone(),
-            image.shards,
+            start.quorum,
             router.clone(),
+            image.shards,
+            start.state,
+            start.applied,
+            start.pending_import,
+            start.metadata_dir,
         ))
     });
     let shard = Rc::new(Shard {
@@ -534,9 +556,48 @@ pub async fn run_shard(start: ShardStart) -> Result<(), ShardError> {
         log_start_checkpoint_due: Cell::new(false),
         shard_dir,
         connections: Cell::new(0),
+        broker_live: Cell::new(false),
     });
     shard.apply_metadata(image);
     GroupCoordinator::load(shard.clone());
+    glommio::spawn_local(serve_inbox(shard.clone(), inbox)).detach();
+    glommio::spawn_local(shard.clone().housekeeping(stop)).detach();
+    let lifecycle = match (&shard.controller, controller_events) {
+        (Some(service), Some((committed, calls))) => {
+            glommio::spawn_local(service.clone().apply_committed(committed)).detach();
+            glommio::spawn_local(service.clone().serve_calls(calls)).detach();
+            let stopping = shard.clone();
+            glommio::spawn_local(
+                service
+                    .clone()
+                    .tick(move || stopping.shutdown.is_triggered()),
+            )
+            .detach();
+            config.process_roles.broker.then(|| {
+                let lifecycle = Rc::new(BrokerLifecycle::new(
+                    service.clone(),
+                    &config,
+                    shard.image().shards,
+                    gate.clone(),
+                ));
+                let stopping = shard.clone();
+                glommio::spawn_local(
+                    lifecycle
+                        .clone()
+                        .run(move || stopping.shutdown.is_triggered()),
+                )
+                .detach();
+                lifecycle
+            })
+        }
+        _ => None,
+    };
+    let stopping = shard.clone();
+    if !gate.wait(move || stopping.shutdown.is_triggered()).await {
+        shard.finish();
+        info!(shard = id, "shard stopped before it served");
+        return Ok(());
+    }
 
     let addr = listen_address(&config, id)?;
     let listener = bind_listener(addr).map_err(|source| ShardError::Bind {
@@ -556,8 +617,6 @@ pub async fn run_shard(start: ShardStart) -> Result<(), ShardError> {
         info!(%addr, "serving Prometheus metrics at http://{addr}/metrics");
         glommio::spawn_local(serve_metrics(listener, shard.clone())).detach();
     }
-    glommio::spawn_local(serve_inbox(shard.clone(), inbox)).detach();
-    glommio::spawn_local(shard.clone().housekeeping(stop)).detach();
     log_cleaner::spawn(shard.clone());
 
     let limits = ConnectionLimits {
@@ -615,6 +674,9 @@ pub async fn run_shard(start: ShardStart) -> Result<(), ShardError> {
     while shard.connections.get() > 0 && std::time::Instant::now() < deadline {
         glommio::timer::sleep(Duration::from_millis(10)).await;
     }
+    if let Some(lifecycle) = lifecycle {
+        lifecycle.controlled_shutdown().await;
+    }
     shard.finish();
     info!(shard = id, "shard stopped cleanly");
     Ok(())
@@ -631,6 +693,7 @@ async fn serve_inbox(shard: Rc<Shard>, mut inbox: UnboundedReceiver<ShardMessage
                 }
                 ShardMessage::ApplyMetadata { image, done } => {
                     let _ = done.send(shard.apply_metadata(image));
+                    GroupCoordinator::load(shard.clone());
                 }
                 ShardMessage::Controller { command, reply } => match &shard.controller {
                     Some(c) => {
@@ -641,6 +704,15 @@ async fn serve_inbox(shard: Rc<Shard>, mut inbox: UnboundedReceiver<ShardMessage
                         "controller command sent to a shard without the controller"
                     ),
                 },
+                ShardMessage::DescribeQuorum { reply } => match &shard.controller {
+                    Some(c) => {
+                        let _ = reply.send(c.describe_quorum().await);
+                    }
+                    None => error!(
+                        shard = shard.id,
+                        "DescribeQuorum sent to a shard without the controller"
+                    ),
+                },
             }
         })
         .detach();
@@ -648,7 +720,7 @@ async fn serve_inbox(shard: Rc<Shard>, mut inbox: UnboundedReceiver<ShardMessage
 }
 
 fn listen_address(config: &BrokerConfig, shard: u32) -> Result<SocketAddr, ShardError> {
-    let listener = &config.listeners[0];
+    let listener = config.client_listener();
     resolve(&listener.host, listener.port as u32 + shard, shard)
 }
 

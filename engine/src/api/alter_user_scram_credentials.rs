@@ -122,7 +122,7 @@ fn alter_error_code(e: &ScramAlterError) -> ResponseError {
         ScramAlterError::AlteredTwice => ResponseError::DuplicateResource,
         ScramAlterError::NoSuchCredential => ResponseError::ResourceNotFound,
         ScramAlterError::KeyDerivation => ResponseError::UnknownServerError,
-        ScramAlterError::NotPersisted(_) => ResponseError::KafkaStorageError,
+        ScramAlterError::TimedOut(_) => ResponseError::RequestTimedOut,
         ScramAlterError::ControllerUnavailable(_) => ResponseError::NotController,
     }
 }

@@ -1,18 +1,19 @@
 //! DescribeCluster (v0–v2): the cluster id, the controller and the nodes (one per shard).
 //!
-//! Follows Kafka 4.x (`AuthHelper.computeDescribeClusterResponse`) with one deliberate
-//! difference: Sluice has no separate controller listener — the controller runs inside the
-//! broker, on shard 0, and is reachable on shard 0's port — so a request for the controllers
-//! endpoint type (2, as the admin client sends with `bootstrap.controllers`) is answered with
-//! that node instead of MISMATCHED_ENDPOINT_TYPE. An unknown endpoint type is
-//! UNSUPPORTED_ENDPOINT_TYPE (INVALID_REQUEST at v0). No node is ever fenced, so
-//! `include_fenced_brokers` changes nothing. With no authorizer every cluster operation is
+//! Follows Kafka 4.x (`AuthHelper.computeDescribeClusterResponse`): the nodes are the shards
+//! of the live brokers, and the controller id is a live broker's node (this broker's shard 0,
+//! which forwards admin requests to the active controller), as Kafka 4's brokers answer since
+//! the controllers are not reachable by clients. One deliberate difference: a request for the
+//! controllers endpoint type (2, as the admin client sends with `bootstrap.controllers`) is
+//! answered with that node instead of MISMATCHED_ENDPOINT_TYPE. An unknown endpoint type is
+//! UNSUPPORTED_ENDPOINT_TYPE (INVALID_REQUEST at v0). With `include_fenced_brokers` (v2), the
+//! nodes of fenced brokers are listed too, marked `is_fenced`. With no authorizer every cluster operation is
 //! allowed, so when authorized operations are requested the answer is every operation Kafka
 //! supports on the cluster resource, as Kafka answers without an authorizer.
 
 use super::{decode, respond, str_bytes, HandlerResult};
 use crate::authorization::{authorized_operations, ResourceKind};
-use crate::metadata::{MetadataImage, Node};
+use crate::metadata::{node_id, MetadataImage, Node};
 use crate::shard::Shard;
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
@@ -38,12 +39,20 @@ pub fn describe(
     version: i16,
 ) -> DescribeClusterResponse {
     let endpoint_type = request.endpoint_type;
-    let nodes: Vec<&Node> = match endpoint_type {
-        ENDPOINT_BROKERS => image.nodes.iter().collect(),
+    let nodes: Vec<(Node, bool)> = match endpoint_type {
+        ENDPOINT_BROKERS => {
+            let mut nodes: Vec<(Node, bool)> =
+                image.nodes.iter().map(|n| (n.clone(), false)).collect();
+            if request.include_fenced_brokers {
+                nodes.extend(fenced_nodes(image).into_iter().map(|n| (n, true)));
+            }
+            nodes
+        }
         ENDPOINT_CONTROLLERS => image
             .nodes
             .iter()
             .filter(|n| n.node_id == image.controller_node())
+            .map(|n| (n.clone(), false))
             .collect(),
         other => {
             let code = if version == 0 {
@@ -60,12 +69,13 @@ pub fn describe(
     };
     let brokers = nodes
         .into_iter()
-        .map(|n| {
+        .map(|(n, fenced)| {
             DescribeClusterBroker::default()
                 .with_broker_id(BrokerId(n.node_id))
-                .with_host(str_bytes(n.host.clone()))
+                .with_host(str_bytes(n.host))
                 .with_port(n.port)
-                .with_rack(None)
+                .with_rack(n.rack.map(str_bytes))
+                .with_is_fenced(fenced)
         })
         .collect();
     let mut response = DescribeClusterResponse::default()
@@ -82,6 +92,24 @@ pub fn describe(
     response
 }
 
+/// The nodes of the registered brokers that are fenced.
+fn fenced_nodes(image: &MetadataImage) -> Vec<Node> {
+    image
+        .state
+        .brokers
+        .values()
+        .filter(|b| b.fenced)
+        .flat_map(|b| {
+            (0..b.shards).map(move |k| Node {
+                node_id: node_id(b.id, k),
+                host: b.host.clone(),
+                port: i32::from(b.port) + k as i32,
+                rack: b.rack.clone(),
+            })
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -94,7 +122,8 @@ mod tests {
         let broker =
             BrokerConfig::load(None, &["listeners=PLAINTEXT://127.0.0.1:9500".to_string()])
                 .unwrap();
-        MetadataImage::new(ClusterState::new(Some("cluster-x".into())), &broker, 3)
+        let state = ClusterState::new(Some("cluster-x".into())).with_live_local_broker(&broker, 3);
+        MetadataImage::new(state, &broker, 3)
     }
 
     fn round_trip(request: DescribeClusterRequest, version: i16) -> DescribeClusterResponse {

@@ -252,6 +252,7 @@ mod tests {
             TopicState {
                 id: Uuid::from_u128(1),
                 partitions: vec![PartitionState {
+                    broker: 2,
                     shard: 0,
                     leader_epoch: 0,
                 }],

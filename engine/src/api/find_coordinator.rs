@@ -90,11 +90,13 @@ fn find(image: &MetadataImage, partitions: i32, key_type: i8, key: &StrBytes) ->
             format!("{OFFSETS_TOPIC} partition {partition} does not exist"),
         );
     };
-    let node_id = image.node_of(placement.shard);
-    let Some(node) = image.nodes.iter().find(|n| n.node_id == node_id) else {
+    let Some(node) = image.leader_of(placement) else {
         return failed(
             E::CoordinatorNotAvailable,
-            format!("node {node_id} is unknown"),
+            format!(
+                "{OFFSETS_TOPIC} partition {partition} is on broker {}, which is fenced",
+                placement.broker
+            ),
         );
     };
     Coordinator::default()

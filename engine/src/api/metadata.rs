@@ -148,13 +148,22 @@ fn describe_topic(
         .iter()
         .enumerate()
         .map(|(index, p)| {
-            let leader = BrokerId(image.node_of(p.shard));
-            MetadataResponsePartition::default()
+            let replica = BrokerId(p.node());
+            let partition = MetadataResponsePartition::default()
                 .with_partition_index(index as i32)
-                .with_leader_id(leader)
                 .with_leader_epoch(p.leader_epoch)
-                .with_replica_nodes(vec![leader])
-                .with_isr_nodes(vec![leader])
+                .with_replica_nodes(vec![replica]);
+            match image.leader_of(p) {
+                Some(_) => partition
+                    .with_leader_id(replica)
+                    .with_isr_nodes(vec![replica]),
+                // The only replica's broker is fenced: no leader until it returns.
+                None => partition
+                    .with_error_code(ResponseError::LeaderNotAvailable.code())
+                    .with_leader_id(BrokerId(-1))
+                    .with_isr_nodes(vec![])
+                    .with_offline_replicas(vec![replica]),
+            }
         })
         .collect();
     base.with_name(Some(TopicName(str_bytes(name.clone()))))

@@ -14,6 +14,7 @@ pub mod delete_groups;
 pub mod delete_records;
 pub mod delete_topics;
 pub mod describe_cluster;
+pub mod describe_quorum;
 pub mod describe_configs;
 pub mod describe_groups;
 pub mod describe_user_scram_credentials;
@@ -63,6 +64,7 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::DescribeCluster, 0, 2),
+    (ApiKey::DescribeQuorum, 0, 2),
     (ApiKey::FindCoordinator, 0, 6),
     (ApiKey::JoinGroup, 0, 9),
     (ApiKey::SyncGroup, 0, 5),
@@ -160,6 +162,7 @@ pub async fn dispatch(shard: Rc<Shard>, req: RawRequest, client_host: &str) -> H
             incremental_alter_configs::handle_incremental_alter_configs(shard, req).await
         }
         ApiKey::DescribeCluster => describe_cluster::handle_describe_cluster(shard, req).await,
+        ApiKey::DescribeQuorum => describe_quorum::handle_describe_quorum(shard, req).await,
         ApiKey::FindCoordinator => find_coordinator::handle_find_coordinator(shard, req).await,
         ApiKey::JoinGroup => join_group::handle_join_group(shard, req, client_host).await,
         ApiKey::SyncGroup => sync_group::handle_sync_group(shard, req).await,

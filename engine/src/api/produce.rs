@@ -66,7 +66,9 @@ pub async fn handle_produce(shard: &Rc<Shard>, req: &RawRequest) -> HandlerResul
                     Some(placement) => {
                         out.error_code = ResponseError::NotLeaderOrFollower.code();
                         out.current_leader = LeaderIdAndEpoch::default()
-                            .with_leader_id(BrokerId(image.node_of(placement.shard)))
+                            .with_leader_id(BrokerId(
+                                image.leader_of(placement).map_or(-1, |n| n.node_id),
+                            ))
                             .with_leader_epoch(placement.leader_epoch);
                     }
                     None => out.error_code = ResponseError::UnknownTopicOrPartition.code(),

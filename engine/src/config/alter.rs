@@ -18,7 +18,7 @@ use super::{parse_list, ConfigError, ConfigType};
 use std::collections::BTreeMap;
 
 /// An IncrementalAlterConfigs operation (Kafka's `AlterConfigOp.OpType`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum AlterOp {
     /// Set the value (code 0).
     Set,
@@ -54,7 +54,7 @@ impl AlterOp {
 }
 
 /// One key's change in an IncrementalAlterConfigs request.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ConfigChange {
     /// Config key.
     pub name: String,
@@ -107,7 +107,7 @@ impl ConfigKind {
 }
 
 /// How a resource's configs change.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ConfigAlteration {
     /// AlterConfigs: these (name, value) pairs become the resource's whole set of overrides.
     Replace(Vec<(String, String)>),

@@ -35,6 +35,8 @@ pub struct GroupCoordinator {
     pub metadata_max_bytes: usize,
     groups: RefCell<HashMap<String, Group>>,
     loading: RefCell<HashSet<i32>>,
+    /// Offsets partitions of this shard already replayed or being replayed.
+    loaded: RefCell<HashSet<i32>>,
     last_expiry_check: Cell<i64>,
 }
 
@@ -97,6 +99,7 @@ impl GroupCoordinator {
             metadata_max_bytes: usize::try_from(config.offset_metadata_max_bytes).unwrap_or(0),
             groups: RefCell::new(HashMap::new()),
             loading: RefCell::new(HashSet::new()),
+            loaded: RefCell::new(HashSet::new()),
             last_expiry_check: Cell::new(now_ms()),
         }
     }
@@ -423,15 +426,18 @@ impl GroupCoordinator {
         0
     }
 
-    /// Marks this shard's offsets partitions as loading and replays them, one after the other,
-    /// on the shard's executor; requests for their groups get COORDINATOR_LOAD_IN_PROGRESS
-    /// meanwhile.
+    /// Marks the offsets partitions this shard has not replayed yet (at start, or newly placed
+    /// here by the metadata log) as loading and replays them, one after the other, on the
+    /// shard's executor; requests for their groups get COORDINATOR_LOAD_IN_PROGRESS meanwhile.
     pub fn load(shard: Rc<Shard>) {
         let partitions: Vec<Rc<Partition>> = shard
             .all_partitions()
             .into_iter()
-            .filter(|p| p.topic == OFFSETS_TOPIC)
+            .filter(|p| p.topic == OFFSETS_TOPIC && shard.groups.loaded.borrow_mut().insert(p.index))
             .collect();
+        if partitions.is_empty() {
+            return;
+        }
         shard
             .groups
             .loading

@@ -4,7 +4,7 @@
 //! `abs(javaStringHashCode(g)) % offsets.topic.num.partitions` ([`partition_for`]); the shard
 //! leading that partition coordinates it, so a group's members, rebalances and committed offsets
 //! never leave one core. Group metadata and commits are records in that partition, in Kafka's
-//! key/value formats ([`records`]), replayed when the shard starts ([`GroupCoordinator::load`]).
+//! key/value formats ([`records`]), replayed when the shard starts or the partition is placed on it ([`GroupCoordinator::load`]).
 //!
 //! * [`state`]: one group's data: members, generation, offsets.
 //! * [`rebalance`]: the JoinGroup / SyncGroup / Heartbeat / LeaveGroup state machine and timers.
@@ -21,8 +21,9 @@ pub mod store;
 
 pub use coordinator::GroupCoordinator;
 
-use crate::config::{BrokerConfig, ConfigError, TopicConfigs};
-use crate::metadata::{PartitionState, TopicState};
+use crate::config::{BrokerConfig, TopicConfigs};
+use crate::metadata::{ClusterState, PartitionState, TopicState};
+use crate::partition_caps::PartitionBudget;
 use std::collections::BTreeMap;
 
 /// The internal topic holding group metadata and committed offsets.
@@ -38,10 +39,10 @@ pub fn partition_for(group: &str, partitions: i32) -> i32 {
     abs % partitions.max(1)
 }
 
-/// The `__consumer_offsets` topic a new cluster starts with: `offsets.topic.num.partitions`
-/// partitions, partition `p` on shard `p % shards`, compacted, with
+/// The `__consumer_offsets` topic of a cluster: `offsets.topic.num.partitions` partitions,
+/// spread over the live brokers of `state` and then over their shards, compacted, with
 /// `offsets.topic.segment.bytes` segments (Kafka's topic configs for it).
-pub fn offsets_topic(config: &BrokerConfig, shards: u32) -> Result<TopicState, ConfigError> {
+pub fn offsets_topic(config: &BrokerConfig, state: &ClusterState) -> Result<TopicState, String> {
     let configs = BTreeMap::from([
         ("cleanup.policy".to_string(), "compact".to_string()),
         ("compression.type".to_string(), "producer".to_string()),
@@ -50,15 +51,21 @@ pub fn offsets_topic(config: &BrokerConfig, shards: u32) -> Result<TopicState, C
             config.offsets_topic_segment_bytes.to_string(),
         ),
     ]);
+    let count = u64::try_from(config.offsets_topic_num_partitions.max(1)).unwrap_or(1);
+    let placed = PartitionBudget::new(state, config)
+        .place(OFFSETS_TOPIC, count)
+        .map_err(|(_, why)| why)?;
     Ok(TopicState {
         id: uuid::Uuid::new_v4(),
-        partitions: (0..config.offsets_topic_num_partitions.max(1) as u32)
-            .map(|p| PartitionState {
-                shard: p % shards.max(1),
+        partitions: placed
+            .into_iter()
+            .map(|(broker, shard)| PartitionState {
+                broker,
+                shard,
                 leader_epoch: 0,
             })
             .collect(),
-        configs: TopicConfigs::new(configs)?,
+        configs: TopicConfigs::new(configs).map_err(|e| e.to_string())?,
         internal: true,
     })
 }

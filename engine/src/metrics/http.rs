@@ -4,8 +4,7 @@
 //! anything else with 404. Each scrape is one short HTTP/1.1 exchange (`Connection: close`);
 //! a request head over 8 KiB or slower than 5 seconds is dropped.
 
-use super::render::render;
-use crate::messages::ShardRouter;
+use super::render::{render, render_quorum};
 use crate::shard::Shard;
 use futures_lite::io::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
@@ -27,7 +26,7 @@ pub async fn serve_metrics(listener: Listener, shard: Rc<Shard>) {
             Some(Ok(stream)) => {
                 let shard = shard.clone();
                 glommio::spawn_local(async move {
-                    if let Err(e) = answer(stream, &shard.router).await {
+                    if let Err(e) = answer(stream, &shard).await {
                         debug!("metrics scrape failed: {e}");
                     }
                 })
@@ -42,7 +41,7 @@ pub async fn serve_metrics(listener: Listener, shard: Rc<Shard>) {
     listener.close();
 }
 
-async fn answer(mut stream: TcpStream, router: &ShardRouter) -> std::io::Result<()> {
+async fn answer(mut stream: TcpStream, shard: &Shard) -> std::io::Result<()> {
     let head = futures_lite::future::or(read_head(&mut stream), async {
         glommio::timer::sleep(HEAD_TIMEOUT).await;
         Err(std::io::Error::new(
@@ -59,12 +58,14 @@ async fn answer(mut stream: TcpStream, router: &ShardRouter) -> std::io::Result<
     );
     let (status, content_type, body) =
         if method == "GET" && (path == "/metrics" || path.starts_with("/metrics?")) {
-            match router.collect_metrics().await {
-                Ok(snapshots) => (
-                    "200 OK",
-                    "text/plain; version=0.0.4; charset=utf-8",
-                    render(&snapshots),
-                ),
+            match shard.router.collect_metrics().await {
+                Ok(snapshots) => {
+                    let mut body = render(&snapshots);
+                    if let Some(controller) = &shard.controller {
+                        body.push_str(&render_quorum(&controller.metrics()));
+                    }
+                    ("200 OK", "text/plain; version=0.0.4; charset=utf-8", body)
+                }
                 Err(e) => ("503 Service Unavailable", "text/plain", format!("{e}\n")),
             }
         } else {

@@ -262,6 +262,39 @@ pub fn render(snapshots: &[ShardSnapshot]) -> String {
     out
 }
 
+/// The controller quorum as this node sees it, for [`render_quorum`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuorumMetrics {
+    /// `node.id` of the quorum leader, -1 when there is none.
+    pub leader: i32,
+    /// The leader epoch (Raft term).
+    pub epoch: u64,
+    /// Committed entries this node has not applied yet.
+    pub commit_lag: u64,
+    /// Whether this node is the active controller.
+    pub active: bool,
+    /// Registered brokers that are fenced.
+    pub fenced_brokers: usize,
+}
+
+/// Renders the quorum gauges (appended to the shards' families by the metrics endpoint).
+pub fn render_quorum(q: &QuorumMetrics) -> String {
+    let mut out = String::with_capacity(1024);
+    let gauges: [(&str, &str, f64); 5] = [
+        ("sluice_quorum_leader", "node.id of the controller quorum's leader (-1: none known).", f64::from(q.leader)),
+        ("sluice_quorum_epoch", "The controller quorum's leader epoch.", q.epoch as f64),
+        ("sluice_quorum_commit_lag", "Committed metadata log entries this node has not applied yet.", q.commit_lag as f64),
+        ("sluice_quorum_active_controller", "1 on the node that is the active controller.", if q.active { 1.0 } else { 0.0 }),
+        ("sluice_fenced_brokers", "Registered brokers that are fenced (they serve nothing).", q.fenced_brokers as f64),
+    ];
+    for (name, help, value) in gauges {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} gauge");
+        sample(&mut out, name, &[], value);
+    }
+    out
+}
+
 fn as_refs<'a>(labels: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
     labels.iter().map(|(k, v)| (*k, v.as_str())).collect()
 }

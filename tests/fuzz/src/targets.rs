@@ -354,8 +354,9 @@ pub fn metadata_loading(data: &[u8]) {
     let Ok(Some(mut state)) = ClusterState::load(&dir) else {
         return;
     };
-    state.rebalance_missing_shards(2);
-    let _ = state.shard_load(2);
+    state.assign_unplaced_partitions(1);
+    state.rebalance_missing_shards(1, 2);
+    let _ = state.shard_load(1, 2);
     let _ = MetadataImage::new(state, default_config(), 2);
 }
 
