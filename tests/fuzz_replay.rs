@@ -181,12 +181,15 @@ mod seeds {
                 seed_partition(&out, &dir);
             }
         }
-        let metadata = broker.data_dir().join("cluster-metadata.json");
-        let metadata = String::from_utf8(std::fs::read(metadata).unwrap()).unwrap();
-        out.put("metadata_loading", metadata.as_bytes());
-        let compact: String = metadata.split_whitespace().collect();
-        out.put("metadata_loading", compact.as_bytes());
-        out.put("metadata_loading", MINIMAL_METADATA.as_bytes());
+        for metadata in [
+            MINIMAL_METADATA,
+            LEGACY_METADATA,
+            METADATA_LOG_ENTRY,
+            METADATA_SNAPSHOT,
+            CONTROLLER_CALL,
+        ] {
+            out.put("metadata_loading", metadata.as_bytes());
+        }
         for config in CONFIGS {
             out.put("config_loading", config.as_bytes());
         }
@@ -269,6 +272,14 @@ mod seeds {
     /// The metadata file of a broker that has no topic yet, as an older version wrote it.
     const MINIMAL_METADATA: &str =
         r#"{"cluster_id":"AAAAAAAAAAAAAAAAAAAAAA","next_producer_id":7,"topics":{}}"#;
+    /// A `cluster-metadata.json` of the single-broker release, with a topic and configs.
+    const LEGACY_METADATA: &str = r#"{"cluster_id":"AAAAAAAAAAAAAAAAAAAAAA","next_producer_id":1000,"topics":{"t":{"id":"6f0bd9b1-9d33-4fb0-9a8e-2b0bb7e1c0de","partitions":[{"shard":0,"leader_epoch":0},{"shard":1,"leader_epoch":2}],"configs":{"retention.ms":"1000"},"internal":false}},"broker_configs":{"cluster_default":{},"brokers":{}}}"#;
+    /// A metadata log entry: a broker registration and a topic.
+    const METADATA_LOG_ENTRY: &str = r#"{"version":1,"records":[{"type":"cluster_id","id":"AAAAAAAAAAAAAAAAAAAAAA"},{"type":"register_broker","broker":{"id":1,"incarnation_id":"6f0bd9b1-9d33-4fb0-9a8e-2b0bb7e1c0de","shards":2,"host":"127.0.0.1","port":9092,"rack":null,"fenced":false,"epoch":0}},{"type":"topic","name":"t","topic":{"id":"6f0bd9b1-9d33-4fb0-9a8e-2b0bb7e1c0df","partitions":[{"broker":1,"shard":1,"leader_epoch":0}],"configs":{},"internal":false}},{"type":"broker_fencing","id":1,"fenced":true}]}"#;
+    /// A metadata snapshot.
+    const METADATA_SNAPSHOT: &str = r#"{"version":1,"state":{"cluster_id":"AAAAAAAAAAAAAAAAAAAAAA","next_producer_id":7,"topics":{},"brokers":{}}}"#;
+    /// A controller call as the controller listener receives it.
+    const CONTROLLER_CALL: &str = r#"{"BrokerHeartbeat":{"id":1,"incarnation_id":"6f0bd9b1-9d33-4fb0-9a8e-2b0bb7e1c0de","applied_offset":5,"shutting_down":false}}"#;
 
     /// Broker configuration files as operators write them.
     const CONFIGS: &[&str] = &[

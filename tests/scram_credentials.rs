@@ -254,9 +254,8 @@ fn alter_describe_restart_delete() {
             )]
         );
 
-        // The metadata file holds the derived keys, never the salted password.
-        let metadata =
-            std::fs::read_to_string(broker.data_dir().join("cluster-metadata.json")).unwrap();
+        // The metadata log holds the derived keys, never the salted password.
+        let metadata = metadata_log_text(&broker.data_dir().join("__cluster_metadata-0"));
         assert!(metadata.contains(&alice), "{metadata}");
         for seed in [1, 2, 3] {
             assert!(
@@ -294,4 +293,16 @@ fn alter_describe_restart_delete() {
         assert_eq!(describe_one(&broker, 1, &bob).3, vec![(SHA_512, 4096)]);
         broker.stop();
     });
+}
+
+/// Every file of the metadata log directory, as text (its records are JSON).
+fn metadata_log_text(dir: &std::path::Path) -> String {
+    let mut text = String::new();
+    for entry in std::fs::read_dir(dir).expect("the metadata log directory exists") {
+        let path = entry.expect("directory entry").path();
+        if path.is_file() {
+            text.push_str(&String::from_utf8_lossy(&std::fs::read(&path).expect("read")));
+        }
+    }
+    text
 }

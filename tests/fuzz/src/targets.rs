@@ -16,7 +16,11 @@ use sluice_engine::api::{decode, supported_versions};
 use sluice_engine::group::records::{
     decode_group_value, decode_key, decode_offset_value, OffsetsKey,
 };
+use sluice_engine::controller_rpc::{self, ControllerCall};
 use sluice_engine::metadata::{ClusterState, MetadataImage, METADATA_FILE};
+use sluice_engine::metadata_log::{
+    apply_batch, decode_batch, decode_snapshot, records_between,
+};
 use sluice_engine::BrokerConfig;
 use sluice_net::RawRequest;
 use sluice_storage::{
@@ -341,10 +345,22 @@ pub fn config_loading(data: &[u8]) {
     }
 }
 
-/// A `cluster-metadata.json` file, loaded by `ClusterState::load` and then used as broker start
-/// uses it: partitions moved off shards that do not exist, the per-shard load, and the
-/// metadata image built for two shards.
+/// Cluster metadata as a broker reads it: a single-broker release's `cluster-metadata.json`,
+/// loaded by `ClusterState::load` and imported as the first start does (partitions given to the
+/// broker, moved off shards that do not exist, the metadata image built for two shards); the
+/// same bytes as a metadata log entry and as a snapshot, applied to that state; and as a
+/// controller call arriving on the controller listener.
 pub fn metadata_loading(data: &[u8]) {
+    let mut state = ClusterState::unbootstrapped();
+    if let Ok(batch) = decode_batch(data) {
+        apply_batch(&mut state, batch, 1);
+        let _ = MetadataImage::new(state.clone(), default_config(), 2);
+    }
+    if let Ok(snapshot) = decode_snapshot(data) {
+        let _ = records_between(&state, &snapshot);
+        let _ = MetadataImage::new(snapshot, default_config(), 2);
+    }
+    let _ = controller_rpc::decode::<ControllerCall>(data);
     let dir = scratch_dir("metadata_loading");
     if std::fs::create_dir_all(&dir).is_err()
         || std::fs::write(dir.join(METADATA_FILE), data).is_err()
