@@ -648,7 +648,7 @@ async fn serve_inbox(shard: Rc<Shard>, mut inbox: UnboundedReceiver<ShardMessage
 }
 
 fn listen_address(config: &BrokerConfig, shard: u32) -> Result<SocketAddr, ShardError> {
-    let listener = &config.listeners[0];
+    let listener = config.client_listener();
     resolve(&listener.host, listener.port as u32 + shard, shard)
 }
 
