@@ -5,67 +5,34 @@ mod common;
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
-
-/// Runs `sluice args…` in `cwd`, killing it if it runs longer than `limit`
-/// (returns None then).
-fn run_bounded(args: &[&str], cwd: &std::path::Path, limit: Duration) -> Option<Output> {
-    let mut child = Command::new(SLUICE)
-        .args(args)
-        .current_dir(cwd)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn sluice");
-    let deadline = Instant::now() + limit;
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            return Some(child.wait_with_output().unwrap());
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
-            eprintln!(
-                "sluice {args:?} still running after {limit:?}; stdout:\n{}\nstderr:\n{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 #[test]
 fn help_mentions_commands_and_options() {
     let tmp = tempfile::tempdir().unwrap();
-    let o = run_bounded(&["--help"], tmp.path(), Duration::from_secs(20)).expect("--help hung");
-    assert!(o.status.success(), "sluice --help failed: {}", text(&o));
-    let t = text(&o);
+    let o =
+        run_sluice_bounded(&["--help"], tmp.path(), Duration::from_secs(20)).expect("--help hung");
+    assert!(
+        o.status.success(),
+        "sluice --help failed: {}",
+        output_text(&o)
+    );
+    let t = output_text(&o);
     assert!(
         t.contains("start"),
         "sluice --help does not mention `start`:\n{t}"
     );
 
-    let o = run_bounded(&["start", "--help"], tmp.path(), Duration::from_secs(20))
+    let o = run_sluice_bounded(&["start", "--help"], tmp.path(), Duration::from_secs(20))
         .expect("start --help hung");
     assert!(
         o.status.success(),
         "sluice start --help failed: {}",
-        text(&o)
+        output_text(&o)
     );
-    let t = text(&o);
+    let t = output_text(&o);
     for opt in ["--config", "--set", "--cores"] {
         assert!(
             t.contains(opt),
@@ -86,7 +53,7 @@ fn start_with_bad_set(kv: &str) -> (Option<Output>, tempfile::TempDir) {
     };
     let listeners = format!("listeners=PLAINTEXT://127.0.0.1:{port}");
     let dirs = format!("log.dirs={}", tmp.path().join("data").display());
-    let o = run_bounded(
+    let o = run_sluice_bounded(
         &[
             "start", "--cores", "1", "--set", &listeners, "--set", &dirs, "--set", kv,
         ],
@@ -106,12 +73,12 @@ fn assert_set_rejected_naming(setting: &str, key: &str) {
         !o.status.success(),
         "--set {setting} accepted: exit {}, output {}",
         o.status,
-        text(&o)
+        output_text(&o)
     );
     assert!(
-        text(&o).contains(key),
+        output_text(&o).contains(key),
         "error output does not name '{key}':\n{}",
-        text(&o)
+        output_text(&o)
     );
 }
 
@@ -138,7 +105,7 @@ fn unknown_key_in_config_file_is_rejected_by_name() {
     };
     let listeners = format!("listeners=PLAINTEXT://127.0.0.1:{port}");
     let dirs = format!("log.dirs={}", tmp.path().join("data").display());
-    let o = run_bounded(
+    let o = run_sluice_bounded(
         &[
             "start",
             "--cores",
@@ -157,12 +124,12 @@ fn unknown_key_in_config_file_is_rejected_by_name() {
     assert!(
         !o.status.success(),
         "unknown key in --config accepted: {}",
-        text(&o)
+        output_text(&o)
     );
     assert!(
-        text(&o).contains("log.segmnt.bytes"),
+        output_text(&o).contains("log.segmnt.bytes"),
         "error output does not name the unknown key from the file:\n{}",
-        text(&o)
+        output_text(&o)
     );
 }
 

@@ -375,14 +375,18 @@ pub fn broker_of_node(node: i32) -> i32 {
     node.div_euclid(1000)
 }
 
-/// The host and base port clients are told to use (the first advertised listener).
+/// The host and base port clients are told to use: the advertised listener named like the
+/// client listener the shards serve (see `BrokerConfig::client_listener`), else the first
+/// advertised listener. Controller listeners are never advertised to clients.
 pub fn advertised_address(config: &BrokerConfig) -> (String, u16) {
-    config
+    let client = config.client_listener();
+    let advertised = config
         .advertised_listeners
-        .first()
-        .or(config.listeners.first())
-        .map(|l| (l.host.clone(), l.port))
-        .unwrap_or_else(|| ("127.0.0.1".to_string(), 9092))
+        .iter()
+        .find(|l| l.name == client.name)
+        .or(config.advertised_listeners.first())
+        .unwrap_or(client);
+    (advertised.host.clone(), advertised.port)
 }
 
 #[cfg(test)]

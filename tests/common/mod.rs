@@ -546,6 +546,50 @@ impl Drop for Broker {
     }
 }
 
+/// Runs `sluice args…` in `cwd` to completion, killing it if it runs longer than `limit`
+/// (returns None then, after printing what it wrote). For commands that should exit by
+/// themselves: `--help`, rejected configurations, `--check-config`.
+pub fn run_sluice_bounded(
+    args: &[&str],
+    cwd: &Path,
+    limit: Duration,
+) -> Option<std::process::Output> {
+    let mut child = Command::new(SLUICE)
+        .args(args)
+        .current_dir(cwd)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn sluice");
+    let deadline = Instant::now() + limit;
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return Some(child.wait_with_output().unwrap());
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            eprintln!(
+                "sluice {args:?} still running after {limit:?}; stdout:\n{}\nstderr:\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A finished command's stdout followed by its stderr, as text.
+pub fn output_text(o: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
 // ---------------------------------------------------------------------------
 // rdkafka helpers
 // ---------------------------------------------------------------------------

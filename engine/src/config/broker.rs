@@ -17,6 +17,8 @@
 //!   protocol is an error saying so.
 //! * Controller listeners (`controller.listener.names`) may appear in `listeners` and
 //!   `advertised.listeners`, as in Kafka 4's stock KRaft file, but are never given to clients.
+//!   The roles and quorum rules (`process.roles`, `controller.quorum.voters`) live in
+//!   [`super::kraft`]; an empty voter list is a one-node quorum of this process.
 //! * When `advertised.listeners` is not set, each listener is advertised with its own host,
 //!   except that a wildcard bind (empty host, `0.0.0.0` or `::`) is advertised as `127.0.0.1`.
 //!   (Kafka advertises the machine's canonical hostname there; a loopback address is the safe,
@@ -29,6 +31,10 @@
 //!   Kafka files and tools work, but Sluice has no GSSAPI mechanism, so they change nothing.
 
 use super::dynamic::{broker_layers, DynamicBrokerConfigs};
+use super::kraft::{
+    check_process_roles, check_quorum, check_voters, find_controller_listener, parse_voters,
+    ProcessRoles, QuorumSettings, QuorumVoter,
+};
 use super::topic::{
     CleanupPolicy, CompressionType, TimestampType, CLEANUP_POLICIES, COMPRESSION_TYPES,
     TIMESTAMP_TYPES, TOPIC_CONFIGS,
@@ -47,7 +53,6 @@ pub const MAX_BROKER_ID: i32 = 2_147_482;
 
 /// Security protocols Kafka knows; only PLAINTEXT is implemented.
 const SECURITY_PROTOCOLS: &[&str] = &["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"];
-const PROCESS_ROLES: &[&str] = &["broker", "controller"];
 const LONG_MAX: &str = "9223372036854775807";
 
 /// One broker key: name, type, default (None = unset), validation, one-line documentation.
@@ -93,8 +98,14 @@ static BROKER_KEYS: &[BrokerKey] = &[
         "Create a topic automatically when a client asks for metadata of, or produces to, an unknown topic."),
     key("background.threads", INT, Some("10"), at_least(1),
         "Accepted for compatibility; meaningless under thread-per-core (see sluice.cores)."),
+    key("broker.heartbeat.interval.ms", INT, Some("2000"), at_least(1),
+        "How often a broker heartbeats to the active controller."),
     key("broker.id", INT, Some("1"), between(0, MAX_BROKER_ID as i64),
         "Synonym of node.id (Sluice default 1; at most 2147482 because shard k is node broker.id*1000+k)."),
+    key("broker.rack", STR, None, Check::Any,
+        "Rack of this broker, given to the controller at registration and to clients in Metadata."),
+    key("broker.session.timeout.ms", INT, Some("9000"), at_least(1),
+        "A broker whose heartbeats stop for this long is fenced by the controller."),
     key("cluster.id", STR, None, Check::Custom(check_cluster_id),
         "Cluster id to report; if unset the broker uses the one stored with its data."),
     key("compression.gzip.level", INT, Some("-1"), Check::Custom(super::topic::check_gzip_level),
@@ -108,11 +119,17 @@ static BROKER_KEYS: &[BrokerKey] = &[
     key("connections.max.idle.ms", LONG, Some("600000"), ANY_INT,
         "Close a connection on which no byte arrived for this long (negative = never); a client that sends slowly is not idle."),
     key("controller.listener.names", STR, None, Check::Any,
-        "Comma-separated names of controller listeners (accepted for compatibility; never advertised)."),
+        "Comma-separated names of controller listeners; the first one in listeners is where the controller quorum talks. Never given to clients."),
     key("controller.quorum.bootstrap.servers", LIST, Some(""), Check::Custom(check_host_ports),
         "KRaft bootstrap controllers host:port,... (accepted for compatibility; Sluice runs its own controller)."),
+    key("controller.quorum.election.timeout.ms", INT, Some("1000"), at_least(1),
+        "How long a quorum voter waits without a leader before it starts an election."),
+    key("controller.quorum.fetch.timeout.ms", INT, Some("2000"), at_least(1),
+        "How long a voter goes without a fetch from the leader before it becomes a candidate."),
+    key("controller.quorum.request.timeout.ms", INT, Some("2000"), at_least(1),
+        "How long a quorum request may wait for its response."),
     key("controller.quorum.voters", LIST, Some(""), Check::Custom(check_voters),
-        "KRaft voters id@host:port,... (accepted for compatibility; Sluice runs its own controller)."),
+        "Controller quorum voters id@host:port,... (the hosts and ports of their controller listeners); empty (Sluice default): a one-node quorum of this process."),
     key("default.replication.factor", INT, Some("1"), between(1, i16::MAX as i64),
         "Replication factor of automatically created topics and of CreateTopics requests that leave it to the broker."),
     key("delete.topic.enable", BOOL, Some("true"), Check::Bool,
@@ -204,6 +221,10 @@ static BROKER_KEYS: &[BrokerKey] = &[
         "Default file.delete.delay.ms."),
     key("message.max.bytes", INT, Some("1048588"), at_least(0),
         "Default max.message.bytes: largest record batch accepted."),
+    key("metadata.log.max.record.bytes.between.snapshots", LONG, Some("20971520"), at_least(1),
+        "Bytes of metadata log records after which the controller takes a new snapshot."),
+    key("metadata.max.idle.interval.ms", INT, Some("500"), at_least(0),
+        "How often the active controller appends a no-op record to the metadata log when idle (0 = never)."),
     key("metrics.listener", STR, Some("127.0.0.1:9644"), Check::Custom(check_metrics_listener),
         "host:port of the Prometheus metrics HTTP endpoint; empty disables it (Sluice)."),
     key("min.insync.replicas", INT, Some("1"), at_least(1),
@@ -230,8 +251,8 @@ static BROKER_KEYS: &[BrokerKey] = &[
         "Replication factor of __consumer_offsets (Sluice default 1; Kafka's is 3)."),
     key("offsets.topic.segment.bytes", INT, Some("104857600"), at_least(14),
         "Segment size of __consumer_offsets (a compacted topic: closed segments are cleaned by the log cleaner)."),
-    key("process.roles", LIST, Some("broker,controller"), Check::ListOf(PROCESS_ROLES),
-        "KRaft roles (accepted for compatibility; a Sluice process is always broker and controller)."),
+    key("process.roles", LIST, Some("broker,controller"), Check::Custom(check_process_roles),
+        "Roles of this process: broker, controller or broker,controller."),
     key("queued.max.request.bytes", LONG, Some("209715200"), ANY_INT,
         "Per shard: bytes of large requests being received or handled; over it the shard stops reading until requests drain. At least socket.request.max.bytes (one maximal request always gets through); <= 0 = unbounded."),
     key("replica.lag.time.max.ms", LONG, Some("30000"), at_least(0),
@@ -438,7 +459,7 @@ impl fmt::Display for HostPort {
 }
 
 /// Parses `host:port` / `[v6]:port`, with the host possibly empty.
-fn parse_host_port(s: &str) -> Option<(String, u16)> {
+pub(super) fn parse_host_port(s: &str) -> Option<(String, u16)> {
     let (host, port) = s.rsplit_once(':')?;
     let port = port.parse::<u16>().ok()?;
     let host = match host.strip_prefix('[') {
@@ -514,21 +535,6 @@ fn check_host_ports(value: &str) -> Result<(), String> {
     }
 }
 
-fn check_voters(value: &str) -> Result<(), String> {
-    let ok = |e: &str| {
-        e.split_once('@').is_some_and(|(id, addr)| {
-            id.parse::<i32>().is_ok_and(|i| i >= 0)
-                && parse_host_port(addr).is_some_and(|(h, _)| !h.is_empty())
-        })
-    };
-    match parse_list(value).iter().find(|e| !ok(e)) {
-        Some(bad) => Err(format!(
-            "cannot parse '{bad}'; expected a comma-separated list of id@host:port"
-        )),
-        None => Ok(()),
-    }
-}
-
 fn check_cluster_id(value: &str) -> Result<(), String> {
     let v = value.trim();
     if !v.is_empty()
@@ -577,8 +583,31 @@ pub struct BrokerConfig {
     pub advertised_listeners: Vec<Listener>,
     /// `inter.broker.listener.name` (or the one named after `security.inter.broker.protocol`).
     pub inter_broker_listener_name: String,
-    /// `controller.listener.names`.
+    /// `controller.listener.names`, upper-cased.
     pub controller_listener_names: Vec<String>,
+    /// The listener of `listeners` named first in `controller.listener.names`: where this
+    /// process's controller listens to the quorum. `None` when no such listener is configured.
+    pub controller_listener: Option<Listener>,
+    /// `process.roles`.
+    pub process_roles: ProcessRoles,
+    /// `controller.quorum.voters`; empty means a one-node quorum of this process alone.
+    pub controller_quorum_voters: Vec<QuorumVoter>,
+    /// `controller.quorum.election.timeout.ms`.
+    pub controller_quorum_election_timeout_ms: u64,
+    /// `controller.quorum.fetch.timeout.ms`.
+    pub controller_quorum_fetch_timeout_ms: u64,
+    /// `controller.quorum.request.timeout.ms`.
+    pub controller_quorum_request_timeout_ms: u64,
+    /// `broker.heartbeat.interval.ms`.
+    pub broker_heartbeat_interval_ms: u64,
+    /// `broker.session.timeout.ms`.
+    pub broker_session_timeout_ms: u64,
+    /// `broker.rack`, if configured.
+    pub broker_rack: Option<String>,
+    /// `metadata.log.max.record.bytes.between.snapshots`.
+    pub metadata_log_max_record_bytes_between_snapshots: u64,
+    /// `metadata.max.idle.interval.ms` (0 = no no-op records).
+    pub metadata_max_idle_interval_ms: u64,
     /// `log.dirs` / `log.dir`: data directories.
     pub log_dirs: Vec<PathBuf>,
     /// `num.partitions`: default partition count of new topics.
@@ -884,6 +913,34 @@ impl BrokerConfig {
             ));
         }
 
+        let process_roles = ProcessRoles::parse(v.str("process.roles")).unwrap_or(ProcessRoles {
+            broker: true,
+            controller: true,
+        });
+        let controller_quorum_voters =
+            parse_voters(v.str("controller.quorum.voters")).unwrap_or_default();
+        let controller_listener = find_controller_listener(&listeners, &controller_listener_names);
+        if !v.any_bad(&[
+            "node.id",
+            "broker.id",
+            "process.roles",
+            "controller.quorum.voters",
+            "listeners",
+            "controller.listener.names",
+        ]) {
+            problems.extend(check_quorum(
+                &QuorumSettings {
+                    node_id: to_i32(broker_id),
+                    roles: process_roles,
+                    voters: &controller_quorum_voters,
+                    listeners: &listeners,
+                    controller_listener_names: &controller_listener_names,
+                    controller_listener: controller_listener.as_ref(),
+                },
+                &at,
+            ));
+        }
+
         let ports_checkable = !v.any_bad(&["listeners", "advertised.listeners"]);
         let metrics = v.str("metrics.listener").trim();
         let metrics_listener = parse_host_port(metrics).map(|(host, port)| HostPort { host, port });
@@ -894,6 +951,26 @@ impl BrokerConfig {
             advertised_listeners,
             inter_broker_listener_name,
             controller_listener_names,
+            controller_listener,
+            process_roles,
+            controller_quorum_voters,
+            controller_quorum_election_timeout_ms: to_u64(
+                v.int("controller.quorum.election.timeout.ms"),
+            ),
+            controller_quorum_fetch_timeout_ms: to_u64(v.int("controller.quorum.fetch.timeout.ms")),
+            controller_quorum_request_timeout_ms: to_u64(
+                v.int("controller.quorum.request.timeout.ms"),
+            ),
+            broker_heartbeat_interval_ms: to_u64(v.int("broker.heartbeat.interval.ms")),
+            broker_session_timeout_ms: to_u64(v.int("broker.session.timeout.ms")),
+            broker_rack: v
+                .get("broker.rack")
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty()),
+            metadata_log_max_record_bytes_between_snapshots: to_u64(
+                v.int("metadata.log.max.record.bytes.between.snapshots"),
+            ),
+            metadata_max_idle_interval_ms: to_u64(v.int("metadata.max.idle.interval.ms")),
             log_dirs: dirs.into_iter().map(PathBuf::from).collect(),
             num_partitions: to_i32(v.int("num.partitions")),
             default_replication_factor: i16::try_from(v.int("default.replication.factor"))
@@ -992,6 +1069,15 @@ impl BrokerConfig {
         }
     }
 
+    /// The listener the shards serve clients on: the first listener of `listeners` that is not
+    /// a controller listener. Shard k listens on its `port + k`.
+    pub fn client_listener(&self) -> &Listener {
+        self.listeners
+            .iter()
+            .find(|l| !self.controller_listener_names.contains(&l.name))
+            .expect("load rejects a configuration whose listeners are all controller listeners")
+    }
+
     /// Checks that every broker listener's port range `port .. port+shards` (shard k serves
     /// `port + k`) fits below 65536 and that no two listeners' ports collide. Controller
     /// listeners are single ports: they are not multiplied per shard. `load` runs this when
@@ -1025,9 +1111,18 @@ impl BrokerConfig {
             let lo = u32::from(l.port);
             let hi = lo.saturating_add(span(l) - 1);
             if let Some((_, _, other)) = ranges.iter().find(|(a, b, _)| lo <= *b && *a <= hi) {
-                problems.push(format!(
-                    "listeners: the ports of {other} and {l} overlap with {shards} shards (shard k uses port+k); space them further apart"
-                ));
+                let controller = [*other, l]
+                    .into_iter()
+                    .find(|x| self.controller_listener_names.contains(&x.name));
+                match controller {
+                    Some(c) => problems.push(format!(
+                        "listeners: the controller listener {c} (controller.listener.names) uses a port of the shards' ports of {} with {shards} shards (shard k uses port+k); move it out of that range",
+                        if std::ptr::eq(c, l) { *other } else { l }
+                    )),
+                    None => problems.push(format!(
+                        "listeners: the ports of {other} and {l} overlap with {shards} shards (shard k uses port+k); space them further apart"
+                    )),
+                }
             }
             ranges.push((lo, hi, l));
         }
@@ -1148,6 +1243,11 @@ fn synonym_group(name: &'static str) -> &'static [&'static str] {
 
 fn to_i32(v: i64) -> i32 {
     i32::try_from(v).unwrap_or(i32::MAX)
+}
+
+/// A validated non-negative integer setting as u64 (0 if a bad value slipped through).
+fn to_u64(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
 }
 
 fn to_i16(v: i64) -> i16 {
@@ -1839,6 +1939,238 @@ mod tests {
         assert!(p[0].contains("unknown security protocol 'TLS'"), "{p:?}");
     }
 
+    /// Node 1 of the README's three-broker recipe: client port 19192, controller port 19199.
+    const THREE_VOTERS: [&str; 4] = [
+        "node.id=1",
+        "listeners=PLAINTEXT://127.0.0.1:19192,CONTROLLER://127.0.0.1:19199",
+        "controller.listener.names=CONTROLLER",
+        "controller.quorum.voters=1@127.0.0.1:19199,2@127.0.0.1:19299,3@127.0.0.1:19399",
+    ];
+
+    #[test]
+    fn kraft_defaults_are_a_one_node_quorum() {
+        let c = load(&[]).unwrap();
+        assert_eq!(
+            c.process_roles,
+            ProcessRoles {
+                broker: true,
+                controller: true
+            }
+        );
+        assert!(c.controller_quorum_voters.is_empty());
+        assert_eq!(c.controller_listener, None);
+        assert_eq!(
+            c.client_listener().to_string(),
+            "PLAINTEXT://127.0.0.1:9092"
+        );
+        assert_eq!(c.broker_heartbeat_interval_ms, 2000);
+        assert_eq!(c.broker_session_timeout_ms, 9000);
+        assert_eq!(c.broker_rack, None);
+        assert_eq!(c.controller_quorum_election_timeout_ms, 1000);
+        assert_eq!(c.controller_quorum_fetch_timeout_ms, 2000);
+        assert_eq!(c.controller_quorum_request_timeout_ms, 2000);
+        assert_eq!(
+            c.metadata_log_max_record_bytes_between_snapshots,
+            20_971_520
+        );
+        assert_eq!(c.metadata_max_idle_interval_ms, 500);
+    }
+
+    #[test]
+    fn kraft_settings_are_typed() {
+        let mut set = THREE_VOTERS.to_vec();
+        set.extend([
+            "broker.rack=rack-a",
+            "broker.heartbeat.interval.ms=500",
+            "broker.session.timeout.ms=3000",
+            "controller.quorum.election.timeout.ms=700",
+            "controller.quorum.fetch.timeout.ms=900",
+            "controller.quorum.request.timeout.ms=800",
+            "metadata.log.max.record.bytes.between.snapshots=4096",
+            "metadata.max.idle.interval.ms=0",
+        ]);
+        let c = load(&set).unwrap();
+        assert_eq!(c.broker_id, 1);
+        assert_eq!(c.controller_quorum_voters.len(), 3);
+        assert_eq!(
+            c.controller_quorum_voters[1],
+            QuorumVoter {
+                id: 2,
+                host: "127.0.0.1".into(),
+                port: 19299
+            }
+        );
+        assert_eq!(
+            c.controller_listener
+                .as_ref()
+                .map(ToString::to_string)
+                .as_deref(),
+            Some("CONTROLLER://127.0.0.1:19199")
+        );
+        assert_eq!(c.client_listener().port, 19192);
+        assert_eq!(c.advertised_listeners.len(), 1);
+        assert!(c.check_shard_ports(2).is_ok());
+        assert_eq!(c.broker_rack.as_deref(), Some("rack-a"));
+        assert_eq!(c.broker_heartbeat_interval_ms, 500);
+        assert_eq!(c.broker_session_timeout_ms, 3000);
+        assert_eq!(c.controller_quorum_election_timeout_ms, 700);
+        assert_eq!(c.controller_quorum_fetch_timeout_ms, 900);
+        assert_eq!(c.controller_quorum_request_timeout_ms, 800);
+        assert_eq!(c.metadata_log_max_record_bytes_between_snapshots, 4096);
+        assert_eq!(c.metadata_max_idle_interval_ms, 0);
+
+        // The client listener is the first non-controller listener, wherever it is listed.
+        let c = load(&[
+            "listeners=CONTROLLER://127.0.0.1:19199,PLAINTEXT://127.0.0.1:19192",
+            "controller.listener.names=CONTROLLER",
+        ])
+        .unwrap();
+        assert_eq!(c.client_listener().name, "PLAINTEXT");
+        let c = load(&["process.roles=controller"]).unwrap();
+        assert_eq!(
+            c.process_roles,
+            ProcessRoles {
+                broker: false,
+                controller: true
+            }
+        );
+        let p = problems(&["process.roles=broker,worker"]);
+        assert!(
+            p[0].contains("'process.roles'") && p[0].contains("'worker'"),
+            "{p:?}"
+        );
+        let p = problems(&["process.roles="]);
+        assert!(p[0].contains("'process.roles'"), "{p:?}");
+        let p = problems(&["broker.session.timeout.ms=0"]);
+        assert!(p[0].contains("'broker.session.timeout.ms'"), "{p:?}");
+    }
+
+    /// Problems of `THREE_VOTERS` with some settings replaced or added.
+    fn three_voter_problems(changes: &[&str]) -> Vec<String> {
+        let mut set: Vec<&str> = THREE_VOTERS
+            .iter()
+            .filter(|s| {
+                let key = s.split('=').next().unwrap_or("");
+                !changes.iter().any(|c| c.split('=').next() == Some(key))
+            })
+            .copied()
+            .collect();
+        set.extend(changes.iter().copied().filter(|c| !c.ends_with("=<unset>")));
+        problems(&set)
+    }
+
+    #[test]
+    fn kraft_rules_name_the_key_and_where_it_was_set() {
+        let p = three_voter_problems(&["node.id=4"]);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(
+            p[0].starts_with("'controller.quorum.voters' (from --set controller.quorum.voters=")
+                && p[0].contains("node's id 4")
+                && p[0].contains("1, 2, 3"),
+            "{p:?}"
+        );
+        let p = three_voter_problems(&["controller.quorum.voters=1@127.0.0.1:19199,1@h:19299"]);
+        assert!(
+            p[0].starts_with("'controller.quorum.voters'") && p[0].contains("voter id 1 twice"),
+            "{p:?}"
+        );
+        let p = three_voter_problems(&["listeners=PLAINTEXT://127.0.0.1:19192"]);
+        assert!(
+            p[0].starts_with("'controller.listener.names' (from --set")
+                && p[0].contains("'listeners' (from --set listeners=PLAINTEXT://127.0.0.1:19192)"),
+            "{p:?}"
+        );
+        let p = three_voter_problems(&["controller.listener.names=<unset>"]);
+        assert!(
+            p.iter()
+                .any(|m| m.starts_with("'controller.listener.names' must name")),
+            "{p:?}"
+        );
+        let p = three_voter_problems(&[
+            "listeners=PLAINTEXT://127.0.0.1:19192,CONTROLLER://127.0.0.1:19198",
+        ]);
+        assert!(
+            p[0].starts_with("'controller.quorum.voters'")
+                && p[0].contains("19199")
+                && p[0].contains("19198"),
+            "{p:?}"
+        );
+        let p = three_voter_problems(&["process.roles=broker", "controller.quorum.voters=<unset>"]);
+        assert!(
+            p.iter()
+                .any(|m| m.starts_with("'controller.quorum.voters' must list")),
+            "{p:?}"
+        );
+        let p = three_voter_problems(&["process.roles=broker", "listeners=PLAINTEXT://:19192"]);
+        assert!(p[0].contains("must not include this node's id 1"), "{p:?}");
+        let p = three_voter_problems(&["process.roles=broker", "node.id=4"]);
+        assert!(
+            p[0].starts_with("'controller.listener.names'") && p[0].contains("must not name"),
+            "{p:?}"
+        );
+        // A broker-only node 4 joining the three voters is valid.
+        let c = load(&[
+            "process.roles=broker",
+            "node.id=4",
+            "listeners=PLAINTEXT://127.0.0.1:19492",
+            "controller.listener.names=CONTROLLER",
+            THREE_VOTERS[3],
+        ])
+        .unwrap();
+        assert!(c.process_roles.is_broker_only() && c.controller_listener.is_none());
+        // A broker-only process cannot advertise a controller listener it does not have.
+        let p = problems(&[
+            "process.roles=broker",
+            "node.id=4",
+            "listeners=PLAINTEXT://127.0.0.1:19492",
+            "advertised.listeners=PLAINTEXT://h:19492,CONTROLLER://h:19499",
+            "controller.listener.names=CONTROLLER",
+            THREE_VOTERS[3],
+        ]);
+        assert!(
+            p[0].contains("'advertised.listeners'") && p[0].contains("CONTROLLER"),
+            "{p:?}"
+        );
+    }
+
+    #[test]
+    fn kraft_rules_in_a_file() {
+        let file = TempFile::new(
+            "kraft",
+            "process.roles=broker,controller\nnode.id=5\n\
+             listeners=PLAINTEXT://:19192,CONTROLLER://:19199\n\
+             controller.listener.names=CONTROLLER\n\
+             controller.quorum.voters=1@h:19199,2@h:19299\n",
+        );
+        let path = file.0.display().to_string();
+        match BrokerConfig::load(Some(&file.0), &[]) {
+            Err(ConfigError::Invalid { problems }) => assert_eq!(
+                problems,
+                vec![format!(
+                    "'controller.quorum.voters' (line 5 of {path}) must include this node's id 5 because 'process.roles' contains 'controller' (voter ids: 1, 2)"
+                )]
+            ),
+            other => panic!("expected problems, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn controller_port_inside_the_shard_ports() {
+        let p = three_voter_problems(&[
+            "sluice.cores=8",
+            "listeners=PLAINTEXT://127.0.0.1:19192,CONTROLLER://127.0.0.1:19199",
+        ]);
+        assert!(
+            p[0].contains("controller listener CONTROLLER://127.0.0.1:19199")
+                && p[0].contains("PLAINTEXT://127.0.0.1:19192")
+                && p[0].contains("8 shards"),
+            "{p:?}"
+        );
+        let c = load(&THREE_VOTERS).unwrap();
+        assert!(c.check_shard_ports(7).is_ok());
+        assert!(c.check_shard_ports(8).is_err());
+    }
+
     #[test]
     fn shard_port_ranges() {
         let p = problems(&["sluice.cores=4", "listeners=PLAINTEXT://:65534"]);
@@ -1861,7 +2193,10 @@ mod tests {
             "listeners=PLAINTEXT://:9092,CONTROLLER://:9093",
             "controller.listener.names=CONTROLLER",
         ]);
-        assert!(p[0].contains("overlap"), "{p:?}");
+        assert!(
+            p[0].contains("controller listener CONTROLLER://0.0.0.0:9093"),
+            "{p:?}"
+        );
         let c = load(&[
             "listeners=PLAINTEXT://:9092,INTERNAL://:9192",
             "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,INTERNAL:PLAINTEXT",

@@ -12,6 +12,8 @@
 //!   ([`EffectiveTopicConfig`]).
 //! * [`dynamic`] holds the dynamic broker configs ([`DynamicBrokerConfigs`]), per broker and
 //!   cluster-wide, that rank between topic overrides and the static broker configuration.
+//! * [`kraft`] holds the KRaft roles and controller quorum settings (`process.roles`,
+//!   `controller.quorum.voters`) and the rules that tie them to `node.id` and the listeners.
 //! * [`alter`] is what AlterConfigs and IncrementalAlterConfigs (SET, DELETE, APPEND,
 //!   SUBTRACT) do to a resource's overrides.
 //!
@@ -22,6 +24,7 @@
 pub mod alter;
 pub mod broker;
 pub mod dynamic;
+pub mod kraft;
 pub mod properties;
 pub mod topic;
 
@@ -34,6 +37,7 @@ pub use broker::{
     BrokerConfig, HostPort, Listener, MAX_BROKER_ID,
 };
 pub use dynamic::DynamicBrokerConfigs;
+pub use kraft::{ProcessRoles, QuorumVoter};
 pub use properties::{parse_properties, read_properties};
 pub use topic::{
     find_topic_config, validate_topic_config, CleanupPolicy, CompressionType, EffectiveTopicConfig,
