@@ -67,10 +67,7 @@ impl GroupCommit {
             }
             let round = self.rounds_started.get() + 1;
             self.rounds_started.set(round);
-            let flushes: Vec<_> = batch
-                .iter()
-                .map(|p| p.log.borrow_mut().begin_flush())
-                .collect();
+            let flushes: Vec<_> = batch.iter().map(|p| p.begin_flush()).collect();
             let (flushes, result) = glommio::executor()
                 .spawn_blocking(move || {
                     let result = flushes.iter().flatten().try_for_each(|f| f.sync());
@@ -81,7 +78,7 @@ impl GroupCommit {
                 Ok(()) => {
                     for (p, f) in batch.iter().zip(&flushes) {
                         if let Some(f) = f {
-                            p.log.borrow_mut().complete_flush(f);
+                            p.complete_flush(f);
                         }
                     }
                 }

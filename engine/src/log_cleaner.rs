@@ -364,13 +364,7 @@ async fn filthiest(shard: &Shard, state: &CleanerState) -> Option<Candidate> {
         if state.failed.contains(&key_of(&partition)) {
             continue;
         }
-        let high_watermark = partition.high_watermark();
-        let range = partition.log.borrow().cleanable_range(
-            state.dirty_offset(&partition),
-            high_watermark,
-            &config,
-            now,
-        );
+        let range = partition.cleanable_range(state.dirty_offset(&partition), &config, now);
         let range = match range {
             Ok(range) => range,
             Err(e) => {
@@ -438,11 +432,7 @@ async fn clean(
     throttle: &mut Throttle,
 ) -> (Result<CleaningSummary, CleaningAborted>, Option<OffsetMap>) {
     let partition = &candidate.partition;
-    let started =
-        partition
-            .log
-            .borrow()
-            .start_cleaning(&candidate.range, &candidate.config, map, now_ms());
+    let started = partition.start_cleaning(&candidate.range, &candidate.config, map, now_ms());
     let job: CleaningJob = match started {
         Ok(job) => job,
         Err(e) => return (Err(e.into()), None),
@@ -502,7 +492,7 @@ async fn run_job(
                 }
                 let (base, end) = (cleaned.base_offset(), cleaned.end_offset());
                 let (replaced, size) = (cleaned.replaced_segments(), cleaned.size());
-                let swapped = partition.log.borrow_mut().replace_with_cleaned(cleaned);
+                let swapped = partition.replace_with_cleaned(cleaned);
                 match swapped {
                     Ok(swap) => {
                         debug!(

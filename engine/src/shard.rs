@@ -341,17 +341,13 @@ impl Shard {
         let partitions = self
             .all_partitions()
             .iter()
-            .map(|p| {
-                let high_watermark = p.high_watermark();
-                let log = p.log.borrow();
-                PartitionStats {
-                    topic: p.topic.clone(),
-                    partition: p.index,
-                    log_start_offset: log.log_start_offset(),
-                    log_end_offset: log.log_end_offset(),
-                    high_watermark,
-                    size_bytes: log.size_bytes(),
-                }
+            .map(|p| PartitionStats {
+                topic: p.topic.clone(),
+                partition: p.index,
+                log_start_offset: p.log_start_offset(),
+                log_end_offset: p.log_end_offset(),
+                high_watermark: p.high_watermark(),
+                size_bytes: p.size_bytes(),
             })
             .collect();
         self.metrics
@@ -365,7 +361,7 @@ impl Shard {
         let mut entries: Vec<(String, i32, i64)> = self
             .all_partitions()
             .iter()
-            .map(|p| (p.topic.clone(), p.index, p.log.borrow().recovery_point()))
+            .map(|p| (p.topic.clone(), p.index, p.recovery_point()))
             .collect();
         entries.extend(self.offline_entries(&self.recovery_points.borrow()));
         if let Err(e) = write_checkpoint(&self.shard_dir.join(RECOVERY_CHECKPOINT), &entries) {
@@ -406,9 +402,8 @@ impl Shard {
             .all_partitions()
             .iter()
             .filter_map(|p| {
-                let log = p.log.borrow();
-                (log.log_start_offset() > log.first_segment_base_offset())
-                    .then(|| (p.topic.clone(), p.index, log.log_start_offset()))
+                let offset = p.checkpointed_log_start_offset()?;
+                Some((p.topic.clone(), p.index, offset))
             })
             .collect();
         entries.extend(self.offline_entries(&self.log_start_offsets.borrow()));
@@ -434,7 +429,7 @@ impl Shard {
             }
             let now = now_ms();
             for p in self.all_partitions() {
-                if p.log.borrow().needs_flush(now) {
+                if p.needs_flush(now) {
                     let gc = self.group_commit.clone();
                     glommio::spawn_local(async move {
                         let _ = gc.sync(p).await;
@@ -460,7 +455,7 @@ impl Shard {
     /// Flushes every log and writes the checkpoints and the clean-shutdown marker.
     fn finish(&self) {
         for p in self.all_partitions() {
-            if let Err(e) = p.log.borrow_mut().flush_now() {
+            if let Err(e) = p.flush() {
                 error!(
                     shard = self.id,
                     "flush of {}-{} failed at shutdown: {e}", p.topic, p.index
@@ -688,7 +683,7 @@ fn load_offsets_checkpoint(path: &Path) -> Result<HashMap<(String, i32), i64>, S
 /// Renames a deleted partition's directory to Kafka's `-delete` form, then removes it on the
 /// shard's file worker so a large log does not stall the core.
 fn delete_partition_dir(worker: &FileWorker, p: &Partition) {
-    let dir = p.log.borrow().dir().to_path_buf();
+    let dir = p.dir();
     let Some(parent) = dir.parent() else { return };
     let doomed = parent.join(format!(
         "{}-{}.{}-delete",

@@ -171,11 +171,7 @@ fn read_all(wanted: &[Wanted], max_bytes: i32, read_committed: bool) -> (Vec<Ans
             let limit = (w.max_bytes.max(0) as u64).min(budget.saturating_sub(total));
             let min_one = total == 0;
             let max_offset = if read_committed { lso } else { hw };
-            match p
-                .log
-                .borrow()
-                .read(w.fetch_offset, limit as u32, min_one, max_offset)
-            {
+            match p.read_range(w.fetch_offset, limit as u32, min_one, max_offset) {
                 Ok(Some(slice)) if slice.len > 0 => {
                     total += slice.len;
                     answer.records = Some(FileRegion {

@@ -10,12 +10,13 @@
 
 use std::os::unix::fs::FileExt;
 
+use crate::partition::Partition;
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::indexmap::IndexMap;
 use kafka_protocol::records::{
     Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
-use sluice_storage::{decode_batch, BatchHeader, PartitionLog, ReadError};
+use sluice_storage::{decode_batch, BatchHeader, ReadError};
 
 /// Why a record of `__consumer_offsets` could not be encoded, decoded or read. The
 /// `&'static str`s name the field concerned.
@@ -534,17 +535,17 @@ pub fn build_batch(records: &[(Bytes, Option<Bytes>)], now_ms: i64) -> Result<By
 /// Bytes read from the log per call while replaying (a larger first batch is read whole).
 const READ_CHUNK: u32 = 1 << 20;
 
-/// Reads every record of `log` from `from` (clamped to the log start) to the log end, in
+/// Reads every record of `partition` from `from` (clamped to the log start) to the log end, in
 /// offset order, to replay them when the coordinator starts. Control batches are skipped, and
 /// so is a partial batch at the end of a read; a record without a key is an error, as in Kafka,
 /// and so is a batch whose records would pass the topic's decompression limit.
-pub fn read_records(log: &PartitionLog, from: i64) -> Result<Vec<OffsetsRecord>> {
-    let end = log.log_end_offset();
-    let mut next = from.max(log.log_start_offset());
-    let limit = log.config().validation.decompression_limit();
+pub fn read_records(partition: &Partition, from: i64) -> Result<Vec<OffsetsRecord>> {
+    let end = partition.log_end_offset();
+    let mut next = from.max(partition.log_start_offset());
+    let limit = partition.decompression_limit();
     let mut out = Vec::new();
     while next < end {
-        let Some(slice) = log.read(next, READ_CHUNK, true, end)? else {
+        let Some(slice) = partition.read_range(next, READ_CHUNK, true, end)? else {
             break;
         };
         let len = usize::try_from(slice.len).map_err(|_| RecordsError::CorruptBatch {
@@ -600,7 +601,6 @@ pub fn read_records(log: &PartitionLog, from: i64) -> Result<Vec<OffsetsRecord>>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sluice_storage::LogConfig;
 
     const NOW: i64 = 1_700_000_000_000;
 
@@ -931,20 +931,16 @@ mod tests {
         }
     }
 
-    fn open_log(dir: &std::path::Path, segment_bytes: u64) -> PartitionLog {
-        let config = LogConfig {
-            segment_bytes,
-            ..LogConfig::default()
-        };
-        PartitionLog::open(dir, "__consumer_offsets", 0, config, 0, 0, NOW)
-            .unwrap()
-            .0
+    fn open_log(dir: &std::path::Path, segment_bytes: u64) -> Partition {
+        Partition::open_for_tests(dir, "__consumer_offsets", NOW, |c| {
+            c.segment_bytes = segment_bytes
+        })
     }
 
     #[test]
     fn batches_round_trip_through_a_log_of_several_segments() {
         let dir = tempfile::tempdir().unwrap();
-        let mut log = open_log(dir.path(), 400);
+        let log = open_log(dir.path(), 400);
         let key = |p: i32| {
             encode_key(&OffsetsKey::Offset {
                 group: "g".into(),
@@ -970,7 +966,7 @@ mod tests {
         let mut expected = Vec::new();
         for batch in &batches {
             let info = log
-                .append(&build_batch(batch, NOW).unwrap(), 0, NOW)
+                .append_as_leader(&build_batch(batch, NOW).unwrap(), NOW)
                 .unwrap();
             for (i, (k, v)) in batch.iter().enumerate() {
                 expected.push(OffsetsRecord {
@@ -1007,7 +1003,7 @@ mod tests {
     #[test]
     fn segments_larger_than_a_read_chunk_are_read_whole() {
         let dir = tempfile::tempdir().unwrap();
-        let mut log = open_log(dir.path(), 1 << 30);
+        let log = open_log(dir.path(), 1 << 30);
         let value = Bytes::from(vec![b'x'; 3000]);
         let count = (READ_CHUNK as usize / 3000) * 2 + 7;
         for i in 0..count {
@@ -1015,7 +1011,7 @@ mod tests {
                 group: format!("g{i}"),
             });
             let batch = build_batch(&[(key, Some(value.clone()))], NOW).unwrap();
-            log.append(&batch, 0, NOW).unwrap();
+            log.append_as_leader(&batch, NOW).unwrap();
         }
         assert_eq!(log.segment_count(), 1);
         let records = read_records(&log, 0).unwrap();
@@ -1029,10 +1025,10 @@ mod tests {
     #[test]
     fn a_batch_beyond_the_decompression_limit_is_an_error_not_an_allocation() {
         let dir = tempfile::tempdir().unwrap();
-        let mut log = open_log(dir.path(), 1 << 30);
-        let limit = log.config().validation.decompression_limit();
+        let log = open_log(dir.path(), 1 << 30);
+        let limit = log.decompression_limit();
         let key = encode_key(&OffsetsKey::Group { group: "g".into() });
-        log.append(&build_batch(&[(key.clone(), None)], NOW).unwrap(), 0, NOW)
+        log.append_as_leader(&build_batch(&[(key.clone(), None)], NOW).unwrap(), NOW)
             .unwrap();
         // A zstd batch of one record whose value is one byte longer than the limit.
         let record = Record {
@@ -1057,7 +1053,7 @@ mod tests {
         };
         RecordBatchEncoder::encode(&mut bomb, &[record], &options).unwrap();
         assert!(bomb.len() < 1 << 20);
-        log.append(&bomb.freeze(), 0, NOW).unwrap();
+        log.append_as_leader(&bomb.freeze(), NOW).unwrap();
         match read_records(&log, 0) {
             Err(RecordsError::CorruptBatch { offset: 1, reason }) => {
                 assert!(reason.contains("exceed"), "{reason}")
