@@ -5,7 +5,7 @@ use crate::fd_budget;
 use crate::group::{offsets_topic, OFFSETS_TOPIC};
 use crate::messages::ShardRouter;
 use crate::metadata::{ClusterState, MetadataError, MetadataImage};
-use crate::shard::{run_shard, ShardStart};
+use crate::shard_runtime::{run_shard, ShardStart};
 use glommio::{LocalExecutorBuilder, Placement};
 use sluice_tuning::memlock::{io_memory_per_shard, memlock_limit, MemlockTooLow};
 use std::path::Path;
