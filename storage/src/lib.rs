@@ -49,6 +49,7 @@ pub mod producer_state;
 mod records_walk;
 mod scan;
 pub mod segment;
+pub mod wire;
 
 pub use batch::{
     patched_prefix, validate_records, BatchError, BatchHeader, Compression, TimestampType,
