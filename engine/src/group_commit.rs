@@ -7,6 +7,7 @@
 //! partitions' unflushed segments on glommio's blocking thread pool (the core keeps serving
 //! other connections meanwhile) and wakes every waiter whose data the round covered.
 
+use crate::file_worker::run_blocking;
 use crate::partition::Partition;
 use event_listener::Event;
 use std::cell::{Cell, RefCell};
@@ -71,12 +72,11 @@ impl GroupCommit {
                 .iter()
                 .map(|p| p.log.borrow_mut().begin_flush())
                 .collect();
-            let (flushes, result) = glommio::executor()
-                .spawn_blocking(move || {
-                    let result = flushes.iter().flatten().try_for_each(|f| f.sync());
-                    (flushes, result)
-                })
-                .await;
+            let (flushes, result) = run_blocking(move || {
+                let result = flushes.iter().flatten().try_for_each(|f| f.sync());
+                (flushes, result)
+            })
+            .await;
             match result {
                 Ok(()) => {
                     for (p, f) in batch.iter().zip(&flushes) {

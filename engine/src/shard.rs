@@ -9,7 +9,7 @@ use crate::accept_backoff::AcceptBackoff;
 use crate::api::ApiHandler;
 use crate::config::BrokerConfig;
 use crate::controller::Controller;
-use crate::file_worker::{remove_dir_releasing_blocks, FileWorker};
+use crate::file_worker::{remove_dir_releasing_blocks, run_blocking, FileWorker};
 use crate::group::GroupCoordinator;
 use crate::group_commit::GroupCommit;
 use crate::log_cleaner;
@@ -24,6 +24,7 @@ use futures::StreamExt;
 use kafka_protocol::ResponseError;
 use sluice_net::listener::{bind_listener, ShutdownSignal};
 use sluice_net::{serve_connection, ConnectionLimits, RequestMemoryPool};
+use sluice_storage::blocking::{allow_blocking_file_calls, forbid_blocking_file_calls};
 use sluice_storage::{read_checkpoint, write_checkpoint, LogFileCache, PartitionLog};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -358,22 +359,17 @@ impl Shard {
             .snapshot(self.id, self.connections.get() as u64, partitions)
     }
 
-    /// Writes this shard's recovery point checkpoint.
-    /// Offline partitions keep the entries read at start, so that they recover from them once
-    /// they can be opened.
-    fn write_recovery_checkpoint(&self) {
+    /// The entries of this shard's recovery point checkpoint. Offline partitions keep the
+    /// entries read at start, so that they recover from them once they can be opened. Each
+    /// recovery point covers only data already synced, so writing them later is safe.
+    fn recovery_checkpoint_entries(&self) -> Vec<(String, i32, i64)> {
         let mut entries: Vec<(String, i32, i64)> = self
             .all_partitions()
             .iter()
             .map(|p| (p.topic.clone(), p.index, p.log.borrow().recovery_point()))
             .collect();
         entries.extend(self.offline_entries(&self.recovery_points.borrow()));
-        if let Err(e) = write_checkpoint(&self.shard_dir.join(RECOVERY_CHECKPOINT), &entries) {
-            error!(
-                shard = self.id,
-                "cannot write recovery point checkpoint: {e}"
-            );
-        }
+        entries
     }
 
     /// The checkpoint entries in `read_at_start` of the partitions that are offline.
@@ -397,11 +393,10 @@ impl Shard {
         self.log_start_checkpoint_due.set(true);
     }
 
-    /// Writes this shard's log start offset checkpoint: as Kafka, only the logs whose log start
-    /// offset lies beyond their first segment's base offset (the others restore it from their
-    /// segments).
-    fn write_log_start_checkpoint(&self) {
-        self.log_start_checkpoint_due.set(false);
+    /// The entries of this shard's log start offset checkpoint: as Kafka, only the logs whose
+    /// log start offset lies beyond their first segment's base offset (the others restore it
+    /// from their segments).
+    fn log_start_checkpoint_entries(&self) -> Vec<(String, i32, i64)> {
         let mut entries: Vec<(String, i32, i64)> = self
             .all_partitions()
             .iter()
@@ -412,12 +407,34 @@ impl Shard {
             })
             .collect();
         entries.extend(self.offline_entries(&self.log_start_offsets.borrow()));
-        if let Err(e) = write_checkpoint(&self.shard_dir.join(LOG_START_CHECKPOINT), &entries) {
+        entries
+    }
+
+    /// Writes the checkpoint `name` of this shard on the blocking pool (never on the shard's
+    /// thread); returns whether it was written.
+    async fn write_checkpoint(&self, name: &'static str, entries: Vec<(String, i32, i64)>) -> bool {
+        let path = self.shard_dir.join(name);
+        match run_blocking(move || write_checkpoint(&path, &entries)).await {
+            Ok(()) => true,
+            Err(e) => {
+                error!(shard = self.id, "cannot write {name}: {e}");
+                false
+            }
+        }
+    }
+
+    /// Writes the recovery point checkpoint.
+    async fn write_recovery_checkpoint(&self) {
+        let entries = self.recovery_checkpoint_entries();
+        self.write_checkpoint(RECOVERY_CHECKPOINT, entries).await;
+    }
+
+    /// Writes the log start offset checkpoint; a failed write is retried at the next tick.
+    async fn write_log_start_checkpoint(&self) {
+        self.log_start_checkpoint_due.set(false);
+        let entries = self.log_start_checkpoint_entries();
+        if !self.write_checkpoint(LOG_START_CHECKPOINT, entries).await {
             self.log_start_checkpoint_due.set(true);
-            error!(
-                shard = self.id,
-                "cannot write log start offset checkpoint: {e}"
-            );
         }
     }
 
@@ -449,15 +466,16 @@ impl Shard {
             }
             if now - last_checkpoint >= CHECKPOINT_INTERVAL_MS {
                 last_checkpoint = now;
-                self.write_recovery_checkpoint();
-                self.write_log_start_checkpoint();
+                self.write_recovery_checkpoint().await;
+                self.write_log_start_checkpoint().await;
             } else if self.log_start_checkpoint_due.get() {
-                self.write_log_start_checkpoint();
+                self.write_log_start_checkpoint().await;
             }
         }
     }
 
-    /// Flushes every log and writes the checkpoints and the clean-shutdown marker.
+    /// Flushes every log and writes the checkpoints and the clean-shutdown marker, on the
+    /// shard's thread: nothing is served any more, and shutdown waits for them anyway.
     fn finish(&self) {
         for p in self.all_partitions() {
             if let Err(e) = p.log.borrow_mut().flush_now() {
@@ -468,8 +486,14 @@ impl Shard {
                 return;
             }
         }
-        self.write_recovery_checkpoint();
-        self.write_log_start_checkpoint();
+        for (name, entries) in [
+            (RECOVERY_CHECKPOINT, self.recovery_checkpoint_entries()),
+            (LOG_START_CHECKPOINT, self.log_start_checkpoint_entries()),
+        ] {
+            if let Err(e) = write_checkpoint(&self.shard_dir.join(name), &entries) {
+                error!(shard = self.id, "cannot write {name}: {e}");
+            }
+        }
         if let Err(e) = std::fs::write(self.shard_dir.join(CLEAN_SHUTDOWN_MARKER), b"") {
             error!(shard = self.id, "cannot write clean shutdown marker: {e}");
         }
@@ -556,8 +580,10 @@ pub async fn run_shard(start: ShardStart) -> Result<(), ShardError> {
         info!(%addr, "serving Prometheus metrics at http://{addr}/metrics");
         glommio::spawn_local(serve_metrics(listener, shard.clone())).detach();
     }
+    // From here on the shard serves: slow file calls go to helper threads (see file_worker).
+    forbid_blocking_file_calls();
     glommio::spawn_local(serve_inbox(shard.clone(), inbox)).detach();
-    glommio::spawn_local(shard.clone().housekeeping(stop)).detach();
+    let housekeeping = glommio::spawn_local(shard.clone().housekeeping(stop));
     log_cleaner::spawn(shard.clone());
 
     let limits = ConnectionLimits {
@@ -615,7 +641,9 @@ pub async fn run_shard(start: ShardStart) -> Result<(), ShardError> {
     while shard.connections.get() > 0 && std::time::Instant::now() < deadline {
         glommio::timer::sleep(Duration::from_millis(10)).await;
     }
-    shard.finish();
+    // A checkpoint write of housekeeping still in flight finishes before shutdown writes its own.
+    housekeeping.await;
+    allow_blocking_file_calls(|| shard.finish());
     info!(shard = id, "shard stopped cleanly");
     Ok(())
 }
