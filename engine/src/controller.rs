@@ -2,13 +2,15 @@
 //!
 //! It runs on shard 0. Other shards reach it with [`crate::messages::ControllerCommand`]s;
 //! commands run one at a time (a shard-local async mutex), each validated in full before
-//! anything changes. A change is persisted first, then published to every shard as a new
+//! anything changes. A change is persisted first (on the blocking pool, not on shard 0's
+//! thread), then published to every shard as a new
 //! [`MetadataImage`]; the reply goes out only after every shard has adopted it, so a client
 //! that created a topic can use it on any shard at once.
 
 use crate::config::{
     validate_dynamic_broker_configs, BrokerConfig, ConfigError, ConfigKind, TopicConfigs,
 };
+use crate::file_worker::run_blocking;
 use crate::messages::{
     ConfigOutcome, ConfigTarget, ControllerCommand, ControllerReply, NewTopic, OfflinePartition,
     PartitionGrowth, ResourceAlteration, ShardRouter, TopicOutcome, TopicRef,
@@ -126,7 +128,13 @@ impl Controller {
     /// partitions whose logs the shards could not open. A failed save changes nothing: the
     /// previous state stays current (and on disk), and no shard sees the change.
     async fn commit(&self, next: ClusterState) -> Result<Vec<OfflinePartition>, String> {
-        next.save(&self.metadata_dir).map_err(|e| e.to_string())?;
+        let dir = self.metadata_dir.clone();
+        let (next, saved) = run_blocking(move || {
+            let saved = next.save(&dir);
+            (next, saved)
+        })
+        .await;
+        saved.map_err(|e| e.to_string())?;
         let image = Arc::new(MetadataImage::new(next.clone(), &self.config, self.shards));
         *self.state.borrow_mut() = next;
         self.router.publish(image).await.map_err(|e| e.to_string())

@@ -31,7 +31,7 @@
 //! horizons are known from the cleanings since the broker started.
 
 use crate::config::{BrokerConfig, DynamicBrokerConfigs, EffectiveTopicConfig};
-use crate::file_worker::{FileWorker, FileWorkerStopped};
+use crate::file_worker::{run_blocking, FileWorker, FileWorkerStopped};
 use crate::partition::Partition;
 use crate::retention::schedule_file_removal;
 use crate::shard::Shard;
@@ -544,8 +544,9 @@ async fn after_swap(shard_id: u32, worker: &FileWorker, swap: SegmentSwap, delay
     schedule_file_removal(shard_id, worker, replaced, delay_ms);
 }
 
-/// fsyncs a directory.
+/// fsyncs a directory (on the file worker).
 fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    sluice_storage::blocking::debug_assert_blocking_allowed("a directory fsync");
     std::fs::File::open(dir)?.sync_all()
 }
 
@@ -598,9 +599,7 @@ async fn finish(
     state.cleaned(p, &summary);
     let entries = state.checkpoint_entries(&shard.all_partitions());
     let path: PathBuf = checkpoint.to_path_buf();
-    let written = glommio::executor()
-        .spawn_blocking(move || write_checkpoint(&path, &entries))
-        .await;
+    let written = run_blocking(move || write_checkpoint(&path, &entries)).await;
     if let Err(e) = written {
         error!(shard = shard.id, "cannot write the cleaner checkpoint: {e}");
     }

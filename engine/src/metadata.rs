@@ -96,6 +96,7 @@ impl ClusterState {
     /// after it is only logged (the rename may not survive a power loss, which leaves the
     /// previous, equally consistent state).
     pub fn save(&self, dir: &Path) -> Result<(), MetadataError> {
+        sluice_storage::blocking::debug_assert_blocking_allowed("a metadata save");
         let path = dir.join(METADATA_FILE);
         let tmp = dir.join(format!("{METADATA_FILE}.tmp"));
         let io_err = |path: &Path| {

@@ -12,7 +12,7 @@
 
 use crate::config::BrokerConfig;
 use crate::controller::Controller;
-use crate::file_worker::{remove_dir_releasing_blocks, FileWorker};
+use crate::file_worker::{remove_dir_releasing_blocks, run_blocking, FileWorker};
 use crate::group::GroupCoordinator;
 use crate::group_commit::GroupCommit;
 use crate::messages::{OfflinePartition, ShardRouter};
@@ -359,22 +359,17 @@ impl Shard {
             .snapshot(self.id, self.open_connections() as u64, partitions)
     }
 
-    /// Writes this shard's recovery point checkpoint.
-    /// Offline partitions keep the entries read at start, so that they recover from them once
-    /// they can be opened.
-    pub(crate) fn write_recovery_checkpoint(&self) {
+    /// The entries of this shard's recovery point checkpoint. Offline partitions keep the
+    /// entries read at start, so that they recover from them once they can be opened. Each
+    /// recovery point covers only data already synced, so writing them later is safe.
+    fn recovery_checkpoint_entries(&self) -> Vec<(String, i32, i64)> {
         let mut entries: Vec<(String, i32, i64)> = self
             .all_partitions()
             .iter()
             .map(|p| (p.topic.clone(), p.index, p.recovery_point()))
             .collect();
         entries.extend(self.offline_entries(&self.recovery_points.borrow()));
-        if let Err(e) = write_checkpoint(&self.shard_dir.join(RECOVERY_CHECKPOINT), &entries) {
-            error!(
-                shard = self.id,
-                "cannot write recovery point checkpoint: {e}"
-            );
-        }
+        entries
     }
 
     /// The checkpoint entries in `read_at_start` of the partitions that are offline.
@@ -398,11 +393,10 @@ impl Shard {
         self.log_start_checkpoint_due.set(true);
     }
 
-    /// Writes this shard's log start offset checkpoint: as Kafka, only the logs whose log start
-    /// offset lies beyond their first segment's base offset (the others restore it from their
-    /// segments).
-    pub(crate) fn write_log_start_checkpoint(&self) {
-        self.log_start_checkpoint_due.set(false);
+    /// The entries of this shard's log start offset checkpoint: as Kafka, only the logs whose
+    /// log start offset lies beyond their first segment's base offset (the others restore it
+    /// from their segments).
+    fn log_start_checkpoint_entries(&self) -> Vec<(String, i32, i64)> {
         let mut entries: Vec<(String, i32, i64)> = self
             .all_partitions()
             .iter()
@@ -412,12 +406,48 @@ impl Shard {
             })
             .collect();
         entries.extend(self.offline_entries(&self.log_start_offsets.borrow()));
-        if let Err(e) = write_checkpoint(&self.shard_dir.join(LOG_START_CHECKPOINT), &entries) {
+        entries
+    }
+
+    /// Writes the checkpoint `name` of this shard on the blocking pool (never on the shard's
+    /// thread); returns whether it was written.
+    async fn write_checkpoint(&self, name: &'static str, entries: Vec<(String, i32, i64)>) -> bool {
+        let path = self.shard_dir.join(name);
+        match run_blocking(move || write_checkpoint(&path, &entries)).await {
+            Ok(()) => true,
+            Err(e) => {
+                error!(shard = self.id, "cannot write {name}: {e}");
+                false
+            }
+        }
+    }
+
+    /// Writes the recovery point checkpoint (off the shard's thread).
+    pub(crate) async fn write_recovery_checkpoint(&self) {
+        let entries = self.recovery_checkpoint_entries();
+        self.write_checkpoint(RECOVERY_CHECKPOINT, entries).await;
+    }
+
+    /// Writes the log start offset checkpoint (off the shard's thread); a failed write is
+    /// retried at the next tick.
+    pub(crate) async fn write_log_start_checkpoint(&self) {
+        self.log_start_checkpoint_due.set(false);
+        let entries = self.log_start_checkpoint_entries();
+        if !self.write_checkpoint(LOG_START_CHECKPOINT, entries).await {
             self.log_start_checkpoint_due.set(true);
-            error!(
-                shard = self.id,
-                "cannot write log start offset checkpoint: {e}"
-            );
+        }
+    }
+
+    /// Writes both checkpoints on the calling thread: for shutdown only, once nothing is
+    /// served any more (see [`crate::file_worker`]).
+    pub(crate) fn write_checkpoints_at_shutdown(&self) {
+        for (name, entries) in [
+            (RECOVERY_CHECKPOINT, self.recovery_checkpoint_entries()),
+            (LOG_START_CHECKPOINT, self.log_start_checkpoint_entries()),
+        ] {
+            if let Err(e) = write_checkpoint(&self.shard_dir.join(name), &entries) {
+                error!(shard = self.id, "cannot write {name}: {e}");
+            }
         }
     }
 

@@ -26,6 +26,7 @@ use crate::time::now_ms;
 use futures::channel::mpsc::UnboundedReceiver;
 use futures::StreamExt;
 use sluice_net::listener::bind_listener;
+use sluice_storage::blocking::{allow_blocking_file_calls, forbid_blocking_file_calls};
 use sluice_net::{serve_connection, ConnectionLimits, RequestMemoryPool};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
@@ -155,8 +156,10 @@ pub async fn run_shard(start: ShardStart) -> Result<(), ShardError> {
         info!(%addr, "serving Prometheus metrics at http://{addr}/metrics");
         glommio::spawn_local(serve_metrics(listener, shard.clone())).detach();
     }
+    // From here on the shard serves: slow file calls go to helper threads (see file_worker).
+    forbid_blocking_file_calls();
     glommio::spawn_local(serve_inbox(shard.clone(), inbox)).detach();
-    glommio::spawn_local(housekeeping(shard.clone(), stop)).detach();
+    let housekeeping = glommio::spawn_local(housekeeping(shard.clone(), stop));
     log_cleaner::spawn(shard.clone());
 
     let limits = ConnectionLimits {
@@ -214,7 +217,8 @@ pub async fn run_shard(start: ShardStart) -> Result<(), ShardError> {
     while shard.open_connections() > 0 && std::time::Instant::now() < deadline {
         glommio::timer::sleep(Duration::from_millis(10)).await;
     }
-    finish(&shard);
+    housekeeping.await;
+    allow_blocking_file_calls(|| finish(&shard));
     info!(shard = id, "shard stopped cleanly");
     Ok(())
 }
@@ -274,15 +278,16 @@ async fn housekeeping(shard: Rc<Shard>, stop: Arc<AtomicBool>) {
         }
         if now - last_checkpoint >= CHECKPOINT_INTERVAL_MS {
             last_checkpoint = now;
-            shard.write_recovery_checkpoint();
-            shard.write_log_start_checkpoint();
+            shard.write_recovery_checkpoint().await;
+            shard.write_log_start_checkpoint().await;
         } else if shard.log_start_checkpoint_due() {
-            shard.write_log_start_checkpoint();
+            shard.write_log_start_checkpoint().await;
         }
     }
 }
 
-/// Flushes every log and writes the checkpoints and the clean-shutdown marker.
+/// Flushes every log and writes the checkpoints and the clean-shutdown marker, on the
+/// shard's thread: nothing is served any more, and shutdown waits for them anyway.
 fn finish(shard: &Shard) {
     for p in shard.all_partitions() {
         if let Err(e) = p.flush() {
@@ -293,8 +298,7 @@ fn finish(shard: &Shard) {
             return;
         }
     }
-    shard.write_recovery_checkpoint();
-    shard.write_log_start_checkpoint();
+    shard.write_checkpoints_at_shutdown();
     if let Err(e) = std::fs::write(shard.shard_dir().join(CLEAN_SHUTDOWN_MARKER), b"") {
         error!(shard = shard.id, "cannot write clean shutdown marker: {e}");
     }

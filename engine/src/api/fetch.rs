@@ -19,6 +19,7 @@ use futures::future::select_all;
 use kafka_protocol::messages::FetchRequest;
 use kafka_protocol::ResponseError;
 use sluice_net::{FileRegion, RawRequest, Response, ResponsePart};
+use sluice_storage::wire::put_uvarint;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
@@ -316,14 +317,6 @@ impl FetchResponseWriter {
             parts: self.parts,
         }
     }
-}
-
-fn put_uvarint(buf: &mut BytesMut, mut v: u32) {
-    while v >= 0x80 {
-        buf.put_u8((v as u8 & 0x7f) | 0x80);
-        v >>= 7;
-    }
-    buf.put_u8(v as u8);
 }
 
 #[cfg(test)]

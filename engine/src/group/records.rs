@@ -12,9 +12,8 @@ use std::os::unix::fs::FileExt;
 
 use crate::partition::Partition;
 use bytes::{BufMut, Bytes, BytesMut};
-use kafka_protocol::indexmap::IndexMap;
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+use sluice_storage::wire::{
+    read_uvarint, BatchBuildError, BatchOptions, RecordBatchBuilder, VarintError,
 };
 use sluice_storage::{decode_batch, BatchHeader, ReadError};
 
@@ -231,18 +230,13 @@ impl<'a> Reader<'a> {
     }
 
     fn uvarint(&mut self, what: &'static str) -> Result<u32> {
-        let mut value = 0u32;
-        for i in 0..5 {
-            let b = self.take(1, what)?[0];
-            if i == 4 && b > 0x0f {
-                break;
-            }
-            value |= u32::from(b & 0x7f) << (7 * i);
-            if b & 0x80 == 0 {
-                return Ok(value);
-            }
-        }
-        Err(RecordsError::InvalidVarint(what))
+        let mut pos = 0;
+        let value = read_uvarint(self.buf, &mut pos).map_err(|e| match e {
+            VarintError::Truncated => RecordsError::Truncated(what),
+            VarintError::TooLong(_) => RecordsError::InvalidVarint(what),
+        })?;
+        self.buf = &self.buf[pos..];
+        Ok(value)
     }
 
     /// A length prefix: `None` for null. Classic strings have an i16 prefix, classic bytes and
@@ -499,37 +493,16 @@ pub fn decode_group_value(bytes: &[u8]) -> Result<GroupValue> {
 /// Builds one uncompressed magic-2 batch (no producer id, base offset 0: the log assigns
 /// offsets) of `records` (key, value or `None` for a tombstone), all with CreateTime `now_ms`.
 pub fn build_batch(records: &[(Bytes, Option<Bytes>)], now_ms: i64) -> Result<Bytes> {
-    if records.is_empty() {
-        return Err(RecordsError::EmptyBatch);
+    let mut builder = RecordBatchBuilder::new();
+    for (key, value) in records {
+        builder.push(now_ms, Some(key), value.as_deref(), &[]);
     }
-    let records: Vec<Record> = records
-        .iter()
-        .enumerate()
-        .map(|(i, (key, value))| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            // The encoder starts a new batch when `offset - sequence` changes.
-            sequence: (i as i32).wrapping_sub(1),
-            timestamp: now_ms,
-            key: Some(key.clone()),
-            value: value.clone(),
-            headers: IndexMap::new(),
+    builder
+        .finish(&BatchOptions::default())
+        .map_err(|e| match e {
+            BatchBuildError::Empty => RecordsError::EmptyBatch,
+            e => RecordsError::Encode(e.to_string()),
         })
-        .collect();
-    let mut buf = BytesMut::new();
-    let options = RecordEncodeOptions {
-        version: 2,
-        compression: Compression::None,
-    };
-    RecordBatchEncoder::encode(&mut buf, &records, &options)
-        .map_err(|e| RecordsError::Encode(e.to_string()))?;
-    Ok(buf.freeze())
 }
 
 /// Bytes read from the log per call while replaying (a larger first batch is read whole).
@@ -1031,29 +1004,15 @@ mod tests {
         log.append_as_leader(&build_batch(&[(key.clone(), None)], NOW).unwrap(), NOW)
             .unwrap();
         // A zstd batch of one record whose value is one byte longer than the limit.
-        let record = Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: 0,
-            sequence: -1,
-            timestamp: NOW,
-            key: Some(key),
-            value: Some(Bytes::from(vec![0u8; limit + 1])),
-            headers: IndexMap::new(),
+        let mut builder = RecordBatchBuilder::new();
+        builder.push(NOW, Some(&key), Some(&vec![0u8; limit + 1]), &[]);
+        let options = BatchOptions {
+            compression: sluice_storage::Compression::Zstd,
+            ..BatchOptions::default()
         };
-        let mut bomb = BytesMut::new();
-        let options = RecordEncodeOptions {
-            version: 2,
-            compression: Compression::Zstd,
-        };
-        RecordBatchEncoder::encode(&mut bomb, &[record], &options).unwrap();
+        let bomb = builder.finish(&options).unwrap();
         assert!(bomb.len() < 1 << 20);
-        log.append_as_leader(&bomb.freeze(), NOW).unwrap();
+        log.append_as_leader(&bomb, NOW).unwrap();
         match read_records(&log, 0) {
             Err(RecordsError::CorruptBatch { offset: 1, reason }) => {
                 assert!(reason.contains("exceed"), "{reason}")

@@ -112,45 +112,17 @@ fn resolve_offset(
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use bytes::{Bytes, BytesMut};
-    use kafka_protocol::indexmap::IndexMap;
-    use kafka_protocol::records::{
-        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-    };
+    use bytes::Bytes;
+    use sluice_storage::wire::{BatchOptions, RecordBatchBuilder};
     use sluice_storage::LogConfig;
 
     /// One v2 batch with one record per timestamp.
     pub(crate) fn batch(timestamps: &[i64]) -> Bytes {
-        let records: Vec<Record> = timestamps
-            .iter()
-            .enumerate()
-            .map(|(i, &ts)| Record {
-                transactional: false,
-                control: false,
-                delete_horizon: false,
-                partition_leader_epoch: -1,
-                producer_id: -1,
-                producer_epoch: -1,
-                timestamp_type: TimestampType::Creation,
-                offset: i as i64,
-                sequence: -1i32.wrapping_add(i as i32),
-                timestamp: ts,
-                key: None,
-                value: Some(Bytes::from_static(b"value")),
-                headers: IndexMap::new(),
-            })
-            .collect();
-        let mut buf = BytesMut::new();
-        RecordBatchEncoder::encode(
-            &mut buf,
-            &records,
-            &RecordEncodeOptions {
-                version: 2,
-                compression: Compression::None,
-            },
-        )
-        .unwrap();
-        buf.freeze()
+        let mut builder = RecordBatchBuilder::new();
+        for &ts in timestamps {
+            builder.push(ts, None, Some(b"value"), &[]);
+        }
+        builder.finish(&BatchOptions::default()).unwrap()
     }
 
     const NOW: i64 = 1_700_000_000_000;
