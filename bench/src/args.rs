@@ -1,6 +1,7 @@
 //! Command-line arguments of `sluice bench`.
 
 use clap::{Args, Subcommand, ValueEnum};
+use sluice_storage::Compression;
 use std::str::FromStr;
 
 /// Drive a Kafka-compatible broker: produce, consume, end-to-end latency or a mixed workload.
@@ -248,14 +249,14 @@ pub enum Codec {
 }
 
 impl Codec {
-    /// The codec id in a batch's attributes.
-    pub fn id(self) -> i16 {
+    /// Storage's name of the codec, as the batch encoder takes it.
+    pub fn compression(self) -> Compression {
         match self {
-            Codec::None => 0,
-            Codec::Gzip => 1,
-            Codec::Snappy => 2,
-            Codec::Lz4 => 3,
-            Codec::Zstd => 4,
+            Codec::None => Compression::None,
+            Codec::Gzip => Compression::Gzip,
+            Codec::Snappy => Compression::Snappy,
+            Codec::Lz4 => Compression::Lz4,
+            Codec::Zstd => Compression::Zstd,
         }
     }
 }

@@ -1,13 +1,14 @@
 //! Kafka v2 record batches: building them for produce, walking them on fetch.
 //!
-//! The encoder writes records straight into one reusable buffer (no per-record allocation) and
-//! compresses the record section with kafka-protocol's codecs; the walker reads batch headers
+//! Batches are encoded by storage's [`RecordBatchBuilder`] (one reusable buffer, no per-record
+//! allocation, kafka-protocol's codecs); the walker reads batch headers
 //! and, when asked, each record's key and value lengths and the send time the bench embedded in
 //! the value.
 
 use crate::args::Codec;
-use bytes::{Buf, BufMut, Bytes, BytesMut};
-use kafka_protocol::compression::{Compressor, Decompressor, Gzip, Lz4, Snappy, Zstd};
+use bytes::{Buf, Bytes};
+use kafka_protocol::compression::{Decompressor, Gzip, Lz4, Snappy, Zstd};
+use sluice_storage::wire::{read_varlong, BatchOptions, RecordBatchBuilder, VarintError};
 
 /// The 61-byte v2 batch header.
 pub const BATCH_HEADER: usize = 61;
@@ -35,46 +36,33 @@ pub struct ProducerIdentity {
     pub epoch: i16,
 }
 
-/// Builds one record batch.
+/// Builds one record batch with storage's [`RecordBatchBuilder`], counting the key and value
+/// bytes the bench reports.
+#[derive(Debug, Default)]
 pub struct BatchBuilder {
-    records: BytesMut,
-    count: i32,
-    first_ts: i64,
-    max_ts: i64,
+    records: RecordBatchBuilder,
     payload_bytes: u64,
-}
-
-impl Default for BatchBuilder {
-    fn default() -> Self {
-        Self::new()
-    }
 }
 
 impl BatchBuilder {
     /// An empty builder.
     pub fn new() -> Self {
-        BatchBuilder {
-            records: BytesMut::new(),
-            count: 0,
-            first_ts: 0,
-            max_ts: 0,
-            payload_bytes: 0,
-        }
+        Self::default()
     }
 
     /// Records in the batch so far.
     pub fn count(&self) -> i32 {
-        self.count
+        self.records.count()
     }
 
     /// Whether no record was added.
     pub fn is_empty(&self) -> bool {
-        self.count == 0
+        self.records.is_empty()
     }
 
     /// Encoded size of the records so far (uncompressed), plus the header.
     pub fn size(&self) -> usize {
-        BATCH_HEADER + self.records.len()
+        self.records.size()
     }
 
     /// Key plus value bytes so far.
@@ -91,38 +79,8 @@ impl BatchBuilder {
         value_len: usize,
         fill: impl FnOnce(&mut [u8]),
     ) {
-        if self.count == 0 {
-            self.first_ts = ts_ms;
-            self.max_ts = ts_ms;
-        }
-        self.max_ts = self.max_ts.max(ts_ms);
-        let ts_delta = ts_ms - self.first_ts;
-        let offset_delta = self.count as i64;
-        let key_len = key.map(|k| k.len() as i64).unwrap_or(-1);
-        let body = 1
-            + varlong_len(ts_delta)
-            + varlong_len(offset_delta)
-            + varlong_len(key_len)
-            + key.map(|k| k.len()).unwrap_or(0)
-            + varlong_len(value_len as i64)
-            + value_len
-            + 1;
-        self.records.reserve(body + 5);
-        put_varlong(&mut self.records, body as i64);
-        self.records.put_u8(0);
-        put_varlong(&mut self.records, ts_delta);
-        put_varlong(&mut self.records, offset_delta);
-        put_varlong(&mut self.records, key_len);
-        if let Some(k) = key {
-            self.records.put_slice(k);
-        }
-        put_varlong(&mut self.records, value_len as i64);
-        let start = self.records.len();
-        self.records.resize(start + value_len, 0);
-        fill(&mut self.records[start..]);
-        self.records.put_u8(0); // no headers
-        self.count += 1;
-        self.payload_bytes += (key.map(|k| k.len()).unwrap_or(0) + value_len) as u64;
+        self.records.push_with(ts_ms, key, value_len, fill);
+        self.payload_bytes += (key.map_or(0, <[u8]>::len) + value_len) as u64;
     }
 
     /// Finishes the batch: header, compressed records, CRC-32C. `sequence` is the base sequence
@@ -133,44 +91,19 @@ impl BatchBuilder {
         producer: Option<ProducerIdentity>,
         sequence: i32,
     ) -> Result<Bytes, BatchError> {
-        let mut out = BytesMut::with_capacity(BATCH_HEADER + self.records.len() / 2 + 64);
-        out.put_i64(0); // base offset
-        out.put_i32(0); // batch length, patched below
-        out.put_i32(-1); // partition leader epoch
-        out.put_i8(2); // magic
-        out.put_u32(0); // crc, patched below
-        out.put_i16(codec.id());
-        out.put_i32(self.count - 1);
-        out.put_i64(self.first_ts);
-        out.put_i64(self.max_ts);
-        out.put_i64(producer.map(|p| p.id).unwrap_or(-1));
-        out.put_i16(producer.map(|p| p.epoch).unwrap_or(-1));
-        out.put_i32(if producer.is_some() { sequence } else { -1 });
-        out.put_i32(self.count);
-        let records = &self.records[..];
-        let copy = |tmp: &mut BytesMut| {
-            tmp.put_slice(records);
-            Ok(())
+        let options = BatchOptions {
+            compression: codec.compression(),
+            producer_id: producer.map_or(-1, |p| p.id),
+            producer_epoch: producer.map_or(-1, |p| p.epoch),
+            base_sequence: if producer.is_some() { sequence } else { -1 },
+            ..BatchOptions::default()
         };
-        let r = match codec {
-            Codec::None => {
-                out.put_slice(records);
-                Ok(())
-            }
-            Codec::Gzip => Gzip::compress(&mut out, copy),
-            Codec::Snappy => Snappy::compress(&mut out, copy),
-            Codec::Lz4 => Lz4::compress(&mut out, copy),
-            Codec::Zstd => Zstd::compress(&mut out, copy),
-        };
-        r.map_err(|e| BatchError::Codec("compressing a batch", e.to_string()))?;
-        let len = (out.len() - 12) as i32;
-        out[8..12].copy_from_slice(&len.to_be_bytes());
-        let crc = crc32c::crc32c(&out[21..]);
-        out[17..21].copy_from_slice(&crc.to_be_bytes());
-        self.records.clear();
-        self.count = 0;
+        let batch = self
+            .records
+            .finish(&options)
+            .map_err(|e| BatchError::Codec("encoding a batch", e.to_string()))?;
         self.payload_bytes = 0;
-        Ok(out.freeze())
+        Ok(batch)
     }
 }
 
@@ -276,42 +209,44 @@ fn walk_records(
 
 /// (records, key + value bytes) of the records at offset delta `skip_below` or later.
 fn records_payload(
-    buf: &mut Bytes,
+    buf: &[u8],
     count: i32,
     skip_below: i64,
     on_stamp: &mut impl FnMut(u64),
 ) -> Result<(u64, u64), BatchError> {
     let mut total = 0u64;
     let mut n = 0u64;
+    let mut pos = 0usize;
     for _ in 0..count {
-        let len = get_varlong(buf)?;
-        if len < 0 || len as usize > buf.remaining() {
+        let len = get_varlong(buf, &mut pos)?;
+        if len < 0 || len as usize > buf.len() - pos {
             return Err(BatchError::Malformed("record length"));
         }
-        let mut rec = buf.split_to(len as usize);
-        if !rec.has_remaining() {
+        let rec = &buf[pos..pos + len as usize];
+        pos += len as usize;
+        if rec.is_empty() {
             return Err(BatchError::Malformed("empty record"));
         }
-        rec.advance(1); // attributes
-        get_varlong(&mut rec)?; // timestamp delta
-        if get_varlong(&mut rec)? < skip_below {
+        let mut at = 1; // attributes
+        get_varlong(rec, &mut at)?; // timestamp delta
+        if get_varlong(rec, &mut at)? < skip_below {
             continue;
         }
         n += 1;
-        let key_len = get_varlong(&mut rec)?;
+        let key_len = get_varlong(rec, &mut at)?;
         if key_len > 0 {
-            if key_len as usize > rec.remaining() {
+            if key_len as usize > rec.len() - at {
                 return Err(BatchError::Malformed("key length"));
             }
-            rec.advance(key_len as usize);
+            at += key_len as usize;
             total += key_len as u64;
         }
-        let value_len = get_varlong(&mut rec)?;
+        let value_len = get_varlong(rec, &mut at)?;
         if value_len > 0 {
-            if value_len as usize > rec.remaining() {
+            if value_len as usize > rec.len() - at {
                 return Err(BatchError::Malformed("value length"));
             }
-            if let Some(t) = read_stamp(&rec[..value_len as usize]) {
+            if let Some(t) = read_stamp(&rec[at..at + value_len as usize]) {
                 on_stamp(t);
             }
             total += value_len as u64;
@@ -320,38 +255,12 @@ fn records_payload(
     Ok((n, total))
 }
 
-fn varlong_len(v: i64) -> usize {
-    let mut z = ((v << 1) ^ (v >> 63)) as u64;
-    let mut n = 1;
-    while z >= 0x80 {
-        z >>= 7;
-        n += 1;
-    }
-    n
-}
-
-fn put_varlong(buf: &mut BytesMut, v: i64) {
-    let mut z = ((v << 1) ^ (v >> 63)) as u64;
-    while z >= 0x80 {
-        buf.put_u8((z as u8) | 0x80);
-        z >>= 7;
-    }
-    buf.put_u8(z as u8);
-}
-
-fn get_varlong(buf: &mut Bytes) -> Result<i64, BatchError> {
-    let mut z: u64 = 0;
-    for shift in (0..70).step_by(7) {
-        if !buf.has_remaining() {
-            return Err(BatchError::Malformed("truncated varint"));
-        }
-        let b = buf.get_u8();
-        z |= ((b & 0x7f) as u64) << shift;
-        if b & 0x80 == 0 {
-            return Ok(((z >> 1) as i64) ^ -((z & 1) as i64));
-        }
-    }
-    Err(BatchError::Malformed("varint too long"))
+/// Reads a varlong of a record at `*pos`.
+fn get_varlong(buf: &[u8], pos: &mut usize) -> Result<i64, BatchError> {
+    read_varlong(buf, pos).map_err(|e| match e {
+        VarintError::Truncated => BatchError::Malformed("truncated varint"),
+        VarintError::TooLong(_) => BatchError::Malformed("varint too long"),
+    })
 }
 
 /// A small, fast pseudo-random generator (SplitMix64).
@@ -408,6 +317,7 @@ pub fn filler_pool(seed: u64, len: usize) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::{BufMut, BytesMut};
     use kafka_protocol::records::RecordBatchDecoder;
 
     fn build(codec: Codec) -> Bytes {

@@ -8,7 +8,7 @@ use crate::messages::ShardRouter;
 use crate::metadata::{ClusterState, MetadataError, MetadataImage, METADATA_FILE};
 use crate::metadata_log::apply_committed;
 use crate::quorum_controller::ControllerStart;
-use crate::shard::{run_shard, ShardStart};
+use crate::shard_runtime::{run_shard, ShardStart};
 use futures::channel::mpsc::UnboundedReceiver;
 use futures::StreamExt;
 use glommio::{LocalExecutorBuilder, Placement};

@@ -2,8 +2,23 @@
 //! stall the shard's executor — the log cleaner's reading and rewriting, directory syncs, and
 //! removing deleted segments and partitions.
 //!
-//! It is not glommio's blocking pool, whose single thread per shard carries the group commit's
-//! fsyncs and cold reads: those never queue behind this work. The thread is started from the
+//! # The rule: no blocking file call on a shard's thread
+//!
+//! No `fsync`/`fdatasync` (`sync_all`, `sync_data`, [`sluice_storage::PendingFlush::sync`]),
+//! checkpoint or metadata write (file creation, write, rename, directory sync) runs on a
+//! shard's executor thread while it serves: a slow disk would stall every connection of the
+//! shard. Short calls that a request or a reply waits for — the group commit's fsyncs, the
+//! recovery-point and log-start checkpoints, the metadata save — go through [`run_blocking`]
+//! (glommio's blocking pool); long background work goes to this worker. Ordering stays with
+//! the caller, which awaits the call: a recovery point only advances once its data is synced,
+//! a produce that needs durability awaits its group commit, and the controller replies only
+//! after the metadata save. A segment roll does not sync (the next flush syncs the rolled
+//! segment's indexes before the recovery point passes it). Only shutdown, which serves nothing
+//! any more, makes these calls inline. Each call checks the rule in debug builds
+//! ([`sluice_storage::blocking`]).
+//!
+//! The worker is not glommio's blocking pool, whose single thread per shard carries the group
+//! commit's fsyncs and cold reads: those never queue behind this work. The thread is started from the
 //! shard's executor, so it inherits its CPU, and is scheduled `SCHED_IDLE`: the kernel runs it
 //! only when nothing else wants that CPU and preempts it as soon as the executor wakes, so it
 //! uses the core's idle time and no more (measured in `bench/RESULTS.md`).
@@ -69,6 +84,17 @@ impl FileWorker {
         self.work.send(work).map_err(|_| FileWorkerStopped)?;
         result.await.map_err(|_| FileWorkerStopped)
     }
+}
+
+/// Runs the short blocking file call `f` (an fsync, a checkpoint or metadata write) on the
+/// executor's blocking pool and awaits its result without blocking the executor: the one way a
+/// shard makes such calls (see the module docs).
+pub async fn run_blocking<T, F>(f: F) -> T
+where
+    T: Send + 'static,
+    F: FnOnce() -> T + Send + 'static,
+{
+    glommio::executor().spawn_blocking(f).await
 }
 
 /// Puts the calling thread in the `SCHED_IDLE` scheduling class (Linux: runs only when its

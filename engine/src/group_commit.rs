@@ -7,6 +7,7 @@
 //! partitions' unflushed segments on glommio's blocking thread pool (the core keeps serving
 //! other connections meanwhile) and wakes every waiter whose data the round covered.
 
+use crate::file_worker::run_blocking;
 use crate::partition::Partition;
 use event_listener::Event;
 use std::cell::{Cell, RefCell};
@@ -67,21 +68,17 @@ impl GroupCommit {
             }
             let round = self.rounds_started.get() + 1;
             self.rounds_started.set(round);
-            let flushes: Vec<_> = batch
-                .iter()
-                .map(|p| p.log.borrow_mut().begin_flush())
-                .collect();
-            let (flushes, result) = glommio::executor()
-                .spawn_blocking(move || {
-                    let result = flushes.iter().flatten().try_for_each(|f| f.sync());
-                    (flushes, result)
-                })
-                .await;
+            let flushes: Vec<_> = batch.iter().map(|p| p.begin_flush()).collect();
+            let (flushes, result) = run_blocking(move || {
+                let result = flushes.iter().flatten().try_for_each(|f| f.sync());
+                (flushes, result)
+            })
+            .await;
             match result {
                 Ok(()) => {
                     for (p, f) in batch.iter().zip(&flushes) {
                         if let Some(f) = f {
-                            p.log.borrow_mut().complete_flush(f);
+                            p.complete_flush(f);
                         }
                     }
                 }

@@ -3,9 +3,10 @@
 //!
 //! # Shape
 //!
-//! A broker runs one [`shard::Shard`] per core, each on its own pinned glommio executor. A shard
-//! owns the partition replicas placed on it outright — their logs, their fetch waiters, their
-//! group commit — and is advertised to clients as its own Kafka node
+//! A broker runs one [`shard::Shard`] per core, each on its own pinned glommio executor, driven
+//! by the run loop [`shard_runtime::run_shard`]. A shard owns the partition replicas placed on
+//! it outright — their logs, their fetch waiters, their group commit — through their
+//! [`partition::Partition`] boundary, and is advertised to clients as its own Kafka node
 //! (`broker.id * 1000 + shard`, port `listener port + shard`), so clients send every partition
 //! request straight to the core that owns the data ([`api`] answers `NOT_LEADER_OR_FOLLOWER`
 //! when they don't).
@@ -43,6 +44,7 @@ pub mod quorum_controller;
 pub mod retention;
 pub mod scram;
 pub mod shard;
+pub mod shard_runtime;
 pub mod time;
 
 pub use broker::{run_broker, BrokerError};

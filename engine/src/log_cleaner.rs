@@ -31,7 +31,7 @@
 //! horizons are known from the cleanings since the broker started.
 
 use crate::config::{BrokerConfig, DynamicBrokerConfigs, EffectiveTopicConfig};
-use crate::file_worker::{FileWorker, FileWorkerStopped};
+use crate::file_worker::{run_blocking, FileWorker, FileWorkerStopped};
 use crate::partition::Partition;
 use crate::retention::schedule_file_removal;
 use crate::shard::Shard;
@@ -364,13 +364,7 @@ async fn filthiest(shard: &Shard, state: &CleanerState) -> Option<Candidate> {
         if state.failed.contains(&key_of(&partition)) {
             continue;
         }
-        let high_watermark = partition.high_watermark();
-        let range = partition.log.borrow().cleanable_range(
-            state.dirty_offset(&partition),
-            high_watermark,
-            &config,
-            now,
-        );
+        let range = partition.cleanable_range(state.dirty_offset(&partition), &config, now);
         let range = match range {
             Ok(range) => range,
             Err(e) => {
@@ -438,11 +432,7 @@ async fn clean(
     throttle: &mut Throttle,
 ) -> (Result<CleaningSummary, CleaningAborted>, Option<OffsetMap>) {
     let partition = &candidate.partition;
-    let started =
-        partition
-            .log
-            .borrow()
-            .start_cleaning(&candidate.range, &candidate.config, map, now_ms());
+    let started = partition.start_cleaning(&candidate.range, &candidate.config, map, now_ms());
     let job: CleaningJob = match started {
         Ok(job) => job,
         Err(e) => return (Err(e.into()), None),
@@ -502,7 +492,7 @@ async fn run_job(
                 }
                 let (base, end) = (cleaned.base_offset(), cleaned.end_offset());
                 let (replaced, size) = (cleaned.replaced_segments(), cleaned.size());
-                let swapped = partition.log.borrow_mut().replace_with_cleaned(cleaned);
+                let swapped = partition.replace_with_cleaned(cleaned);
                 match swapped {
                     Ok(swap) => {
                         debug!(
@@ -554,8 +544,9 @@ async fn after_swap(shard_id: u32, worker: &FileWorker, swap: SegmentSwap, delay
     schedule_file_removal(shard_id, worker, replaced, delay_ms);
 }
 
-/// fsyncs a directory.
+/// fsyncs a directory (on the file worker).
 fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    sluice_storage::blocking::debug_assert_blocking_allowed("a directory fsync");
     std::fs::File::open(dir)?.sync_all()
 }
 
@@ -608,9 +599,7 @@ async fn finish(
     state.cleaned(p, &summary);
     let entries = state.checkpoint_entries(&shard.all_partitions());
     let path: PathBuf = checkpoint.to_path_buf();
-    let written = glommio::executor()
-        .spawn_blocking(move || write_checkpoint(&path, &entries))
-        .await;
+    let written = run_blocking(move || write_checkpoint(&path, &entries)).await;
     if let Err(e) = written {
         error!(shard = shard.id, "cannot write the cleaner checkpoint: {e}");
     }

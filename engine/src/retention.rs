@@ -9,31 +9,14 @@
 use crate::file_worker::FileWorker;
 use crate::partition::Partition;
 use crate::shard::Shard;
-use sluice_storage::{DeletedSegment, RetentionLimits, SegmentDeletion};
+use sluice_storage::{DeletedSegment, SegmentDeletion};
 use std::time::Duration;
 use tracing::{error, info};
 
 /// Applies retention to every partition `shard` leads (see the module docs).
 pub fn delete_old_segments(shard: &Shard, now_ms: i64) {
     for partition in shard.all_partitions() {
-        let (limits, delete_policy) = {
-            let config = partition.config.borrow();
-            let limits = RetentionLimits {
-                retention_ms: config.retention_ms,
-                retention_bytes: config.retention_bytes,
-            };
-            (limits, config.cleanup_policy.delete)
-        };
-        let high_watermark = partition.high_watermark();
-        let result = {
-            let mut log = partition.log.borrow_mut();
-            if delete_policy {
-                log.delete_retention_breached_segments(limits, high_watermark, now_ms)
-            } else {
-                log.delete_log_start_offset_breached_segments(high_watermark)
-            }
-        };
-        match result {
+        match partition.delete_old_segments(now_ms) {
             Ok(deletions) => finish_segment_deletions(shard, &partition, deletions),
             Err(e) => error!(
                 shard = shard.id,

@@ -1,76 +1,39 @@
-//! A shard: one core's share of the broker.
+//! A shard's shared state: one core's share of the broker, as its tasks (connections, the
+//! inbox, housekeeping, the cleaner) see it.
 //!
-//! [`run_shard`] is the body of one pinned executor. The shard opens the logs of the partitions
-//! placed on it, listens on its own port (`listener port + shard`), and serves connections. It
-//! owns its partitions' logs, their fetch waiters and its group commit; its checkpoint files live
-//! in `<log dir>/shard-<k>/` so that no two shards ever write the same file.
+//! [`Shard`] holds the partitions placed on this shard, their logs, fetch waiters and group
+//! commit, the consumer groups it coordinates, its metadata image and its counters;
+//! [`Shard::apply_metadata`] adopts each new image. Its checkpoint files live in
+//! `<log dir>/shard-<k>/` so that no two shards ever write the same file.
+//!
+//! The run loop that builds a shard, serves its port and stops it is
+//! [`crate::shard_runtime`], kept apart so that the modules that only need the state (the
+//! handlers, the coordinators) do not depend on the loop that calls them.
 
-use crate::accept_backoff::AcceptBackoff;
-use crate::api::ApiHandler;
 use crate::config::BrokerConfig;
-use crate::broker_lifecycle::{BrokerLifecycle, ServingGate};
-use crate::quorum_controller::{ControllerService, ControllerStart};
-use crate::file_worker::{remove_dir_releasing_blocks, FileWorker};
+use crate::quorum_controller::ControllerService;
+use crate::file_worker::{remove_dir_releasing_blocks, run_blocking, FileWorker};
 use crate::group::GroupCoordinator;
 use crate::group_commit::GroupCommit;
-use crate::log_cleaner;
-use crate::messages::{OfflinePartition, ShardMessage, ShardRouter};
+use crate::messages::{OfflinePartition, ShardRouter};
 use crate::metadata::MetadataImage;
-use crate::metrics::{http::serve_metrics, PartitionStats, ShardMetrics, ShardSnapshot};
+use crate::metrics::{PartitionStats, ShardMetrics, ShardSnapshot};
 use crate::partition::{log_config, Partition};
-use crate::retention;
 use crate::time::now_ms;
-use futures::channel::mpsc::UnboundedReceiver;
-use futures::StreamExt;
 use kafka_protocol::ResponseError;
-use sluice_net::listener::{bind_listener, ShutdownSignal};
-use sluice_net::{serve_connection, ConnectionLimits, RequestMemoryPool};
+use sluice_net::listener::ShutdownSignal;
 use sluice_storage::{read_checkpoint, write_checkpoint, LogFileCache, PartitionLog};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
-use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
-use tracing::{error, info, warn};
+use tracing::{error, warn};
 
 /// Name of the per-shard recovery point checkpoint (Kafka's file name and format).
 const RECOVERY_CHECKPOINT: &str = "recovery-point-offset-checkpoint";
 /// Name of the per-shard log start offset checkpoint (Kafka's file name and format).
 const LOG_START_CHECKPOINT: &str = "log-start-offset-checkpoint";
-/// Marker written at the end of a clean shutdown (Kafka's name).
-const CLEAN_SHUTDOWN_MARKER: &str = ".kafka_cleanshutdown";
-/// How often the shard writes its recovery point and log start offset checkpoints (Kafka's
-/// `log.flush.offset.checkpoint.interval.ms` and `log.flush.start.offset.checkpoint.interval.ms`
-/// defaults). A moved log start offset is also written at the next tick, so that records
-/// deleted by DeleteRecords do not come back after a crash.
-const CHECKPOINT_INTERVAL_MS: i64 = 60_000;
-/// How often the shard's housekeeping runs (stop flag, `flush.ms`, checkpoints, retention).
-const TICK: Duration = Duration::from_millis(50);
-/// How long shutdown waits for in-flight requests.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Everything a shard needs to start.
-pub struct ShardStart {
-    /// Shard index.
-    pub id: u32,
-    /// Broker configuration.
-    pub config: Arc<BrokerConfig>,
-    /// The metadata image at start.
-    pub image: Arc<MetadataImage>,
-    /// Channels to every shard.
-    pub router: ShardRouter,
-    /// This shard's inbox.
-    pub inbox: UnboundedReceiver<ShardMessage>,
-    /// Raised by the main thread on SIGTERM / SIGINT (or when another shard failed).
-    pub stop: Arc<AtomicBool>,
-    /// Opens once this broker is unfenced: the shard listens from then on.
-    pub gate: ServingGate,
-    /// For shard 0: the metadata log's quorum and the state replayed from it.
-    pub controller: Option<ControllerStart>,
-}
 
 /// Partitions this shard leads, by topic name then partition index.
 type PartitionTable = HashMap<String, Vec<Option<Rc<Partition>>>>;
@@ -115,31 +78,71 @@ pub struct Shard {
     broker_live: Cell<bool>,
 }
 
-/// Why a shard could not run.
-#[derive(Debug, thiserror::Error)]
-pub enum ShardError {
-    /// The listener could not be bound.
-    #[error("shard {shard} cannot listen on {addr}: {source} (is another broker using the port? change `listeners`)")]
-    Bind {
-        /// Shard index.
-        shard: u32,
-        /// The address.
-        addr: String,
-        /// The cause.
-        #[source]
-        source: std::io::Error,
-    },
-    /// A file the shard needs could not be used.
-    #[error("shard {shard}: {message}")]
-    Storage {
-        /// Shard index.
-        shard: u32,
-        /// What failed.
-        message: String,
-    },
-}
-
 impl Shard {
+    /// A shard's state at start, before any partition is open: reads the recovery point and
+    /// log start offset checkpoints in `shard_dir` (a missing file is empty), which the logs
+    /// are opened from. Fails with what could not be read.
+    pub(crate) fn new(
+        id: u32,
+        config: Arc<BrokerConfig>,
+        image: Arc<MetadataImage>,
+        router: ShardRouter,
+        controller: Option<Rc<ControllerService>>,
+        file_worker: FileWorker,
+        shard_dir: PathBuf,
+    ) -> Result<Shard, String> {
+        let recovery_points = load_offsets_checkpoint(&shard_dir.join(RECOVERY_CHECKPOINT))?;
+        let log_start_offsets = load_offsets_checkpoint(&shard_dir.join(LOG_START_CHECKPOINT))?;
+        Ok(Shard {
+            id,
+            node_id: image.node_of(id),
+            groups: GroupCoordinator::new(&config),
+            segment_files: LogFileCache::new(config.segment_files_open_per_shard),
+            config,
+            router,
+            controller,
+            group_commit: Rc::new(GroupCommit::default()),
+            shutdown: ShutdownSignal::default(),
+            metrics: ShardMetrics::default(),
+            file_worker,
+            image: RefCell::new(image),
+            partitions: RefCell::new(HashMap::new()),
+            offline: RefCell::new(HashMap::new()),
+            recovery_points: RefCell::new(recovery_points),
+            log_start_offsets: RefCell::new(log_start_offsets),
+            log_start_checkpoint_due: Cell::new(false),
+            shard_dir,
+            connections: Cell::new(0),
+            broker_live: Cell::new(false),
+        })
+    }
+
+    /// Whether the recovery point checkpoint read at start had entries (logs then recover from
+    /// them after an unclean shutdown).
+    pub(crate) fn has_recovery_points(&self) -> bool {
+        !self.recovery_points.borrow().is_empty()
+    }
+
+    /// The number of partitions placed here whose log could not be opened.
+    pub(crate) fn offline_partition_count(&self) -> usize {
+        self.offline.borrow().len()
+    }
+
+    /// Counts a client connection opened on this shard (for the metrics).
+    pub(crate) fn connection_opened(&self) {
+        self.connections.set(self.connections.get() + 1);
+    }
+
+    /// Counts a client connection of this shard closed.
+    pub(crate) fn connection_closed(&self) {
+        self.connections.set(self.connections.get() - 1);
+    }
+
+    /// The client connections open on this shard.
+    pub(crate) fn open_connections(&self) -> usize {
+        self.connections.get()
+    }
+
     /// The current metadata image.
     pub fn image(&self) -> Arc<MetadataImage> {
         self.image.borrow().clone()
@@ -357,39 +360,30 @@ impl Shard {
         let partitions = self
             .all_partitions()
             .iter()
-            .map(|p| {
-                let high_watermark = p.high_watermark();
-                let log = p.log.borrow();
-                PartitionStats {
-                    topic: p.topic.clone(),
-                    partition: p.index,
-                    log_start_offset: log.log_start_offset(),
-                    log_end_offset: log.log_end_offset(),
-                    high_watermark,
-                    size_bytes: log.size_bytes(),
-                }
+            .map(|p| PartitionStats {
+                topic: p.topic.clone(),
+                partition: p.index,
+                log_start_offset: p.log_start_offset(),
+                log_end_offset: p.log_end_offset(),
+                high_watermark: p.high_watermark(),
+                size_bytes: p.size_bytes(),
             })
             .collect();
         self.metrics
-            .snapshot(self.id, self.connections.get() as u64, partitions)
+            .snapshot(self.id, self.open_connections() as u64, partitions)
     }
 
-    /// Writes this shard's recovery point checkpoint.
-    /// Offline partitions keep the entries read at start, so that they recover from them once
-    /// they can be opened.
-    fn write_recovery_checkpoint(&self) {
+    /// The entries of this shard's recovery point checkpoint. Offline partitions keep the
+    /// entries read at start, so that they recover from them once they can be opened. Each
+    /// recovery point covers only data already synced, so writing them later is safe.
+    fn recovery_checkpoint_entries(&self) -> Vec<(String, i32, i64)> {
         let mut entries: Vec<(String, i32, i64)> = self
             .all_partitions()
             .iter()
-            .map(|p| (p.topic.clone(), p.index, p.log.borrow().recovery_point()))
+            .map(|p| (p.topic.clone(), p.index, p.recovery_point()))
             .collect();
         entries.extend(self.offline_entries(&self.recovery_points.borrow()));
-        if let Err(e) = write_checkpoint(&self.shard_dir.join(RECOVERY_CHECKPOINT), &entries) {
-            error!(
-                shard = self.id,
-                "cannot write recovery point checkpoint: {e}"
-            );
-        }
+        entries
     }
 
     /// The checkpoint entries in `read_at_start` of the partitions that are offline.
@@ -413,342 +407,69 @@ impl Shard {
         self.log_start_checkpoint_due.set(true);
     }
 
-    /// Writes this shard's log start offset checkpoint: as Kafka, only the logs whose log start
-    /// offset lies beyond their first segment's base offset (the others restore it from their
-    /// segments).
-    fn write_log_start_checkpoint(&self) {
-        self.log_start_checkpoint_due.set(false);
+    /// The entries of this shard's log start offset checkpoint: as Kafka, only the logs whose
+    /// log start offset lies beyond their first segment's base offset (the others restore it
+    /// from their segments).
+    fn log_start_checkpoint_entries(&self) -> Vec<(String, i32, i64)> {
         let mut entries: Vec<(String, i32, i64)> = self
             .all_partitions()
             .iter()
             .filter_map(|p| {
-                let log = p.log.borrow();
-                (log.log_start_offset() > log.first_segment_base_offset())
-                    .then(|| (p.topic.clone(), p.index, log.log_start_offset()))
+                let offset = p.checkpointed_log_start_offset()?;
+                Some((p.topic.clone(), p.index, offset))
             })
             .collect();
         entries.extend(self.offline_entries(&self.log_start_offsets.borrow()));
-        if let Err(e) = write_checkpoint(&self.shard_dir.join(LOG_START_CHECKPOINT), &entries) {
+        entries
+    }
+
+    /// Writes the checkpoint `name` of this shard on the blocking pool (never on the shard's
+    /// thread); returns whether it was written.
+    async fn write_checkpoint(&self, name: &'static str, entries: Vec<(String, i32, i64)>) -> bool {
+        let path = self.shard_dir.join(name);
+        match run_blocking(move || write_checkpoint(&path, &entries)).await {
+            Ok(()) => true,
+            Err(e) => {
+                error!(shard = self.id, "cannot write {name}: {e}");
+                false
+            }
+        }
+    }
+
+    /// Writes the recovery point checkpoint (off the shard's thread).
+    pub(crate) async fn write_recovery_checkpoint(&self) {
+        let entries = self.recovery_checkpoint_entries();
+        self.write_checkpoint(RECOVERY_CHECKPOINT, entries).await;
+    }
+
+    /// Writes the log start offset checkpoint (off the shard's thread); a failed write is
+    /// retried at the next tick.
+    pub(crate) async fn write_log_start_checkpoint(&self) {
+        self.log_start_checkpoint_due.set(false);
+        let entries = self.log_start_checkpoint_entries();
+        if !self.write_checkpoint(LOG_START_CHECKPOINT, entries).await {
             self.log_start_checkpoint_due.set(true);
-            error!(
-                shard = self.id,
-                "cannot write log start offset checkpoint: {e}"
-            );
         }
     }
 
-    /// Periodic housekeeping: `flush.ms`, checkpoints, retention (every
-    /// `log.retention.check.interval.ms`), and the stop flag.
-    async fn housekeeping(self: Rc<Self>, stop: Arc<AtomicBool>) {
-        let mut last_checkpoint = now_ms();
-        let mut last_retention_check = last_checkpoint;
-        while !self.shutdown.is_triggered() {
-            glommio::timer::sleep(TICK).await;
-            if stop.load(Ordering::Relaxed) {
-                self.shutdown.trigger();
-                break;
-            }
-            let now = now_ms();
-            for p in self.all_partitions() {
-                if p.log.borrow().needs_flush(now) {
-                    let gc = self.group_commit.clone();
-                    glommio::spawn_local(async move {
-                        let _ = gc.sync(p).await;
-                    })
-                    .detach();
-                }
-            }
-            self.groups.tick(&self);
-            if now - last_retention_check >= self.config.log_retention_check_interval_ms {
-                last_retention_check = now;
-                retention::delete_old_segments(&self, now);
-            }
-            if now - last_checkpoint >= CHECKPOINT_INTERVAL_MS {
-                last_checkpoint = now;
-                self.write_recovery_checkpoint();
-                self.write_log_start_checkpoint();
-            } else if self.log_start_checkpoint_due.get() {
-                self.write_log_start_checkpoint();
+    /// Writes both checkpoints on the calling thread: for shutdown only, once nothing is
+    /// served any more (see [`crate::file_worker`]).
+    pub(crate) fn write_checkpoints_at_shutdown(&self) {
+        for (name, entries) in [
+            (RECOVERY_CHECKPOINT, self.recovery_checkpoint_entries()),
+            (LOG_START_CHECKPOINT, self.log_start_checkpoint_entries()),
+        ] {
+            if let Err(e) = write_checkpoint(&self.shard_dir.join(name), &entries) {
+                error!(shard = self.id, "cannot write {name}: {e}");
             }
         }
     }
 
-    /// Flushes every log and writes the checkpoints and the clean-shutdown marker.
-    fn finish(&self) {
-        for p in self.all_partitions() {
-            if let Err(e) = p.log.borrow_mut().flush_now() {
-                error!(
-                    shard = self.id,
-                    "flush of {}-{} failed at shutdown: {e}", p.topic, p.index
-                );
-                return;
-            }
-        }
-        self.write_recovery_checkpoint();
-        self.write_log_start_checkpoint();
-        if let Err(e) = std::fs::write(self.shard_dir.join(CLEAN_SHUTDOWN_MARKER), b"") {
-            error!(shard = self.id, "cannot write clean shutdown marker: {e}");
-        }
+    /// Whether a log start offset moved since the log start offset checkpoint was last
+    /// written (see [`Shard::log_start_offsets_changed`]).
+    pub(crate) fn log_start_checkpoint_due(&self) -> bool {
+        self.log_start_checkpoint_due.get()
     }
-}
-
-/// Runs one shard until the stop flag is raised; returns after a clean shutdown.
-pub async fn run_shard(start: ShardStart) -> Result<(), ShardError> {
-    let ShardStart {
-        id,
-        config,
-        image,
-        router,
-        inbox,
-        stop,
-        gate,
-        controller,
-    } = start;
-    let shard_dir =
-        config.log_dirs[id as usize % config.log_dirs.len()].join(format!("shard-{id}"));
-    let storage_err = |message: String| ShardError::Storage { shard: id, message };
-    std::fs::create_dir_all(&shard_dir)
-        .map_err(|e| storage_err(format!("cannot create {}: {e}", shard_dir.display())))?;
-    let clean = remove_marker(&shard_dir);
-    let file_worker = FileWorker::start(id)
-        .map_err(|e| storage_err(format!("cannot start the file worker thread: {e}")))?;
-    let recovery_points =
-        load_offsets_checkpoint(&shard_dir.join(RECOVERY_CHECKPOINT)).map_err(storage_err)?;
-    let log_start_offsets =
-        load_offsets_checkpoint(&shard_dir.join(LOG_START_CHECKPOINT)).map_err(storage_err)?;
-    if !clean && !recovery_points.is_empty() {
-        info!(
-            shard = id,
-            "previous shutdown was not clean: recovering logs from their recovery points"
-        );
-    }
-    let mut controller_events = None;
-    let controller = controller.map(|start| {
-        controller_events = Some((start.committed, start.calls));
-        Rc::new(ControllerService::new(
-            config.clone(),
-            start.quorum,
-            router.clone(),
-            image.shards,
-            start.state,
-            start.applied,
-            start.pending_import,
-            start.metadata_dir,
-        ))
-    });
-    let shard = Rc::new(Shard {
-        id,
-        node_id: image.node_of(id),
-        config: config.clone(),
-        router,
-        controller,
-        group_commit: Rc::new(GroupCommit::default()),
-        shutdown: ShutdownSignal::default(),
-        metrics: ShardMetrics::default(),
-        groups: GroupCoordinator::new(&config),
-        file_worker,
-        segment_files: LogFileCache::new(config.segment_files_open_per_shard),
-        image: RefCell::new(image.clone()),
-        partitions: RefCell::new(HashMap::new()),
-        offline: RefCell::new(HashMap::new()),
-        recovery_points: RefCell::new(recovery_points),
-        log_start_offsets: RefCell::new(log_start_offsets),
-        log_start_checkpoint_due: Cell::new(false),
-        shard_dir,
-        connections: Cell::new(0),
-        broker_live: Cell::new(false),
-    });
-    shard.apply_metadata(image);
-    GroupCoordinator::load(shard.clone());
-    glommio::spawn_local(serve_inbox(shard.clone(), inbox)).detach();
-    glommio::spawn_local(shard.clone().housekeeping(stop)).detach();
-    let lifecycle = match (&shard.controller, controller_events) {
-        (Some(service), Some((committed, calls))) => {
-            glommio::spawn_local(service.clone().apply_committed(committed)).detach();
-            glommio::spawn_local(service.clone().serve_calls(calls)).detach();
-            let stopping = shard.clone();
-            glommio::spawn_local(
-                service
-                    .clone()
-                    .tick(move || stopping.shutdown.is_triggered()),
-            )
-            .detach();
-            config.process_roles.broker.then(|| {
-                let lifecycle = Rc::new(BrokerLifecycle::new(
-                    service.clone(),
-                    &config,
-                    shard.image().shards,
-                    gate.clone(),
-                ));
-                let stopping = shard.clone();
-                glommio::spawn_local(
-                    lifecycle
-                        .clone()
-                        .run(move || stopping.shutdown.is_triggered()),
-                )
-                .detach();
-                lifecycle
-            })
-        }
-        _ => None,
-    };
-    let stopping = shard.clone();
-    if !gate.wait(move || stopping.shutdown.is_triggered()).await {
-        shard.finish();
-        info!(shard = id, "shard stopped before it served");
-        return Ok(());
-    }
-
-    let addr = listen_address(&config, id)?;
-    let listener = bind_listener(addr).map_err(|source| ShardError::Bind {
-        shard: id,
-        addr: addr.to_string(),
-        source,
-    })?;
-    info!(shard = id, node = shard.node_id, %addr, partitions = shard.all_partitions().len(), offline_partitions = shard.offline.borrow().len(), "shard ready");
-
-    if let (0, Some(metrics)) = (id, &config.metrics_listener) {
-        let addr = resolve(&metrics.host, metrics.port as u32, id)?;
-        let listener = bind_listener(addr).map_err(|source| ShardError::Bind {
-            shard: id,
-            addr: addr.to_string(),
-            source,
-        })?;
-        info!(%addr, "serving Prometheus metrics at http://{addr}/metrics");
-        glommio::spawn_local(serve_metrics(listener, shard.clone())).detach();
-    }
-    log_cleaner::spawn(shard.clone());
-
-    let limits = ConnectionLimits {
-        max_request_bytes: config.socket_request_max_bytes as usize,
-        max_idle: config
-            .connections_max_idle_ms
-            .map(|ms| Duration::from_millis(ms.max(1))),
-    };
-    let pool = Rc::new(RequestMemoryPool::new(
-        config
-            .queued_max_request_bytes
-            .map(|b| usize::try_from(b).unwrap_or(usize::MAX)),
-        limits.max_request_bytes,
-    ));
-    let mut backoff = AcceptBackoff::default();
-    loop {
-        match listener.accept_until(&shard.shutdown).await {
-            None => break,
-            Some(Ok(stream)) => {
-                if let Some(line) = backoff.succeeded(std::time::Instant::now()) {
-                    info!(shard = id, "{line}");
-                }
-                let shard = shard.clone();
-                let pool = pool.clone();
-                shard.connections.set(shard.connections.get() + 1);
-                glommio::spawn_local(async move {
-                    let _ = stream.set_nodelay(true);
-                    let client_host = stream
-                        .peer_addr()
-                        .map(|a| format!("/{}", a.ip()))
-                        .unwrap_or_default();
-                    let handler = ApiHandler::new(shard.clone(), client_host);
-                    serve_connection(stream, &handler, limits, &pool, &shard.shutdown).await;
-                    shard.connections.set(shard.connections.get() - 1);
-                })
-                .detach();
-            }
-            Some(Err(e)) => {
-                let retry = backoff.failed(&e, std::time::Instant::now());
-                if let Some(line) = retry.log {
-                    warn!(shard = id, "{line}");
-                }
-                if !retry.delay.is_zero() {
-                    futures_lite::future::or(glommio::timer::sleep(retry.delay), async {
-                        shard.shutdown.wait().await
-                    })
-                    .await;
-                }
-            }
-        }
-    }
-    listener.close();
-    shard.groups.fail_waiters();
-    let deadline = std::time::Instant::now() + DRAIN_TIMEOUT;
-    while shard.connections.get() > 0 && std::time::Instant::now() < deadline {
-        glommio::timer::sleep(Duration::from_millis(10)).await;
-    }
-    if let Some(lifecycle) = lifecycle {
-        lifecycle.controlled_shutdown().await;
-    }
-    shard.finish();
-    info!(shard = id, "shard stopped cleanly");
-    Ok(())
-}
-
-/// Handles cross-shard messages; each runs as its own task so none blocks another.
-async fn serve_inbox(shard: Rc<Shard>, mut inbox: UnboundedReceiver<ShardMessage>) {
-    while let Some(message) = inbox.next().await {
-        let shard = shard.clone();
-        glommio::spawn_local(async move {
-            match message {
-                ShardMessage::CollectMetrics { reply } => {
-                    let _ = reply.send(shard.metrics_snapshot());
-                }
-                ShardMessage::ApplyMetadata { image, done } => {
-                    let _ = done.send(shard.apply_metadata(image));
-                    GroupCoordinator::load(shard.clone());
-                }
-                ShardMessage::Controller { command, reply } => match &shard.controller {
-                    Some(c) => {
-                        let _ = reply.send(c.execute(command).await);
-                    }
-                    None => error!(
-                        shard = shard.id,
-                        "controller command sent to a shard without the controller"
-                    ),
-                },
-                ShardMessage::DescribeQuorum { reply } => match &shard.controller {
-                    Some(c) => {
-                        let _ = reply.send(c.describe_quorum().await);
-                    }
-                    None => error!(
-                        shard = shard.id,
-                        "DescribeQuorum sent to a shard without the controller"
-                    ),
-                },
-            }
-        })
-        .detach();
-    }
-}
-
-fn listen_address(config: &BrokerConfig, shard: u32) -> Result<SocketAddr, ShardError> {
-    let listener = config.client_listener();
-    resolve(&listener.host, listener.port as u32 + shard, shard)
-}
-
-/// Resolves `host:port` for binding (an empty host means every interface).
-fn resolve(host: &str, port: u32, shard: u32) -> Result<SocketAddr, ShardError> {
-    let host = if host.is_empty() { "0.0.0.0" } else { host };
-    let text = format!("{host}:{port}");
-    let bind_err = |message: &str| ShardError::Bind {
-        shard,
-        addr: text.clone(),
-        source: std::io::Error::new(std::io::ErrorKind::InvalidInput, message.to_string()),
-    };
-    if port > u16::MAX as u32 {
-        return Err(bind_err("port out of range"));
-    }
-    (host, port as u16)
-        .to_socket_addrs()
-        .map_err(|e| ShardError::Bind {
-            shard,
-            addr: text.clone(),
-            source: e,
-        })?
-        .next()
-        .ok_or_else(|| bind_err("host does not resolve"))
-}
-
-fn remove_marker(dir: &Path) -> bool {
-    std::fs::remove_file(dir.join(CLEAN_SHUTDOWN_MARKER)).is_ok()
 }
 
 /// Reads one of the shard's offset checkpoints (a missing file is empty).
@@ -760,7 +481,7 @@ fn load_offsets_checkpoint(path: &Path) -> Result<HashMap<(String, i32), i64>, S
 /// Renames a deleted partition's directory to Kafka's `-delete` form, then removes it on the
 /// shard's file worker so a large log does not stall the core.
 fn delete_partition_dir(worker: &FileWorker, p: &Partition) {
-    let dir = p.log.borrow().dir().to_path_buf();
+    let dir = p.dir();
     let Some(parent) = dir.parent() else { return };
     let doomed = parent.join(format!(
         "{}-{}.{}-delete",

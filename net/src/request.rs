@@ -5,6 +5,7 @@
 
 use bytes::{Buf, Bytes};
 use kafka_protocol::messages::ApiKey;
+use sluice_storage::wire::varint;
 
 /// A request whose header has been read; the body is still encoded.
 #[derive(Debug, Clone)]
@@ -84,18 +85,10 @@ fn read_nullable_string(buf: &mut Bytes) -> Result<Option<String>, RequestError>
 
 /// Reads an unsigned varint as used by flexible versions.
 pub fn read_uvarint(buf: &mut Bytes) -> Result<u32, RequestError> {
-    let mut value: u32 = 0;
-    for shift in (0..35).step_by(7) {
-        if !buf.has_remaining() {
-            return Err(RequestError::Truncated);
-        }
-        let b = buf.get_u8();
-        value |= ((b & 0x7f) as u32) << shift;
-        if b & 0x80 == 0 {
-            return Ok(value);
-        }
-    }
-    Err(RequestError::Truncated)
+    let mut pos = 0;
+    let value = varint::read_uvarint(buf, &mut pos).map_err(|_| RequestError::Truncated)?;
+    buf.advance(pos);
+    Ok(value)
 }
 
 fn skip_tagged_fields(buf: &mut Bytes) -> Result<(), RequestError> {

@@ -84,7 +84,7 @@ mod tests {
     use crate::tools::produce::batch::encode;
     use crate::tools::produce::input::split_line;
     use bytes::BytesMut;
-    use kafka_protocol::records::Compression;
+    use sluice_storage::Compression;
 
     /// One gzip batch of `n` records `k<i>:v<i>`, each with the header `h=x`.
     fn batch(n: i64) -> Bytes {

@@ -15,17 +15,17 @@ const MIN_BATCH_LENGTH: i32 = (HEADER_SIZE - LOG_OVERHEAD) as i32;
 /// Position of the magic byte (the same in every message format version).
 const MAGIC_POS: usize = 16;
 /// Position of the CRC; the CRC covers everything from `ATTRIBUTES_POS` to the end.
-const CRC_POS: usize = 17;
+pub(crate) const CRC_POS: usize = 17;
 /// Position of the attributes, the first byte covered by the CRC.
-const ATTRIBUTES_POS: usize = 21;
+pub(crate) const ATTRIBUTES_POS: usize = 21;
 /// Position of `maxTimestamp`.
 const MAX_TIMESTAMP_POS: usize = 35;
 /// Attribute bit: the timestamps are LogAppendTime.
-const TIMESTAMP_TYPE_BIT: i16 = 1 << 3;
+pub(crate) const TIMESTAMP_TYPE_BIT: i16 = 1 << 3;
 /// Attribute bit: transactional batch.
-const TRANSACTIONAL_BIT: i16 = 1 << 4;
+pub(crate) const TRANSACTIONAL_BIT: i16 = 1 << 4;
 /// Attribute bit: control batch (transaction markers).
-const CONTROL_BIT: i16 = 1 << 5;
+pub(crate) const CONTROL_BIT: i16 = 1 << 5;
 
 /// Why a record batch was refused. Each variant maps to one Kafka error code in the engine.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -79,6 +79,21 @@ pub enum Compression {
     Lz4,
     /// Zstandard.
     Zstd,
+}
+
+impl From<kafka_protocol::records::Compression> for Compression {
+    /// The same codec under kafka-protocol's name (its encoder and decoder are what clients
+    /// and tests use).
+    fn from(codec: kafka_protocol::records::Compression) -> Self {
+        use kafka_protocol::records::Compression as Codec;
+        match codec {
+            Codec::None => Compression::None,
+            Codec::Gzip => Compression::Gzip,
+            Codec::Snappy => Compression::Snappy,
+            Codec::Lz4 => Compression::Lz4,
+            Codec::Zstd => Compression::Zstd,
+        }
+    }
 }
 
 /// Meaning of a batch's timestamps, and the topic setting `message.timestamp.type`.

@@ -70,6 +70,7 @@ pub(crate) fn read_versioned_lines(path: &Path) -> Result<Vec<(usize, String)>, 
 
 /// Writes a checkpoint of (topic, partition, offset) entries.
 pub fn write_checkpoint(path: &Path, entries: &[(String, i32, i64)]) -> io::Result<()> {
+    crate::blocking::debug_assert_blocking_allowed("a checkpoint write");
     let mut text = format!("0\n{}\n", entries.len());
     for (topic, partition, offset) in entries {
         text.push_str(&format!("{topic} {partition} {offset}\n"));

@@ -291,8 +291,8 @@ fn decompress_xerial(blocks: &[u8], limit: usize) -> Result<Vec<u8>, DecompressE
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::compress_records;
     use bytes::BytesMut;
-    use kafka_protocol::compression::{Compressor, Gzip, Lz4, Snappy, Zstd};
 
     const CODECS: [Compression; 4] = [
         Compression::Gzip,
@@ -304,17 +304,7 @@ mod tests {
     /// `data` compressed as Kafka's clients do (kafka-protocol's compressors; xerial snappy).
     fn compress(codec: Compression, data: &[u8]) -> Vec<u8> {
         let mut out = BytesMut::new();
-        let fill = |buf: &mut BytesMut| {
-            buf.extend_from_slice(data);
-            Ok(())
-        };
-        match codec {
-            Compression::None => out.extend_from_slice(data),
-            Compression::Gzip => Gzip::compress(&mut out, fill).unwrap(),
-            Compression::Snappy => Snappy::compress(&mut out, fill).unwrap(),
-            Compression::Lz4 => Lz4::compress(&mut out, fill).unwrap(),
-            Compression::Zstd => Zstd::compress(&mut out, fill).unwrap(),
-        }
+        compress_records(codec, data, &mut out).unwrap();
         out.to_vec()
     }
 
@@ -473,20 +463,9 @@ mod tests {
             if codec != Codec::None {
                 let ours = decode_batch(&batch, 10).unwrap_err();
                 assert!(ours.contains("exceed 10 bytes"), "{codec:?}: {ours}");
-                let bomb = with_records(&batch, &compress(ours_codec(codec), &[0; 2 << 20]));
+                let bomb = with_records(&batch, &compress(codec.into(), &[0; 2 << 20]));
                 assert!(decode_batch(&bomb, 1 << 20).unwrap_err().contains("exceed"));
             }
-        }
-    }
-
-    fn ours_codec(codec: kafka_protocol::records::Compression) -> Compression {
-        use kafka_protocol::records::Compression as Codec;
-        match codec {
-            Codec::None => Compression::None,
-            Codec::Gzip => Compression::Gzip,
-            Codec::Snappy => Compression::Snappy,
-            Codec::Lz4 => Compression::Lz4,
-            Codec::Zstd => Compression::Zstd,
         }
     }
 

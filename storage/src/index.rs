@@ -62,9 +62,10 @@ impl EntryFile {
         Ok(buf)
     }
 
-    /// `fdatasync`s the file if it is open (a closed file has no unsynced write: it is only
-    /// closed after a sync).
+    /// `fdatasync`s the file if it is open (a file closed at a segment roll is synced by path
+    /// with the log's next flush, [`crate::PendingFlush`]).
     fn sync(&self) -> io::Result<()> {
+        crate::blocking::debug_assert_blocking_allowed("an index fdatasync");
         self.file.as_ref().map_or(Ok(()), File::sync_data)
     }
 

@@ -32,11 +32,15 @@
 //! * Data read from disk or received from the network never panics the broker: it yields errors.
 //!
 //! The crate knows nothing of the network or of the executor: the engine calls it from its core's
-//! executor and may run [`PendingFlush::sync`] on a blocking thread (group commit).
+//! executor and runs every blocking file call ([`PendingFlush::sync`], [`write_checkpoint`]) on a
+//! helper thread ([`blocking`] states the rule and checks it). A segment roll does not sync:
+//! the rolled segment's indexes are synced by the next flush, before the recovery point passes
+//! them.
 
 #![warn(missing_docs)]
 
 pub mod batch;
+pub mod blocking;
 pub mod checkpoint;
 pub mod cleaner;
 pub mod decompress;
@@ -49,6 +53,7 @@ pub mod producer_state;
 mod records_walk;
 mod scan;
 pub mod segment;
+pub mod wire;
 
 pub use batch::{
     patched_prefix, validate_records, BatchError, BatchHeader, Compression, TimestampType,

@@ -382,11 +382,27 @@ impl Segment {
     /// Adds the final time-index entry for the segment's max timestamp (Kafka does this when a
     /// segment stops being active) and syncs both indexes.
     pub fn seal(&mut self) -> io::Result<()> {
+        self.complete_indexes()?;
+        self.offset_index.sync()?;
+        self.time_index.sync()
+    }
+
+    /// Adds the final time-index entry, as [`Self::seal`], without syncing: a rolled segment's
+    /// indexes are synced later, off the shard's thread, by the flush that moves the recovery
+    /// point past the segment ([`Self::index_paths`]).
+    pub fn complete_indexes(&mut self) -> io::Result<()> {
         if let Some((ts, offset)) = self.max_timestamp() {
             self.time_index.maybe_append(ts, offset)?;
         }
-        self.offset_index.sync()?;
-        self.time_index.sync()
+        Ok(())
+    }
+
+    /// The paths of the segment's offset and time indexes.
+    pub fn index_paths(&self) -> [PathBuf; 2] {
+        [
+            self.offset_index.path().to_path_buf(),
+            self.time_index.path().to_path_buf(),
+        ]
     }
 
     /// Releases the files of a sealed segment (after [`Segment::seal`], or once loaded): its

@@ -1,10 +1,10 @@
-//! Builders of real record batches (with kafka-protocol's encoder) for the unit tests.
+//! Builders of real record batches (with [`RecordBatchBuilder`]) for the unit tests.
 
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::indexmap::IndexMap;
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use kafka_protocol::records::Compression;
+
+use crate::batch::BatchHeader;
+use crate::wire::{compress_records, BatchOptions, RecordBatchBuilder};
 
 /// Identity of an idempotent producer for a test batch: (producer id, epoch, base sequence).
 pub(crate) type Producer = (i64, i16, i32);
@@ -54,39 +54,23 @@ fn encode_records(
     compression: Compression,
     producer: Producer,
 ) -> Bytes {
-    let records: Vec<Record> = timestamps
-        .iter()
-        .zip(keys)
-        .enumerate()
-        .map(|(i, (&ts, key))| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: producer.0,
-            producer_epoch: producer.1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            // The encoder starts a new batch when `offset - sequence` changes, so sequences
-            // advance with offsets even without a producer (base sequence -1).
-            sequence: producer.2.wrapping_add(i as i32),
-            timestamp: ts,
-            key: key.clone().map(Bytes::from),
-            value: Some(Bytes::from(vec![b'v'; 100 + i % 7])),
-            headers: IndexMap::new(),
-        })
-        .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression,
-        },
-    )
-    .expect("encode test batch");
-    buf.freeze()
+    let mut builder = RecordBatchBuilder::new();
+    for (i, (&ts, key)) in timestamps.iter().zip(keys).enumerate() {
+        builder.push(
+            ts,
+            key.as_deref().map(str::as_bytes),
+            Some(&vec![b'v'; 100 + i % 7]),
+            &[],
+        );
+    }
+    let options = BatchOptions {
+        compression: compression.into(),
+        producer_id: producer.0,
+        producer_epoch: producer.1,
+        base_sequence: producer.2,
+        ..BatchOptions::default()
+    };
+    builder.finish(&options).expect("encode test batch")
 }
 
 /// An uncompressed batch of `count` records without a producer id, as a `Vec`.
@@ -103,30 +87,14 @@ pub(crate) fn with_base_offset(batch: &[u8], offset: i64) -> Vec<u8> {
 
 /// `data` compressed with `compression` by kafka-protocol's compressors, as clients do.
 pub(crate) fn compress_with(compression: Compression, data: &[u8]) -> Vec<u8> {
-    use kafka_protocol::compression::{Compressor, Gzip, Lz4, Snappy, Zstd};
     let mut out = BytesMut::new();
-    let fill = |buf: &mut BytesMut| {
-        buf.extend_from_slice(data);
-        Ok(())
-    };
-    match compression {
-        Compression::None => out.extend_from_slice(data),
-        Compression::Gzip => Gzip::compress(&mut out, fill).expect("gzip"),
-        Compression::Snappy => Snappy::compress(&mut out, fill).expect("snappy"),
-        Compression::Lz4 => Lz4::compress(&mut out, fill).expect("lz4"),
-        Compression::Zstd => Zstd::compress(&mut out, fill).expect("zstd"),
-    }
+    compress_records(compression.into(), data, &mut out).expect("compress test records");
     out.to_vec()
 }
 
 /// `batch`'s header followed by `records` (as they are, compressed or not), with the batch
 /// length and CRC made to match.
 pub(crate) fn with_records(batch: &[u8], records: &[u8]) -> Bytes {
-    let mut out = batch[..61].to_vec();
-    out.extend_from_slice(records);
-    let batch_length = (out.len() - 12) as i32;
-    out[8..12].copy_from_slice(&batch_length.to_be_bytes());
-    let crc = crc32c::crc32c(&out[21..]);
-    out[17..21].copy_from_slice(&crc.to_be_bytes());
-    Bytes::from(out)
+    let header = BatchHeader::parse(batch).expect("a test batch has a valid header");
+    crate::wire::encode_batch(&header, records)
 }

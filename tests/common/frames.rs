@@ -12,10 +12,9 @@ use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::consumer_protocol_subscription::ConsumerProtocolSubscription;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Encodable, HeaderVersion, StrBytes};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use kafka_protocol::records::Compression;
 use sluice_engine::api::SUPPORTED_APIS;
+use sluice_storage::wire::{BatchOptions, RecordBatchBuilder};
 
 /// Header and body of `req` at `version`, as a client with id `sluice-frames` sends it.
 pub fn request_frame<R: Encodable + HeaderVersion>(
@@ -100,39 +99,23 @@ pub fn default_frames() -> Vec<(ApiKey, i16, Bytes)> {
 
 /// A record batch of `count` keyed records with headers, in `compression`.
 pub fn record_batch(compression: Compression, count: i32, seed: u64) -> Bytes {
-    let records: Vec<Record> = (0..count)
-        .map(|i| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i64::from(i),
-            sequence: -1,
-            timestamp: now_ms(),
-            key: Some(Bytes::from(format!("key-{seed}-{i}"))),
-            value: Some(Bytes::from(format!("value {seed} {i} ").repeat(8))),
-            headers: [(
-                StrBytes::from_static_str("h"),
-                Some(Bytes::from_static(b"v")),
-            )]
-            .into_iter()
-            .collect(),
-        })
-        .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression,
-        },
-    )
-    .expect("encode a record batch");
-    buf.freeze()
+    let mut builder = RecordBatchBuilder::new();
+    for i in 0..count {
+        let key = format!("key-{seed}-{i}");
+        let value = format!("value {seed} {i} ").repeat(8);
+        builder.push(
+            now_ms(),
+            Some(key.as_bytes()),
+            Some(value.as_bytes()),
+            &[(b"h", Some(b"v"))],
+        );
+    }
+    let options = BatchOptions {
+        partition_leader_epoch: 0,
+        compression: compression.into(),
+        ..BatchOptions::default()
+    };
+    builder.finish(&options).expect("encode a record batch")
 }
 
 /// Every codec Kafka has.

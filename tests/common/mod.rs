@@ -24,10 +24,7 @@ use std::time::{Duration, Instant};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, RecordSet,
-    TimestampType,
-};
+use kafka_protocol::records::{Compression, RecordBatchDecoder, RecordSet};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
@@ -37,6 +34,7 @@ use rdkafka::message::{BorrowedMessage, DeliveryResult, Header, Message, OwnedHe
 use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use sluice_storage::wire::{BatchOptions, RecordBatchBuilder};
 
 /// Path of the broker binary built by cargo for these tests.
 pub const SLUICE: &str = env!("CARGO_BIN_EXE_sluice");
@@ -1195,38 +1193,15 @@ pub type KeyValue<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
 /// One v2 record batch (no producer id) holding `records` as (key, value)
 /// pairs, with timestamps `ts0`, `ts0 + 1`, …
 pub fn encode_batch(records: &[KeyValue<'_>], ts0: i64, compression: Compression) -> Bytes {
-    let recs: Vec<Record> = records
-        .iter()
-        .enumerate()
-        .map(|(i, (k, v))| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            // kafka-protocol groups records into one batch only while
-            // offset - sequence stays constant; this gives base sequence -1.
-            sequence: i as i32 - 1,
-            timestamp: ts0 + i as i64,
-            key: k.map(Bytes::copy_from_slice),
-            value: v.map(Bytes::copy_from_slice),
-            headers: Default::default(),
-        })
-        .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        recs.iter(),
-        &RecordEncodeOptions {
-            version: 2,
-            compression,
-        },
-    )
-    .expect("encode record batch");
-    let b = buf.freeze();
+    let mut builder = RecordBatchBuilder::new();
+    for (i, (key, value)) in records.iter().enumerate() {
+        builder.push(ts0 + i as i64, *key, *value, &[]);
+    }
+    let options = BatchOptions {
+        compression: compression.into(),
+        ..BatchOptions::default()
+    };
+    let b = builder.finish(&options).expect("encode record batch");
     debug_assert_eq!(scan_batches(&b).len(), 1);
     b
 }

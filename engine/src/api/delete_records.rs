@@ -86,22 +86,15 @@ fn delete_records(
     if !partition.config.borrow().cleanup_policy.delete {
         return Err(ResponseError::PolicyViolation.code());
     }
-    let high_watermark = partition.high_watermark();
     let requested = if offset == HIGH_WATERMARK {
-        high_watermark
+        partition.high_watermark()
     } else {
         offset
     };
-    let (moved, deleted) = {
-        let mut log = partition.log.borrow_mut();
-        let moved = log
-            .maybe_increment_log_start_offset(requested, high_watermark)
-            .map_err(|e| log_start_offset_error_code(&e))?;
-        (
-            moved,
-            log.delete_log_start_offset_breached_segments(high_watermark),
-        )
-    };
+    let moved = partition
+        .delete_records_before(requested)
+        .map_err(|e| log_start_offset_error_code(&e))?;
+    let deleted = partition.delete_segments_below_log_start();
     if moved {
         info!(
             shard = shard.id,

@@ -19,6 +19,7 @@ use futures::future::select_all;
 use kafka_protocol::messages::FetchRequest;
 use kafka_protocol::ResponseError;
 use sluice_net::{FileRegion, RawRequest, Response, ResponsePart};
+use sluice_storage::wire::put_uvarint;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
@@ -171,11 +172,7 @@ fn read_all(wanted: &[Wanted], max_bytes: i32, read_committed: bool) -> (Vec<Ans
             let limit = (w.max_bytes.max(0) as u64).min(budget.saturating_sub(total));
             let min_one = total == 0;
             let max_offset = if read_committed { lso } else { hw };
-            match p
-                .log
-                .borrow()
-                .read(w.fetch_offset, limit as u32, min_one, max_offset)
-            {
+            match p.read_range(w.fetch_offset, limit as u32, min_one, max_offset) {
                 Ok(Some(slice)) if slice.len > 0 => {
                     total += slice.len;
                     answer.records = Some(FileRegion {
@@ -320,14 +317,6 @@ impl FetchResponseWriter {
             parts: self.parts,
         }
     }
-}
-
-fn put_uvarint(buf: &mut BytesMut, mut v: u32) {
-    while v >= 0x80 {
-        buf.put_u8((v as u8 & 0x7f) | 0x80);
-        v >>= 7;
-    }
-    buf.put_u8(v as u8);
 }
 
 #[cfg(test)]

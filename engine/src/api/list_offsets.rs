@@ -22,6 +22,10 @@
 //!   fetchable.
 
 use super::{decode, respond, HandlerResult};
+use crate::partition::offsets::{
+    EARLIEST_LOCAL_TIMESTAMP, EARLIEST_TIMESTAMP, LATEST_TIERED_TIMESTAMP, LATEST_TIMESTAMP,
+    MAX_TIMESTAMP,
+};
 use crate::partition::Partition;
 use crate::shard::Shard;
 use kafka_protocol::messages::list_offsets_response::{
@@ -30,20 +34,8 @@ use kafka_protocol::messages::list_offsets_response::{
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 use kafka_protocol::ResponseError;
 use sluice_net::RawRequest;
-use sluice_storage::{PartitionLog, StorageError};
 use std::collections::HashMap;
 use std::rc::Rc;
-
-/// Kafka's `ListOffsetsRequest.LATEST_TIMESTAMP`.
-pub const LATEST_TIMESTAMP: i64 = -1;
-/// Kafka's `ListOffsetsRequest.EARLIEST_TIMESTAMP`.
-pub const EARLIEST_TIMESTAMP: i64 = -2;
-/// Kafka's `ListOffsetsRequest.MAX_TIMESTAMP` (v7+).
-pub const MAX_TIMESTAMP: i64 = -3;
-/// Kafka's `ListOffsetsRequest.EARLIEST_LOCAL_TIMESTAMP` (v8+).
-pub const EARLIEST_LOCAL_TIMESTAMP: i64 = -4;
-/// Kafka's `ListOffsetsRequest.LATEST_TIERED_TIMESTAMP` (v9+).
-pub const LATEST_TIERED_TIMESTAMP: i64 = -5;
 
 /// `replica_id` of an ordinary consumer (`ListOffsetsRequest.CONSUMER_REPLICA_ID`).
 const CONSUMER_REPLICA_ID: i32 = -1;
@@ -51,26 +43,6 @@ const CONSUMER_REPLICA_ID: i32 = -1;
 const READ_COMMITTED: i8 = 1;
 /// "No leader epoch given" in requests.
 const NO_EPOCH: i32 = -1;
-
-/// What a partition's lookup found: Kafka's `TimestampAndOffset`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FoundOffset {
-    /// The record's timestamp; -1 for the special earliest / latest lookups.
-    pub timestamp: i64,
-    /// The offset; -1 when nothing was found.
-    pub offset: i64,
-    /// The leader epoch of the offset; -1 when unknown.
-    pub leader_epoch: i32,
-}
-
-impl FoundOffset {
-    /// Nothing found (Kafka's `UNKNOWN_TIMESTAMP` / `UNKNOWN_OFFSET`).
-    pub const NONE: FoundOffset = FoundOffset {
-        timestamp: -1,
-        offset: -1,
-        leader_epoch: -1,
-    };
-}
 
 /// Whether a request of `version` may ask for `timestamp` (Kafka's
 /// `timestampMinSupportedVersion`): non-negative timestamps always, the special ones from the
@@ -96,63 +68,6 @@ pub fn leader_epoch_error(requested: i32, current: i32) -> Option<ResponseError>
     } else {
         Some(ResponseError::UnknownLeaderEpoch)
     }
-}
-
-/// The epoch of the leader that wrote `offset`, from the leader-epoch cache (Kafka's
-/// `LeaderEpochFileCache.epochForOffset`): the latest epoch starting at or before it.
-pub fn epoch_for_offset(epochs: &[(i32, i64)], offset: i64) -> i32 {
-    epochs
-        .iter()
-        .rev()
-        .find(|(_, start)| *start <= offset)
-        .map(|(e, _)| *e)
-        .unwrap_or(-1)
-}
-
-/// Resolves one partition's `timestamp` against `log`.
-///
-/// `current_epoch` is the partition's leader epoch (reported for LATEST); `last_fetchable` is
-/// the highest offset the requester may see (high watermark, last stable offset or log end
-/// offset): a record found at or beyond it is reported as not found, as Kafka does.
-/// `timestamp` must have passed [`timestamp_supported`].
-pub fn resolve_offset(
-    log: &PartitionLog,
-    timestamp: i64,
-    current_epoch: i32,
-    last_fetchable: i64,
-) -> Result<FoundOffset, StorageError> {
-    let epochs = log.leader_epochs().entries();
-    let log_start = log.log_start_offset();
-    let found = match timestamp {
-        LATEST_TIMESTAMP => {
-            return Ok(FoundOffset {
-                timestamp: -1,
-                offset: last_fetchable,
-                leader_epoch: current_epoch,
-            });
-        }
-        // Kafka reports the first cached epoch when it starts at or before the log start (its
-        // cache is truncated to the log start); the epoch covering the log start is the same
-        // and stays right if our cache still holds older entries. -1 when none covers it.
-        EARLIEST_TIMESTAMP | EARLIEST_LOCAL_TIMESTAMP => {
-            return Ok(FoundOffset {
-                timestamp: -1,
-                offset: log_start,
-                leader_epoch: epoch_for_offset(epochs, log_start),
-            });
-        }
-        LATEST_TIERED_TIMESTAMP => return Ok(FoundOffset::NONE),
-        MAX_TIMESTAMP => log.max_timestamp()?,
-        t => log.offset_for_timestamp(t)?,
-    };
-    Ok(match found {
-        Some((offset, ts)) if offset < last_fetchable => FoundOffset {
-            timestamp: ts,
-            offset,
-            leader_epoch: epoch_for_offset(epochs, offset),
-        },
-        _ => FoundOffset::NONE,
-    })
 }
 
 /// Answers ListOffsets.
@@ -204,13 +119,7 @@ pub async fn handle_list_offsets(shard: &Rc<Shard>, req: &RawRequest) -> Handler
                 continue;
             }
             let last_fetchable = last_fetchable_offset(&partition, consumer, read_committed);
-            let result = resolve_offset(
-                &partition.log.borrow(),
-                p.timestamp,
-                current_epoch,
-                last_fetchable,
-            );
-            match result {
+            match partition.offset_for_timestamp(p.timestamp, last_fetchable) {
                 Ok(found) => {
                     let mut out = ListOffsetsPartitionResponse::default()
                         .with_partition_index(p.partition_index)
@@ -242,170 +151,13 @@ fn last_fetchable_offset(p: &Partition, consumer: bool, read_committed: bool) ->
         // The last stable offset equals the high watermark until transactions exist.
         (true, true) => p.high_watermark(),
         (true, false) => p.high_watermark(),
-        (false, _) => p.log.borrow().log_end_offset(),
+        (false, _) => p.log_end_offset(),
     }
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
-    use bytes::{Bytes, BytesMut};
-    use kafka_protocol::indexmap::IndexMap;
-    use kafka_protocol::records::{
-        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-    };
-    use sluice_storage::LogConfig;
-
-    /// One v2 batch with one record per timestamp.
-    pub(crate) fn batch(timestamps: &[i64]) -> Bytes {
-        let records: Vec<Record> = timestamps
-            .iter()
-            .enumerate()
-            .map(|(i, &ts)| Record {
-                transactional: false,
-                control: false,
-                delete_horizon: false,
-                partition_leader_epoch: -1,
-                producer_id: -1,
-                producer_epoch: -1,
-                timestamp_type: TimestampType::Creation,
-                offset: i as i64,
-                sequence: -1i32.wrapping_add(i as i32),
-                timestamp: ts,
-                key: None,
-                value: Some(Bytes::from_static(b"value")),
-                headers: IndexMap::new(),
-            })
-            .collect();
-        let mut buf = BytesMut::new();
-        RecordBatchEncoder::encode(
-            &mut buf,
-            &records,
-            &RecordEncodeOptions {
-                version: 2,
-                compression: Compression::None,
-            },
-        )
-        .unwrap();
-        buf.freeze()
-    }
-
-    const NOW: i64 = 1_700_000_000_000;
-
-    /// A log with offsets 0-2 (epoch 0, ts NOW+10..12) and 3-4 (epoch 2, ts NOW+50, NOW+20).
-    fn sample_log(dir: &std::path::Path) -> PartitionLog {
-        let (mut log, _) =
-            PartitionLog::open(dir, "t", 0, LogConfig::default(), 0, 0, NOW).unwrap();
-        log.append(&batch(&[NOW + 10, NOW + 11, NOW + 12]), 0, NOW)
-            .unwrap();
-        log.append(&batch(&[NOW + 50, NOW + 20]), 2, NOW).unwrap();
-        log
-    }
-
-    #[test]
-    fn special_timestamps_follow_kafka() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = sample_log(dir.path());
-        let hw = log.log_end_offset();
-        assert_eq!(hw, 5);
-        assert_eq!(
-            resolve_offset(&log, LATEST_TIMESTAMP, 2, hw).unwrap(),
-            FoundOffset {
-                timestamp: -1,
-                offset: 5,
-                leader_epoch: 2
-            }
-        );
-        assert_eq!(
-            resolve_offset(&log, EARLIEST_TIMESTAMP, 2, hw).unwrap(),
-            FoundOffset {
-                timestamp: -1,
-                offset: 0,
-                leader_epoch: 0
-            }
-        );
-        assert_eq!(
-            resolve_offset(&log, EARLIEST_LOCAL_TIMESTAMP, 2, hw).unwrap(),
-            FoundOffset {
-                timestamp: -1,
-                offset: 0,
-                leader_epoch: 0
-            }
-        );
-        assert_eq!(
-            resolve_offset(&log, LATEST_TIERED_TIMESTAMP, 2, hw).unwrap(),
-            FoundOffset::NONE
-        );
-        assert_eq!(
-            resolve_offset(&log, MAX_TIMESTAMP, 2, hw).unwrap(),
-            FoundOffset {
-                timestamp: NOW + 50,
-                offset: 3,
-                leader_epoch: 2
-            }
-        );
-    }
-
-    #[test]
-    fn timestamp_lookup_finds_first_record_at_or_after() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = sample_log(dir.path());
-        let hw = log.log_end_offset();
-        assert_eq!(
-            resolve_offset(&log, 0, 2, hw).unwrap(),
-            FoundOffset {
-                timestamp: NOW + 10,
-                offset: 0,
-                leader_epoch: 0
-            }
-        );
-        assert_eq!(
-            resolve_offset(&log, NOW + 11, 2, hw).unwrap(),
-            FoundOffset {
-                timestamp: NOW + 11,
-                offset: 1,
-                leader_epoch: 0
-            }
-        );
-        assert_eq!(resolve_offset(&log, NOW + 13, 2, hw).unwrap().offset, 3);
-        assert_eq!(
-            resolve_offset(&log, NOW + 51, 2, hw).unwrap(),
-            FoundOffset::NONE
-        );
-        // Not yet fetchable (beyond the last fetchable offset): not found.
-        assert_eq!(
-            resolve_offset(&log, NOW + 13, 2, 3).unwrap(),
-            FoundOffset::NONE
-        );
-    }
-
-    #[test]
-    fn empty_log() {
-        let dir = tempfile::tempdir().unwrap();
-        let (log, _) =
-            PartitionLog::open(dir.path(), "t", 0, LogConfig::default(), 0, 0, NOW).unwrap();
-        assert_eq!(
-            resolve_offset(&log, EARLIEST_TIMESTAMP, 0, 0).unwrap(),
-            FoundOffset {
-                timestamp: -1,
-                offset: 0,
-                leader_epoch: -1
-            }
-        );
-        assert_eq!(
-            resolve_offset(&log, LATEST_TIMESTAMP, 0, 0).unwrap(),
-            FoundOffset {
-                timestamp: -1,
-                offset: 0,
-                leader_epoch: 0
-            }
-        );
-        assert_eq!(
-            resolve_offset(&log, MAX_TIMESTAMP, 0, 0).unwrap(),
-            FoundOffset::NONE
-        );
-        assert_eq!(resolve_offset(&log, 5, 0, 0).unwrap(), FoundOffset::NONE);
-    }
 
     #[test]
     fn versions_gate_special_timestamps() {
@@ -436,8 +188,5 @@ pub(crate) mod tests {
             leader_epoch_error(4, 3),
             Some(ResponseError::UnknownLeaderEpoch)
         );
-        assert_eq!(epoch_for_offset(&[(0, 0), (2, 3)], 2), 0);
-        assert_eq!(epoch_for_offset(&[(0, 0), (2, 3)], 3), 2);
-        assert_eq!(epoch_for_offset(&[(1, 5)], 2), -1);
     }
 }

@@ -45,7 +45,7 @@ pub async fn handle_offset_commit(shard: &Rc<Shard>, req: &RawRequest) -> Handle
     };
     let (mut codes, written) = shard.groups.commit(shard, &request.group_id, commit);
     if let Some(partition) = written {
-        let due = shard.config.fsync_acks_all || partition.log.borrow().needs_flush(now_ms());
+        let due = shard.config.fsync_acks_all || partition.needs_flush(now_ms());
         if due && shard.group_commit.sync(partition).await.is_err() {
             for code in codes.iter_mut().filter(|c| **c == 0) {
                 *code = E::KafkaStorageError.code();

@@ -17,19 +17,7 @@ use kafka_protocol::messages::offset_for_leader_epoch_response::{
 };
 use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
 use sluice_net::RawRequest;
-use sluice_storage::PartitionLog;
 use std::rc::Rc;
-
-/// One partition's answer for a local partition: (leader epoch, end offset), -1 / -1 when the
-/// epoch is unknown to the log.
-pub fn epoch_end_offset(log: &PartitionLog, leader_epoch: i32) -> (i32, i64) {
-    let (epoch, offset) = log.end_offset_for_epoch(leader_epoch);
-    if offset < 0 {
-        (-1, -1)
-    } else {
-        (epoch, offset)
-    }
-}
 
 /// Answers OffsetForLeaderEpoch.
 pub async fn handle_offset_for_leader_epoch(shard: &Rc<Shard>, req: &RawRequest) -> HandlerResult {
@@ -54,8 +42,7 @@ pub async fn handle_offset_for_leader_epoch(shard: &Rc<Shard>, req: &RawRequest)
                     {
                         return out.with_error_code(e.code());
                     }
-                    let (epoch, end_offset) =
-                        epoch_end_offset(&partition.log.borrow(), p.leader_epoch);
+                    let (epoch, end_offset) = partition.end_offset_for_epoch(p.leader_epoch);
                     out.with_leader_epoch(epoch).with_end_offset(end_offset)
                 })
                 .collect();
@@ -68,32 +55,4 @@ pub async fn handle_offset_for_leader_epoch(shard: &Rc<Shard>, req: &RawRequest)
         req,
         &OffsetForLeaderEpochResponse::default().with_topics(topics),
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::api::list_offsets::tests::batch;
-    use sluice_storage::LogConfig;
-
-    #[test]
-    fn end_offsets_per_epoch() {
-        let now = 1_700_000_000_000;
-        let dir = tempfile::tempdir().unwrap();
-        let (mut log, _) =
-            PartitionLog::open(dir.path(), "t", 0, LogConfig::default(), 0, 0, now).unwrap();
-        assert_eq!(epoch_end_offset(&log, 0), (-1, -1));
-        log.append(&batch(&[now, now]), 1, now).unwrap();
-        log.append(&batch(&[now, now, now]), 3, now).unwrap();
-        // Latest epoch ends at the log end offset.
-        assert_eq!(epoch_end_offset(&log, 3), (3, 5));
-        // Epoch 2 was never used: the largest epoch below it (1) ends where epoch 3 starts.
-        assert_eq!(epoch_end_offset(&log, 2), (1, 2));
-        assert_eq!(epoch_end_offset(&log, 1), (1, 2));
-        // Older than every known epoch: the requested epoch ends where the first one starts.
-        assert_eq!(epoch_end_offset(&log, 0), (0, 0));
-        // Unknown future epoch and "no epoch".
-        assert_eq!(epoch_end_offset(&log, 4), (-1, -1));
-        assert_eq!(epoch_end_offset(&log, -1), (-1, -1));
-    }
 }

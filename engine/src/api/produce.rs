@@ -80,11 +80,7 @@ pub async fn handle_produce(shard: &Rc<Shard>, req: &RawRequest) -> HandlerResul
                         partitions.push(out);
                         continue;
                     };
-                    let result = p
-                        .log
-                        .borrow_mut()
-                        .append(records, p.leader_epoch.get(), now);
-                    match result {
+                    match p.append_as_leader(records, now) {
                         Ok(info) => {
                             if !info.duplicate {
                                 shard.metrics.add_bytes_in(&p.topic, records.len() as u64);
@@ -92,11 +88,8 @@ pub async fn handle_produce(shard: &Rc<Shard>, req: &RawRequest) -> HandlerResul
                             out.base_offset = info.base_offset;
                             out.log_append_time_ms = info.log_append_time_ms;
                             out.log_start_offset = info.log_start_offset;
-                            if !info.duplicate {
-                                p.notify_appended();
-                            }
                             let fsync_for_acks = acks == -1 && shard.config.fsync_acks_all;
-                            if fsync_for_acks || p.log.borrow().needs_flush(now) {
+                            if fsync_for_acks || p.needs_flush(now) {
                                 to_sync.push((t, i, p.clone()));
                             }
                         }

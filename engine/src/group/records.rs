@@ -10,12 +10,12 @@
 
 use std::os::unix::fs::FileExt;
 
+use crate::partition::Partition;
 use bytes::{BufMut, Bytes, BytesMut};
-use kafka_protocol::indexmap::IndexMap;
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+use sluice_storage::wire::{
+    read_uvarint, BatchBuildError, BatchOptions, RecordBatchBuilder, VarintError,
 };
-use sluice_storage::{decode_batch, BatchHeader, PartitionLog, ReadError};
+use sluice_storage::{decode_batch, BatchHeader, ReadError};
 
 /// Why a record of `__consumer_offsets` could not be encoded, decoded or read. The
 /// `&'static str`s name the field concerned.
@@ -230,18 +230,13 @@ impl<'a> Reader<'a> {
     }
 
     fn uvarint(&mut self, what: &'static str) -> Result<u32> {
-        let mut value = 0u32;
-        for i in 0..5 {
-            let b = self.take(1, what)?[0];
-            if i == 4 && b > 0x0f {
-                break;
-            }
-            value |= u32::from(b & 0x7f) << (7 * i);
-            if b & 0x80 == 0 {
-                return Ok(value);
-            }
-        }
-        Err(RecordsError::InvalidVarint(what))
+        let mut pos = 0;
+        let value = read_uvarint(self.buf, &mut pos).map_err(|e| match e {
+            VarintError::Truncated => RecordsError::Truncated(what),
+            VarintError::TooLong(_) => RecordsError::InvalidVarint(what),
+        })?;
+        self.buf = &self.buf[pos..];
+        Ok(value)
     }
 
     /// A length prefix: `None` for null. Classic strings have an i16 prefix, classic bytes and
@@ -498,53 +493,32 @@ pub fn decode_group_value(bytes: &[u8]) -> Result<GroupValue> {
 /// Builds one uncompressed magic-2 batch (no producer id, base offset 0: the log assigns
 /// offsets) of `records` (key, value or `None` for a tombstone), all with CreateTime `now_ms`.
 pub fn build_batch(records: &[(Bytes, Option<Bytes>)], now_ms: i64) -> Result<Bytes> {
-    if records.is_empty() {
-        return Err(RecordsError::EmptyBatch);
+    let mut builder = RecordBatchBuilder::new();
+    for (key, value) in records {
+        builder.push(now_ms, Some(key), value.as_deref(), &[]);
     }
-    let records: Vec<Record> = records
-        .iter()
-        .enumerate()
-        .map(|(i, (key, value))| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            // The encoder starts a new batch when `offset - sequence` changes.
-            sequence: (i as i32).wrapping_sub(1),
-            timestamp: now_ms,
-            key: Some(key.clone()),
-            value: value.clone(),
-            headers: IndexMap::new(),
+    builder
+        .finish(&BatchOptions::default())
+        .map_err(|e| match e {
+            BatchBuildError::Empty => RecordsError::EmptyBatch,
+            e => RecordsError::Encode(e.to_string()),
         })
-        .collect();
-    let mut buf = BytesMut::new();
-    let options = RecordEncodeOptions {
-        version: 2,
-        compression: Compression::None,
-    };
-    RecordBatchEncoder::encode(&mut buf, &records, &options)
-        .map_err(|e| RecordsError::Encode(e.to_string()))?;
-    Ok(buf.freeze())
 }
 
 /// Bytes read from the log per call while replaying (a larger first batch is read whole).
 const READ_CHUNK: u32 = 1 << 20;
 
-/// Reads every record of `log` from `from` (clamped to the log start) to the log end, in
+/// Reads every record of `partition` from `from` (clamped to the log start) to the log end, in
 /// offset order, to replay them when the coordinator starts. Control batches are skipped, and
 /// so is a partial batch at the end of a read; a record without a key is an error, as in Kafka,
 /// and so is a batch whose records would pass the topic's decompression limit.
-pub fn read_records(log: &PartitionLog, from: i64) -> Result<Vec<OffsetsRecord>> {
-    let end = log.log_end_offset();
-    let mut next = from.max(log.log_start_offset());
-    let limit = log.config().validation.decompression_limit();
+pub fn read_records(partition: &Partition, from: i64) -> Result<Vec<OffsetsRecord>> {
+    let end = partition.log_end_offset();
+    let mut next = from.max(partition.log_start_offset());
+    let limit = partition.decompression_limit();
     let mut out = Vec::new();
     while next < end {
-        let Some(slice) = log.read(next, READ_CHUNK, true, end)? else {
+        let Some(slice) = partition.read_range(next, READ_CHUNK, true, end)? else {
             break;
         };
         let len = usize::try_from(slice.len).map_err(|_| RecordsError::CorruptBatch {
@@ -600,7 +574,6 @@ pub fn read_records(log: &PartitionLog, from: i64) -> Result<Vec<OffsetsRecord>>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sluice_storage::LogConfig;
 
     const NOW: i64 = 1_700_000_000_000;
 
@@ -931,20 +904,16 @@ mod tests {
         }
     }
 
-    fn open_log(dir: &std::path::Path, segment_bytes: u64) -> PartitionLog {
-        let config = LogConfig {
-            segment_bytes,
-            ..LogConfig::default()
-        };
-        PartitionLog::open(dir, "__consumer_offsets", 0, config, 0, 0, NOW)
-            .unwrap()
-            .0
+    fn open_log(dir: &std::path::Path, segment_bytes: u64) -> Partition {
+        Partition::open_for_tests(dir, "__consumer_offsets", NOW, |c| {
+            c.segment_bytes = segment_bytes
+        })
     }
 
     #[test]
     fn batches_round_trip_through_a_log_of_several_segments() {
         let dir = tempfile::tempdir().unwrap();
-        let mut log = open_log(dir.path(), 400);
+        let log = open_log(dir.path(), 400);
         let key = |p: i32| {
             encode_key(&OffsetsKey::Offset {
                 group: "g".into(),
@@ -970,7 +939,7 @@ mod tests {
         let mut expected = Vec::new();
         for batch in &batches {
             let info = log
-                .append(&build_batch(batch, NOW).unwrap(), 0, NOW)
+                .append_as_leader(&build_batch(batch, NOW).unwrap(), NOW)
                 .unwrap();
             for (i, (k, v)) in batch.iter().enumerate() {
                 expected.push(OffsetsRecord {
@@ -1007,7 +976,7 @@ mod tests {
     #[test]
     fn segments_larger_than_a_read_chunk_are_read_whole() {
         let dir = tempfile::tempdir().unwrap();
-        let mut log = open_log(dir.path(), 1 << 30);
+        let log = open_log(dir.path(), 1 << 30);
         let value = Bytes::from(vec![b'x'; 3000]);
         let count = (READ_CHUNK as usize / 3000) * 2 + 7;
         for i in 0..count {
@@ -1015,7 +984,7 @@ mod tests {
                 group: format!("g{i}"),
             });
             let batch = build_batch(&[(key, Some(value.clone()))], NOW).unwrap();
-            log.append(&batch, 0, NOW).unwrap();
+            log.append_as_leader(&batch, NOW).unwrap();
         }
         assert_eq!(log.segment_count(), 1);
         let records = read_records(&log, 0).unwrap();
@@ -1029,35 +998,21 @@ mod tests {
     #[test]
     fn a_batch_beyond_the_decompression_limit_is_an_error_not_an_allocation() {
         let dir = tempfile::tempdir().unwrap();
-        let mut log = open_log(dir.path(), 1 << 30);
-        let limit = log.config().validation.decompression_limit();
+        let log = open_log(dir.path(), 1 << 30);
+        let limit = log.decompression_limit();
         let key = encode_key(&OffsetsKey::Group { group: "g".into() });
-        log.append(&build_batch(&[(key.clone(), None)], NOW).unwrap(), 0, NOW)
+        log.append_as_leader(&build_batch(&[(key.clone(), None)], NOW).unwrap(), NOW)
             .unwrap();
         // A zstd batch of one record whose value is one byte longer than the limit.
-        let record = Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: 0,
-            sequence: -1,
-            timestamp: NOW,
-            key: Some(key),
-            value: Some(Bytes::from(vec![0u8; limit + 1])),
-            headers: IndexMap::new(),
+        let mut builder = RecordBatchBuilder::new();
+        builder.push(NOW, Some(&key), Some(&vec![0u8; limit + 1]), &[]);
+        let options = BatchOptions {
+            compression: sluice_storage::Compression::Zstd,
+            ..BatchOptions::default()
         };
-        let mut bomb = BytesMut::new();
-        let options = RecordEncodeOptions {
-            version: 2,
-            compression: Compression::Zstd,
-        };
-        RecordBatchEncoder::encode(&mut bomb, &[record], &options).unwrap();
+        let bomb = builder.finish(&options).unwrap();
         assert!(bomb.len() < 1 << 20);
-        log.append(&bomb.freeze(), 0, NOW).unwrap();
+        log.append_as_leader(&bomb, NOW).unwrap();
         match read_records(&log, 0) {
             Err(RecordsError::CorruptBatch { offset: 1, reason }) => {
                 assert!(reason.contains("exceed"), "{reason}")

@@ -105,28 +105,20 @@ pub fn append_records(
             warn!("cannot encode a {} batch: {e}", partition.topic);
             E::UnknownServerError.code()
         })?;
-        partition
-            .log
-            .borrow_mut()
-            .append(&batch, partition.leader_epoch.get(), now_ms)
-            .map_err(|e| {
-                warn!(
-                    "cannot append to {}-{}: {e}",
-                    partition.topic, partition.index
-                );
-                append_error_code(&e)
-            })?;
+        partition.append_as_leader(&batch, now_ms).map_err(|e| {
+            warn!(
+                "cannot append to {}-{}: {e}",
+                partition.topic, partition.index
+            );
+            append_error_code(&e)
+        })?;
     }
-    partition.notify_appended();
     Ok(())
 }
 
 /// Rebuilds the groups of one partition from its records, in log order.
 pub fn replay(partition: &Partition, now_ms: i64) -> Result<HashMap<String, Group>, RecordsError> {
-    let records = {
-        let log = partition.log.borrow();
-        read_records(&log, log.log_start_offset())?
-    };
+    let records = read_records(partition, partition.log_start_offset())?;
     let mut groups: HashMap<String, Group> = HashMap::new();
     for record in records {
         let key = match decode_key(&record.key) {

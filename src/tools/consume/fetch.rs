@@ -207,7 +207,7 @@ mod tests {
     use crate::tools::produce::batch::encode;
     use crate::tools::produce::input::split_line;
     use bytes::{BufMut, BytesMut};
-    use kafka_protocol::records::Compression;
+    use sluice_storage::Compression;
 
     /// Two batches: offsets 0-2 and 3-4 (values v0…v4).
     fn data() -> bytes::Bytes {

@@ -138,7 +138,6 @@ pub(super) mod tests {
     use super::*;
     use crate::tools::produce::batch::encode;
     use crate::tools::produce::input::split_line;
-    use kafka_protocol::records::Compression as Codec;
     use std::io::Write;
 
     /// A segment of two batches (offsets 0-2 and 3-4) at `path`; returns its bytes.
@@ -148,7 +147,7 @@ pub(super) mod tests {
             let lines: Vec<_> = (base..base + n)
                 .map(|i| split_line(format!("k{i}:v{i}").as_bytes(), Some(b":")))
                 .collect();
-            let mut b = encode(&lines, &[], 1_000 + base, Codec::Lz4)
+            let mut b = encode(&lines, &[], 1_000 + base, Compression::Lz4)
                 .unwrap()
                 .to_vec();
             b[..8].copy_from_slice(&base.to_be_bytes());

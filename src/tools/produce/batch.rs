@@ -1,29 +1,14 @@
-//! Records to v2 record batches (kafka-protocol's encoder, with its codecs) and batches to
-//! Produce requests.
+//! Records to v2 record batches (storage's [`RecordBatchBuilder`]) and batches to Produce
+//! requests.
 
 use super::input::Line;
 use crate::tools::common::ToolError;
-use bytes::{Bytes, BytesMut};
-use kafka_protocol::indexmap::IndexMap;
+use bytes::Bytes;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::ProduceRequest;
-use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
-use sluice_bench::args::Codec;
 use sluice_net::client::topic_name;
-
-/// kafka-protocol's codec for a `--compression` choice.
-pub fn compression(codec: Codec) -> Compression {
-    match codec {
-        Codec::None => Compression::None,
-        Codec::Gzip => Compression::Gzip,
-        Codec::Snappy => Compression::Snappy,
-        Codec::Lz4 => Compression::Lz4,
-        Codec::Zstd => Compression::Zstd,
-    }
-}
+use sluice_storage::wire::{BatchOptions, RecordBatchBuilder, RecordHeader};
+use sluice_storage::Compression;
 
 /// One batch (no producer id) of `lines`, every record with `headers` and `timestamp_ms`
 /// (CreateTime).
@@ -33,44 +18,26 @@ pub fn encode(
     timestamp_ms: i64,
     compression: Compression,
 ) -> Result<Bytes, ToolError> {
-    let headers: IndexMap<StrBytes, Option<Bytes>> = headers
+    let headers: Vec<RecordHeader<'_>> = headers
         .iter()
-        .map(|(k, v)| {
-            (
-                StrBytes::from_string(k.clone()),
-                Some(Bytes::from(v.clone())),
-            )
-        })
+        .map(|(k, v)| (k.as_bytes(), Some(v.as_bytes())))
         .collect();
-    let records: Vec<Record> = lines
-        .iter()
-        .enumerate()
-        .map(|(i, line)| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            // The encoder keeps records in one batch while offset - sequence stays constant;
-            // this also makes the batch's base sequence -1 (none).
-            sequence: i as i32 - 1,
-            timestamp: timestamp_ms,
-            key: line.key.clone(),
-            value: Some(line.value.clone()),
-            headers: headers.clone(),
-        })
-        .collect();
-    let mut buf = BytesMut::new();
-    let options = RecordEncodeOptions {
-        version: 2,
+    let mut builder = RecordBatchBuilder::new();
+    for line in lines {
+        builder.push(
+            timestamp_ms,
+            line.key.as_deref(),
+            Some(&line.value),
+            &headers,
+        );
+    }
+    let options = BatchOptions {
         compression,
+        ..BatchOptions::default()
     };
-    RecordBatchEncoder::encode(&mut buf, records.iter(), &options)
-        .map_err(|e| ToolError::Message(format!("cannot encode a record batch: {e}")))?;
-    Ok(buf.freeze())
+    builder
+        .finish(&options)
+        .map_err(|e| ToolError::Message(format!("cannot encode a record batch: {e}")))
 }
 
 /// A Produce request of `batches` (partition → batch) to `topic`.
@@ -101,6 +68,7 @@ pub fn produce_request(
 mod tests {
     use super::*;
     use crate::tools::records::{decode_records, headers_text, whole_batches};
+    use sluice_bench::args::Codec;
 
     #[test]
     fn lines_become_one_batch_with_keys_and_headers() {
@@ -116,7 +84,7 @@ mod tests {
         ];
         let headers = vec![("source".to_string(), "cli".to_string())];
         for codec in <Codec as clap::ValueEnum>::value_variants() {
-            let b = encode(&lines, &headers, 1234, compression(*codec)).unwrap();
+            let b = encode(&lines, &headers, 1234, codec.compression()).unwrap();
             let batches = whole_batches(&b).unwrap();
             assert_eq!(batches.len(), 1, "{codec:?}");
             let (h, bytes) = &batches[0];

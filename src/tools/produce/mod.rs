@@ -81,7 +81,7 @@ async fn produce(args: &ProduceArgs) -> Result<bool, ToolError> {
         check_partition(&args.topic, &partitions, p)?;
     }
     let mut partitioner = Partitioner::new(partitions.len() as i32, args.partition);
-    let codec = batch::compression(args.compression);
+    let codec = args.compression.compression();
     let sender = Sender {
         cluster: &cluster,
         topic: args.topic.clone(),

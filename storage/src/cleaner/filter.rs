@@ -27,15 +27,14 @@ use std::path::Path;
 use bytes::{Bytes, BytesMut};
 
 use super::offset_map::OffsetMap;
-use super::records::{compress, decompress, parse_records, put_record};
-use crate::batch::{BatchHeader, TimestampType, HEADER_SIZE, LOG_OVERHEAD};
+use super::records::{decompress, parse_records, put_record};
+use crate::batch::{BatchHeader, TimestampType, HEADER_SIZE};
+use crate::wire::{compress_records, encode_batch};
 
 /// Attribute bit: the batch's base timestamp is its delete horizon (KIP-534).
 const DELETE_HORIZON_BIT: i16 = 1 << 6;
 /// Attribute bits of the compression codec.
 const COMPRESSION_BITS: i16 = 0x07;
-/// First byte covered by the CRC.
-const CRC_START: usize = 21;
 
 /// What the filter needs to know besides the batch.
 #[derive(Debug, Clone, Copy)]
@@ -174,7 +173,7 @@ pub(crate) fn filter_batch(
             .unwrap_or(header.max_timestamp),
     };
     let mut records_out = BytesMut::with_capacity(body.len() / 2 + 64);
-    compress(header.compression(), &body, &mut records_out)?;
+    compress_records(header.compression(), &body, &mut records_out).map_err(|e| e.to_string())?;
     let rewritten = BatchHeader {
         attributes: header.attributes | if sets_horizon { DELETE_HORIZON_BIT } else { 0 },
         base_timestamp,
@@ -209,35 +208,12 @@ fn empty_batch(header: &BatchHeader) -> Bytes {
     encode_batch(&empty, &[])
 }
 
-/// Writes a v2 batch: `header`'s fields (its batch length and CRC are computed) followed by
-/// `records`.
-fn encode_batch(header: &BatchHeader, records: &[u8]) -> Bytes {
-    let mut out = Vec::with_capacity(HEADER_SIZE + records.len());
-    let batch_length = (HEADER_SIZE - LOG_OVERHEAD + records.len()) as i32;
-    out.extend_from_slice(&header.base_offset.to_be_bytes());
-    out.extend_from_slice(&batch_length.to_be_bytes());
-    out.extend_from_slice(&header.partition_leader_epoch.to_be_bytes());
-    out.push(header.magic as u8);
-    out.extend_from_slice(&[0; 4]);
-    out.extend_from_slice(&header.attributes.to_be_bytes());
-    out.extend_from_slice(&header.last_offset_delta.to_be_bytes());
-    out.extend_from_slice(&header.base_timestamp.to_be_bytes());
-    out.extend_from_slice(&header.max_timestamp.to_be_bytes());
-    out.extend_from_slice(&header.producer_id.to_be_bytes());
-    out.extend_from_slice(&header.producer_epoch.to_be_bytes());
-    out.extend_from_slice(&header.base_sequence.to_be_bytes());
-    out.extend_from_slice(&header.records_count.to_be_bytes());
-    debug_assert_eq!(out.len(), HEADER_SIZE);
-    out.extend_from_slice(records);
-    let crc = crc32c::crc32c(&out[CRC_START..]);
-    out[CRC_START - 4..CRC_START].copy_from_slice(&crc.to_be_bytes());
-    Bytes::from(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::batch::ATTRIBUTES_POS;
     use crate::test_util::{encode_batch as encode_test_batch, encode_with_keys, with_base_offset};
+    use crate::wire::{BatchOptions, RecordBatchBuilder};
     use kafka_protocol::records::{Compression as Codec, RecordBatchDecoder};
 
     const NOW: i64 = 1_700_000_000_000;
@@ -256,23 +232,18 @@ mod tests {
 
     /// Re-encodes `bytes` with null values for the keys starting with `~`.
     fn tombstones(bytes: &[u8], keys: &[&str]) -> Vec<u8> {
-        let mut set = RecordBatchDecoder::decode(&mut Bytes::copy_from_slice(bytes)).unwrap();
-        for (record, key) in set.records.iter_mut().zip(keys) {
-            if key.starts_with('~') {
-                record.value = None;
-            }
+        let set = RecordBatchDecoder::decode(&mut Bytes::copy_from_slice(bytes)).unwrap();
+        let mut builder = RecordBatchBuilder::new();
+        for (record, key) in set.records.iter().zip(keys) {
+            let value = record.value.as_deref().filter(|_| !key.starts_with('~'));
+            builder.push(record.timestamp, record.key.as_deref(), value, &[]);
         }
-        let mut out = BytesMut::new();
-        kafka_protocol::records::RecordBatchEncoder::encode(
-            &mut out,
-            &set.records,
-            &kafka_protocol::records::RecordEncodeOptions {
-                version: 2,
-                compression: set.compression,
-            },
-        )
-        .unwrap();
-        out.to_vec()
+        let options = BatchOptions {
+            base_offset: set.records[0].offset,
+            compression: set.compression.into(),
+            ..BatchOptions::default()
+        };
+        builder.finish(&options).unwrap().to_vec()
     }
 
     fn ctx(map: &OffsetMap, map_end: i64, now_ms: i64) -> FilterContext<'_> {
@@ -321,7 +292,7 @@ mod tests {
             assert_eq!(h.compression(), header.compression());
             assert_eq!((h.base_offset, h.last_offset()), (100, 103));
             assert_eq!(h.records_count, 2);
-            assert_eq!(h.crc, crc32c::crc32c(&new[CRC_START..]), "valid CRC");
+            assert_eq!(h.crc, crc32c::crc32c(&new[ATTRIBUTES_POS..]), "valid CRC");
             assert_eq!(h.max_timestamp, NOW - 1000 + 2, "max of the kept records");
             assert_eq!(
                 decoded(&new),
@@ -413,7 +384,7 @@ mod tests {
             (7, 2, 40)
         );
         assert_eq!(h.last_sequence(), header.last_sequence());
-        assert_eq!(h.crc, crc32c::crc32c(&empty[CRC_START..]));
+        assert_eq!(h.crc, crc32c::crc32c(&empty[ATTRIBUTES_POS..]));
 
         let unkeyed = Bytes::from(with_base_offset(
             &encode_with_keys(&[None, Some("k")], NOW, Codec::None),

@@ -1,16 +1,15 @@
 //! The records inside a v2 batch, as the cleaner needs them: bounded decompression
-//! ([`decompress_records`]), compression with kafka-protocol's codecs, and a view of each record
+//! ([`decompress_records`]) and a view of each record
 //! (offset, key, null value) that keeps its encoded bytes, so that a retained record is copied
 //! into the cleaned batch unchanged.
 
 use std::ops::Range;
 
-use bytes::{BufMut, Bytes, BytesMut};
-use kafka_protocol::compression::{Compressor, Gzip, Lz4, Snappy, Zstd};
+use bytes::Bytes;
 
 use crate::batch::Compression;
 use crate::decompress::{decompress_records, DecompressError};
-use crate::records_walk::{read_varint, read_varlong};
+use crate::wire::varint::{put_varlong, read_varint, read_varlong};
 
 /// One record of a batch, located in the batch's uncompressed record bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,32 +43,9 @@ pub(crate) fn decompress(
     }
 }
 
-/// Compresses record bytes with `compression`, appending the result to `out`.
-pub(crate) fn compress(
-    compression: Compression,
-    records: &[u8],
-    out: &mut BytesMut,
-) -> Result<(), String> {
-    let put = |buf: &mut BytesMut| {
-        buf.put_slice(records);
-        Ok(())
-    };
-    let compressed = match compression {
-        Compression::None => {
-            out.put_slice(records);
-            return Ok(());
-        }
-        Compression::Gzip => Gzip::compress(out, put),
-        Compression::Snappy => Snappy::compress(out, put),
-        Compression::Lz4 => Lz4::compress(out, put),
-        Compression::Zstd => Zstd::compress(out, put),
-    };
-    compressed.map_err(|e| format!("cannot compress records with {compression:?}: {e:#}"))
-}
-
 /// Reads a nullable varint-length-prefixed byte string at `pos`; `None` for null (-1).
 fn nullable_bytes(buf: &[u8], pos: &mut usize, what: &str) -> Result<Option<Range<usize>>, String> {
-    let len = read_varint(buf, pos).ok_or_else(|| format!("bad {what} length"))?;
+    let len = read_varint(buf, pos).map_err(|_| format!("bad {what} length"))?;
     if len == -1 {
         return Ok(None);
     }
@@ -91,7 +67,7 @@ pub(crate) fn parse_records(data: &[u8], count: i32) -> Result<Vec<RecordView>, 
     let mut pos = 0usize;
     for i in 0..count {
         let start = pos;
-        let len = read_varint(data, &mut pos).ok_or_else(|| format!("record {i}: bad length"))?;
+        let len = read_varint(data, &mut pos).map_err(|_| format!("record {i}: bad length"))?;
         let len = usize::try_from(len).map_err(|_| format!("record {i}: negative length"))?;
         let end = pos
             .checked_add(len)
@@ -103,9 +79,9 @@ pub(crate) fn parse_records(data: &[u8], count: i32) -> Result<Vec<RecordView>, 
             .ok_or_else(|| format!("record {i} is empty"))?;
         pos += 1;
         let timestamp_delta =
-            read_varlong(body, &mut pos).ok_or_else(|| format!("record {i}: bad timestamp"))?;
+            read_varlong(body, &mut pos).map_err(|_| format!("record {i}: bad timestamp"))?;
         let offset_delta =
-            read_varint(body, &mut pos).ok_or_else(|| format!("record {i}: bad offset delta"))?;
+            read_varint(body, &mut pos).map_err(|_| format!("record {i}: bad offset delta"))?;
         let tail_start = pos;
         let key = nullable_bytes(body, &mut pos, "key").map_err(|e| format!("record {i}: {e}"))?;
         let has_value = nullable_bytes(body, &mut pos, "value")
@@ -131,16 +107,6 @@ pub(crate) fn parse_records(data: &[u8], count: i32) -> Result<Vec<RecordView>, 
     Ok(records)
 }
 
-/// Appends `value` as a zigzag varint (Kafka's `ByteUtils.writeVarlong`).
-fn put_varlong(out: &mut Vec<u8>, value: i64) {
-    let mut v = ((value << 1) ^ (value >> 63)) as u64;
-    while v >= 0x80 {
-        out.push((v as u8 & 0x7f) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
 /// Appends `record` (from `data`) to `out` with its timestamp delta rebased by `shift`
 /// (the old base timestamp minus the new one), so that its timestamp is unchanged under a new
 /// base timestamp. A zero shift copies the record's bytes as they are.
@@ -162,6 +128,8 @@ pub(crate) fn put_record(out: &mut Vec<u8>, data: &[u8], record: &RecordView, sh
 mod tests {
     use super::*;
     use crate::test_util::encode_with_keys;
+    use crate::wire::compress_records;
+    use bytes::BytesMut;
     use kafka_protocol::records::{Compression as Codec, RecordBatchDecoder};
 
     #[test]
@@ -186,7 +154,7 @@ mod tests {
             assert!(parse_records(&plain, 4).is_err(), "missing record");
 
             let mut out = BytesMut::new();
-            compress(ours, &plain, &mut out).unwrap();
+            compress_records(ours, &plain, &mut out).unwrap();
             assert_eq!(decompress(ours, out.freeze(), plain.len()).unwrap(), plain);
             if ours != Compression::None {
                 assert!(matches!(

@@ -6,16 +6,13 @@ use std::collections::{BTreeMap, HashMap};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
-use bytes::{Bytes, BytesMut};
-use kafka_protocol::indexmap::IndexMap;
+use bytes::Bytes;
 use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::{
-    Compression as Codec, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
-    TimestampType as RecordTimestampType,
-};
+use kafka_protocol::records::{Compression as Codec, RecordBatchDecoder};
 
 use super::*;
 use crate::log::{LogConfig, PartitionLog};
+use crate::wire::{BatchOptions, RecordBatchBuilder};
 
 const NOW: i64 = 1_700_000_000_000;
 const CODECS: [Codec; 5] = [
@@ -55,47 +52,24 @@ fn open(dir: &Path) -> PartitionLog {
 
 /// One batch of `records`, all with timestamp `ts`, from `producer` (id, epoch, base seq).
 fn batch(records: &[Kv], ts: i64, codec: Codec, producer: (i64, i16, i32)) -> Bytes {
-    let records: Vec<Record> = records
-        .iter()
-        .enumerate()
-        .map(|(i, (key, value))| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: producer.0,
-            producer_epoch: producer.1,
-            timestamp_type: RecordTimestampType::Creation,
-            offset: i as i64,
-            sequence: producer.2.wrapping_add(i as i32),
-            timestamp: ts,
-            key: Some(Bytes::from(key.clone())),
-            value: value.clone().map(Bytes::from),
-            headers: IndexMap::from([("h".into(), Some(Bytes::from(format!("{key}!"))))]),
-        })
-        .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression: codec,
-        },
-    )
-    .unwrap();
-    buf.freeze()
-}
-
-/// Storage's name for a kafka-protocol codec.
-fn ours(codec: Codec) -> crate::batch::Compression {
-    match codec {
-        Codec::None => crate::batch::Compression::None,
-        Codec::Gzip => crate::batch::Compression::Gzip,
-        Codec::Snappy => crate::batch::Compression::Snappy,
-        Codec::Lz4 => crate::batch::Compression::Lz4,
-        Codec::Zstd => crate::batch::Compression::Zstd,
+    let mut builder = RecordBatchBuilder::new();
+    for (key, value) in records {
+        let header = format!("{key}!");
+        builder.push(
+            ts,
+            Some(key.as_bytes()),
+            value.as_deref().map(str::as_bytes),
+            &[(b"h", Some(header.as_bytes()))],
+        );
     }
+    let options = BatchOptions {
+        compression: crate::batch::Compression::from(codec),
+        producer_id: producer.0,
+        producer_epoch: producer.1,
+        base_sequence: producer.2,
+        ..BatchOptions::default()
+    };
+    builder.finish(&options).unwrap()
 }
 
 fn kv(key: &str, value: Option<&str>) -> Kv {
@@ -255,7 +229,7 @@ fn keeps_exactly_the_latest_record_per_key_with_offsets_codecs_and_crcs() {
     for (header, records) in contents(&log) {
         assert_eq!(
             header.compression(),
-            ours(codecs[&header.base_offset]),
+            crate::batch::Compression::from(codecs[&header.base_offset]),
             "codec kept"
         );
         assert!(records.iter().all(|(o, _)| *o <= header.last_offset()));

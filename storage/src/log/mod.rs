@@ -150,16 +150,27 @@ fn storage_to_io(e: StorageError) -> io::Error {
 #[derive(Debug)]
 pub struct PendingFlush {
     files: Vec<LogOpener>,
+    /// Indexes of the rolled segments among `files` (a roll does not sync them).
+    indexes: Vec<PathBuf>,
     upto: i64,
 }
 
 impl PendingFlush {
     /// `fdatasync`s every file, opening through the shard's cache those it closed meanwhile (an
-    /// `EMFILE` then fails this flush, and the next one tries again).
+    /// `EMFILE` then fails this flush, and the next one tries again), and the rolled segments'
+    /// indexes (one that is gone was deleted or replaced by the cleaner, which syncs its own).
     pub fn sync(&self) -> io::Result<()> {
+        crate::blocking::debug_assert_blocking_allowed("a log fdatasync");
         self.files
             .iter()
-            .try_for_each(|f| f.open().and_then(|file| file.sync_data()))
+            .try_for_each(|f| f.open().and_then(|file| file.sync_data()))?;
+        self.indexes
+            .iter()
+            .try_for_each(|path| match std::fs::File::open(path) {
+                Ok(file) => file.sync_data(),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(e),
+            })
     }
 
     /// The offset below which everything is durable once `sync` succeeds.
@@ -292,7 +303,9 @@ impl PartitionLog {
     fn roll(&mut self, now_ms: i64) -> io::Result<()> {
         let new = Segment::create(&self.dir, self.log_end_offset, now_ms).map_err(storage_to_io)?;
         let mut old = std::mem::replace(&mut self.active, new);
-        old.seal()?;
+        // No sync here, on the shard's thread: the flush that moves the recovery point past
+        // the old segment syncs its log and indexes (`begin_flush`).
+        old.complete_indexes()?;
         debug_assert!(old.next_offset() <= self.active.base_offset());
         old.release_files(&self.files);
         self.sealed.insert(old.base_offset(), old);
@@ -377,9 +390,16 @@ impl PartitionLog {
             .filter(|s| s.next_offset() > recovery_point)
             .map(Segment::log_opener)
             .collect();
+        let indexes = self
+            .sealed
+            .values()
+            .filter(|s| s.next_offset() > recovery_point)
+            .flat_map(Segment::index_paths)
+            .collect();
         self.appended_since_flush_began = None;
         Some(PendingFlush {
             files,
+            indexes,
             upto: self.log_end_offset,
         })
     }

@@ -63,6 +63,30 @@ fn fill(log: &mut PartitionLog, n: usize) -> Vec<i64> {
 }
 
 #[test]
+fn rolls_make_no_blocking_call_and_the_next_flush_syncs_the_rolled_indexes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, _) = open(dir.path(), small(), 0);
+    // On a thread marked as a shard's, appends that roll segments must not sync.
+    let mut log = std::thread::scope(|s| {
+        s.spawn(move || {
+            crate::blocking::forbid_blocking_file_calls();
+            fill(&mut log, 40);
+            log
+        })
+        .join()
+        .unwrap()
+    });
+    assert!(log.segment_count() >= 4, "{} segments", log.segment_count());
+    let pending = log.begin_flush().unwrap();
+    assert_eq!(pending.indexes.len(), 2 * (log.segment_count() - 1));
+    pending.sync().unwrap();
+    log.complete_flush(&pending);
+    assert_eq!(log.recovery_point(), log.log_end_offset());
+    let pending_again = log.begin_flush();
+    assert!(pending_again.is_none(), "everything is synced");
+}
+
+#[test]
 fn append_and_read_across_segment_rolls() {
     let dir = tempfile::tempdir().unwrap();
     let (mut log, report) = open(dir.path(), small(), 0);

@@ -5,7 +5,8 @@
 
 use std::io::{self, Read, Write};
 
-use sluice_storage::Compression;
+use sluice_storage::wire::{encode_batch, BatchOptions};
+use sluice_storage::{BatchHeader, Compression};
 
 /// What every bomb expands to.
 pub const BOMB_SIZE: u64 = 1 << 30;
@@ -142,29 +143,24 @@ pub fn expanded_size(name: &str, bomb: &[u8]) -> u64 {
 /// A v2 record batch (one record, no producer) whose records are `compressed` with `codec`:
 /// the header a client would write, with a valid CRC. `timestamp` is its create time.
 pub fn batch(codec: Compression, compressed: &[u8], timestamp: i64) -> Vec<u8> {
-    let attributes: i16 = match codec {
-        Compression::None => 0,
-        Compression::Gzip => 1,
-        Compression::Snappy => 2,
-        Compression::Lz4 => 3,
-        Compression::Zstd => 4,
+    let options = BatchOptions {
+        compression: codec,
+        ..BatchOptions::default()
     };
-    let mut b = Vec::with_capacity(61 + compressed.len());
-    b.extend_from_slice(&0i64.to_be_bytes()); // base offset
-    b.extend_from_slice(&((49 + compressed.len()) as i32).to_be_bytes()); // batch length
-    b.extend_from_slice(&(-1i32).to_be_bytes()); // partition leader epoch
-    b.push(2); // magic
-    b.extend_from_slice(&[0; 4]); // CRC, below
-    b.extend_from_slice(&attributes.to_be_bytes());
-    b.extend_from_slice(&0i32.to_be_bytes()); // last offset delta
-    b.extend_from_slice(&timestamp.to_be_bytes()); // base timestamp
-    b.extend_from_slice(&timestamp.to_be_bytes()); // max timestamp
-    b.extend_from_slice(&(-1i64).to_be_bytes()); // producer id
-    b.extend_from_slice(&(-1i16).to_be_bytes()); // producer epoch
-    b.extend_from_slice(&(-1i32).to_be_bytes()); // base sequence
-    b.extend_from_slice(&1i32.to_be_bytes()); // record count
-    b.extend_from_slice(compressed);
-    let crc = crc32c::crc32c(&b[21..]);
-    b[17..21].copy_from_slice(&crc.to_be_bytes());
-    b
+    let header = BatchHeader {
+        base_offset: options.base_offset,
+        batch_length: 0,
+        partition_leader_epoch: options.partition_leader_epoch,
+        magic: 2,
+        crc: 0,
+        attributes: options.attributes(),
+        last_offset_delta: 0,
+        base_timestamp: timestamp,
+        max_timestamp: timestamp,
+        producer_id: options.producer_id,
+        producer_epoch: options.producer_epoch,
+        base_sequence: options.base_sequence,
+        records_count: 1,
+    };
+    encode_batch(&header, compressed).to_vec()
 }
