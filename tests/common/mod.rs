@@ -38,6 +38,7 @@ use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer}
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
+pub mod admin;
 pub mod cluster;
 pub mod group;
 pub mod keyed;
