@@ -310,7 +310,7 @@ fn admin_loop(
         } else {
             ledger.lock().unwrap().failed += 1;
         }
-        if i % 3 == 0 {
+        if i.is_multiple_of(3) {
             let victim = format!("{prefix}-{}", i - 2);
             if ledger.lock().unwrap().created.contains(&victim) {
                 ledger.lock().unwrap().delete_sent.insert(victim.clone());
@@ -520,14 +520,17 @@ fn controller_failover_keeps_every_acknowledged_change() {
 // Full-cluster stop and start
 // ---------------------------------------------------------------------------
 
+/// One partition's (index, leader, replicas).
+type Placement = (i32, i32, Vec<i32>);
+
 /// Topics (name, id, partitions with leader and replicas), configs of `topics`, SCRAM users and
 /// the committed offsets of `group` on `topics[0]`, as one comparable text.
 fn metadata_snapshot(cluster: &Cluster, topics: &[(String, i32)], group: &str) -> String {
     let mut c = RawClient::connect_negotiated(cluster.broker(1).addr(0));
     let md = admin::metadata(&mut c).expect("Metadata");
-    let mut placement: BTreeMap<String, (String, Vec<(i32, i32, Vec<i32>)>)> = BTreeMap::new();
+    let mut placement: BTreeMap<String, (String, Vec<Placement>)> = BTreeMap::new();
     for t in md.topics.iter().filter(|t| t.error_code == 0) {
-        let mut parts: Vec<(i32, i32, Vec<i32>)> = t
+        let mut parts: Vec<Placement> = t
             .partitions
             .iter()
             .map(|p| {
@@ -724,11 +727,11 @@ fn quorum_lost_admin_times_out_data_keeps_flowing() {
 // Fencing
 // ---------------------------------------------------------------------------
 
+/// Partition → (leader, error code).
+type PartitionStates = BTreeMap<i32, (i32, i16)>;
+
 /// Metadata of `topic` at `addr`: (node ids, partition → (leader, error code)).
-fn nodes_and_partitions(
-    addr: SocketAddr,
-    topic: &str,
-) -> Option<(BTreeSet<i32>, BTreeMap<i32, (i32, i16)>)> {
+fn nodes_and_partitions(addr: SocketAddr, topic: &str) -> Option<(BTreeSet<i32>, PartitionStates)> {
     let mut c = RawClient::try_connect_negotiated(addr, Duration::from_secs(5)).ok()?;
     let md = admin::metadata(&mut c).ok()?;
     let nodes = md.brokers.iter().map(|b| b.node_id.0).collect();
