@@ -16,12 +16,12 @@
 //!   fetch on the live broker's partitions keep working;
 //! * a broker whose heartbeats stop (SIGSTOP) is fenced: its nodes leave Metadata and its
 //!   partitions answer LEADER_NOT_AVAILABLE; after SIGCONT it is unfenced and serves its
-//!   partitions again with their data intact.
+//!   partitions again with their data intact;
+//! * the recipe's files (`config/cluster/broker-N.properties`) pass `--check-config`.
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -154,24 +154,18 @@ fn admin_answers_agree_on_every_node(cluster: &Cluster, topic: &str) {
 
 /// Runs `sluice cluster status ARGS` against the cluster; its stdout.
 fn cluster_status(cluster: &Cluster, args: &[&str]) -> String {
-    let out = Command::new(SLUICE)
-        .args([
-            "cluster",
-            "status",
-            "--bootstrap-server",
-            &cluster.bootstrap(),
-        ])
-        .args(args)
-        .output()
-        .expect("run sluice cluster status");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let bootstrap = cluster.bootstrap();
+    let mut all = vec!["cluster", "status", "--bootstrap-server", &bootstrap];
+    all.extend_from_slice(args);
+    let out = run_sluice_bounded(&all, &std::env::temp_dir(), Duration::from_secs(60))
+        .unwrap_or_else(|| panic!("sluice cluster status {args:?} did not finish within 60 s"));
     assert!(
         out.status.success(),
-        "sluice cluster status {args:?} exited with {}; stdout:\n{stdout}\nstderr:\n{}",
+        "sluice cluster status {args:?} exited with {}:\n{}",
         out.status,
-        String::from_utf8_lossy(&out.stderr)
+        output_text(&out)
     );
-    stdout
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// `sluice cluster status --json` lists the three brokers with their shard nodes, unfenced,
@@ -236,6 +230,34 @@ fn cluster_status_describes_the_cluster(cluster: &Cluster) {
     for n in cluster.ids() {
         let nodes: Vec<String> = cluster.nodes_of(n).iter().map(|n| n.to_string()).collect();
         assert!(text.contains(&nodes.join(",")), "{text}");
+    }
+}
+
+/// The README's recipe files (`config/cluster/broker-N.properties`) are valid configurations
+/// of broker N, a voter of the three-voter quorum with its client and controller listeners.
+#[test]
+fn readme_recipe_files_are_valid() {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    for n in 1..=3 {
+        let file = repo.join(format!("config/cluster/broker-{n}.properties"));
+        let file = file.to_str().expect("UTF-8 path");
+        let out = run_sluice_bounded(
+            &["start", "--config", file, "--cores", "2", "--check-config"],
+            &std::env::temp_dir(),
+            Duration::from_secs(60),
+        )
+        .expect("--check-config finishes");
+        let text = output_text(&out);
+        assert!(out.status.success(), "{file}: {text}");
+        for want in [
+            format!("node.id={n}"),
+            "process.roles=broker,controller".to_string(),
+            format!("PLAINTEXT://127.0.0.1:19{n}92"),
+            format!("CONTROLLER://127.0.0.1:19{n}99"),
+            "1@127.0.0.1:19199,2@127.0.0.1:19299,3@127.0.0.1:19399".to_string(),
+        ] {
+            assert!(text.contains(&want), "{file}: no {want} in {text}");
+        }
     }
 }
 
