@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 use common::cluster::*;
 use common::group::{self, GroupConsumer};
 use common::*;
+use kafka_protocol::messages::BrokerId;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
@@ -110,12 +111,20 @@ fn group_splits_a_topic_exactly_once(bs: &str) {
 }
 
 /// What a node answers to the admin requests, made comparable: lists sorted, and the parts
-/// that legitimately differ per receiver (throttle time) left out.
+/// that legitimately differ per receiver left out: the throttle time, and the controller id,
+/// which Kafka 4 brokers answer with any live broker (clients send admin requests there and
+/// the broker forwards them), so it is only checked to be a listed node.
 fn admin_answers(addr: SocketAddr, topic: &str) -> String {
     let mut c = RawClient::connect_negotiated(addr);
     let mut md = admin::metadata(&mut c).expect("Metadata");
     md.throttle_time_ms = 0;
     md.brokers.sort_by_key(|b| b.node_id.0);
+    assert!(
+        md.brokers.iter().any(|b| b.node_id == md.controller_id),
+        "Metadata at {addr}: controller {:?} is not a listed node",
+        md.controller_id
+    );
+    md.controller_id = BrokerId(-1);
     md.topics.sort_by(|a, b| a.name.cmp(&b.name));
     for t in &mut md.topics {
         t.partitions.sort_by_key(|p| p.partition_index);
@@ -123,6 +132,15 @@ fn admin_answers(addr: SocketAddr, topic: &str) -> String {
     let mut cluster = admin::describe_cluster(&mut c).expect("DescribeCluster");
     cluster.throttle_time_ms = 0;
     cluster.brokers.sort_by_key(|b| b.broker_id.0);
+    assert!(
+        cluster
+            .brokers
+            .iter()
+            .any(|b| b.broker_id == cluster.controller_id),
+        "DescribeCluster at {addr}: controller {:?} is not a listed node",
+        cluster.controller_id
+    );
+    cluster.controller_id = BrokerId(-1);
     let topic_configs =
         admin::describe_configs(&mut c, admin::TOPIC_RESOURCE, topic).expect("DescribeConfigs");
     let defaults =
