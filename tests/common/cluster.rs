@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
 use kafka_protocol::messages::{DescribeQuorumRequest, TopicName};
-use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::protocol::{Request, StrBytes};
 
 use super::{free_range, plain_consumer, Broker, RawClient};
 use rdkafka::consumer::Consumer;
@@ -66,6 +66,11 @@ impl QuorumView {
 /// `timeout`, or that answers with an error code.
 pub fn describe_quorum_at(addr: SocketAddr, timeout: Duration) -> std::io::Result<QuorumView> {
     let mut c = RawClient::try_connect_negotiated(addr, timeout)?;
+    if !c.versions.contains_key(&DescribeQuorumRequest::KEY) {
+        return Err(std::io::Error::other(format!(
+            "{addr} does not advertise DescribeQuorum (API 55)"
+        )));
+    }
     let version = c.version::<DescribeQuorumRequest>(2);
     let req = DescribeQuorumRequest::default().with_topics(vec![TopicData::default()
         .with_topic_name(TopicName(StrBytes::from_static_str(METADATA_TOPIC)))
