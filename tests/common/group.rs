@@ -22,12 +22,14 @@ use super::{client_config, filler, producer, send, wait_delivered, wait_until, M
 /// Upper bound for closing one consumer.
 pub const CLOSE_LIMIT: Duration = Duration::from_secs(60);
 
+/// The payload of message `id`: `"<id>:"` and 40 bytes of filler.
 pub fn payload(id: usize) -> Vec<u8> {
     let mut v = format!("{id}:").into_bytes();
     v.extend_from_slice(&filler(id as u64, 40));
     v
 }
 
+/// The id at the start of a [`payload`], if it has one.
 pub fn id_of(payload: &[u8]) -> Option<usize> {
     let colon = payload.iter().position(|b| *b == b':')?;
     std::str::from_utf8(&payload[..colon]).ok()?.parse().ok()
@@ -160,6 +162,7 @@ impl ConsumerContext for MemberCtx {
     }
 }
 
+/// The rdkafka consumer of a [`GroupConsumer`].
 pub type MemberConsumer = BaseConsumer<MemberCtx>;
 
 /// A group member: an rdkafka `BaseConsumer` subscribed to one topic, polled
@@ -354,6 +357,7 @@ impl Drop for GroupConsumer {
     }
 }
 
+/// One summary line per member, for failure messages.
 pub fn describe_all(members: &[&GroupConsumer]) -> String {
     members
         .iter()

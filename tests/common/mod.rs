@@ -5,6 +5,10 @@
 //! Kafka-protocol client ([`RawClient`]) built on `kafka-protocol` for the
 //! protocol-level checks that a well-behaved client library would never send.
 //!
+//! Submodules: [`cluster`] (several brokers as one KRaft-style cluster), [`admin`] (admin
+//! requests that report I/O errors instead of panicking), [`group`] (consumer-group members
+//! polled by their own threads) and [`keyed`] (the keyed round trip).
+//!
 //! Everything here is bounded in time: every wait has a deadline, so a broken
 //! or hung broker fails a test quickly (with the broker's stderr attached)
 //! instead of hanging the suite.

@@ -7,6 +7,7 @@
 //!
 //! Exit status: 0 on success, 1 when a request failed, 2 for usage errors.
 
+/// `sluice cluster status`.
 pub mod status;
 
 use crate::tools::common::{run_tool, CommonArgs};
