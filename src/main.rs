@@ -43,6 +43,9 @@ enum Command {
     Produce(tools::produce::ProduceArgs),
     /// Print a topic's records to stdout, one line each (like kafka-console-consumer.sh).
     Consume(tools::consume::ConsumeArgs),
+    /// The cluster: brokers (shard nodes, fenced, rack) and the controller quorum (leader, epoch,
+    /// log end offsets and lag): `sluice cluster status [--json]`.
+    Cluster(tools::cluster::ClusterArgs),
     /// Inspect log files offline: `sluice log dump` decodes .log, .index and .timeindex files
     /// (like kafka-dump-log.sh).
     Log(tools::log_dump::LogArgs),
@@ -83,6 +86,7 @@ fn main() -> ExitCode {
         Command::Config(args) => tools::config::run(&args),
         Command::Produce(args) => tools::produce::run(&args),
         Command::Consume(args) => tools::consume::run(&args),
+        Command::Cluster(args) => tools::cluster::run(&args),
         Command::Log(args) => tools::log_dump::run(&args),
     }
 }

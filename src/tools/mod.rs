@@ -6,6 +6,7 @@
 //! * [`config`] — `sluice config`: describe, set and delete topic and broker configs.
 //! * [`produce`] — `sluice produce`: stdin lines to records.
 //! * [`consume`] — `sluice consume`: records to stdout lines, optionally committing for a group.
+//! * [`cluster`] — `sluice cluster status`: brokers and the controller quorum.
 //! * [`log_dump`] — `sluice log dump`: decode segment, index and time index files offline.
 //! * [`common`] — bootstrap and timeout options, connecting, errors, exit statuses.
 //! * [`configs`] — DescribeConfigs and IncrementalAlterConfigs, shared by `topic` and `config`.
@@ -30,6 +31,7 @@ macro_rules! outln {
     }};
 }
 
+pub mod cluster;
 pub mod common;
 pub mod config;
 pub mod configs;

@@ -5,6 +5,10 @@
 //! Kafka-protocol client ([`RawClient`]) built on `kafka-protocol` for the
 //! protocol-level checks that a well-behaved client library would never send.
 //!
+//! Submodules: [`cluster`] (several brokers as one KRaft-style cluster), [`admin`] (admin
+//! requests that report I/O errors instead of panicking), [`group`] (consumer-group members
+//! polled by their own threads) and [`keyed`] (the keyed round trip).
+//!
 //! Everything here is bounded in time: every wait has a deadline, so a broken
 //! or hung broker fails a test quickly (with the broker's stderr attached)
 //! instead of hanging the suite.
@@ -35,6 +39,11 @@ use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer}
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use sluice_storage::wire::{BatchOptions, RecordBatchBuilder};
+
+pub mod admin;
+pub mod cluster;
+pub mod group;
+pub mod keyed;
 
 /// Path of the broker binary built by cargo for these tests.
 pub const SLUICE: &str = env!("CARGO_BIN_EXE_sluice");
@@ -197,6 +206,11 @@ pub struct BrokerBuilder {
     cores: u16,
     sets: Vec<(String, String)>,
     nofile: Option<u64>,
+    binary: Option<PathBuf>,
+    config_file: Option<PathBuf>,
+    data_from: Option<PathBuf>,
+    base_port: Option<u16>,
+    controller_port: Option<u16>,
 }
 
 impl BrokerBuilder {
@@ -214,22 +228,64 @@ impl BrokerBuilder {
         self.sets.push((key.to_string(), value.to_string()));
         self
     }
-    pub fn start(mut self) -> Broker {
+    /// Runs this `sluice` binary instead of the one cargo built (an older release, say).
+    pub fn binary(mut self, path: impl Into<PathBuf>) -> Self {
+        self.binary = Some(path.into());
+        self
+    }
+    /// Passes `--config FILE` (a properties file); `--set` options still override it.
+    pub fn config_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.config_file = Some(path.into());
+        self
+    }
+    /// Copies the directory `dir` to the broker's data directory before its first start, so
+    /// that the broker starts on existing data (a fixture) without changing it.
+    pub fn data_from(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.data_from = Some(dir.into());
+        self
+    }
+    /// The client listener port of shard 0 (shard k listens on `port + k`); default: a free
+    /// range from [`free_range`]. Clusters choose every port before the first broker starts.
+    pub fn base_port(mut self, port: u16) -> Self {
+        self.base_port = Some(port);
+        self
+    }
+    /// Adds a `CONTROLLER://127.0.0.1:port` listener beside the client listener.
+    pub fn controller_port(mut self, port: u16) -> Self {
+        self.controller_port = Some(port);
+        self
+    }
+    /// Starts the broker and waits until every shard port accepts connections.
+    pub fn start(self) -> Broker {
+        let mut b = self.launch();
+        b.wait_ready();
+        b
+    }
+    /// Starts the broker process without waiting for its ports: a cluster's brokers open them
+    /// only once a quorum exists, so they must all be launched before any is waited for
+    /// ([`Broker::wait_ready`]).
+    pub fn launch(mut self) -> Broker {
         // Many test brokers run at once: the metrics endpoint is off unless a test asks for it.
         if !self.sets.iter().any(|(k, _)| k == "metrics.listener") {
             self.sets
                 .push(("metrics.listener".to_string(), String::new()));
         }
-        let base_port = free_range(self.cores);
+        let base_port = self.base_port.unwrap_or_else(|| free_range(self.cores));
         let tmp = tempfile::Builder::new()
             .prefix("sluice-test-")
             .tempdir()
             .expect("tempdir");
         let data_dir = tmp.path().join("data");
+        if let Some(from) = &self.data_from {
+            copy_dir(from, &data_dir);
+        }
         let stderr_path = tmp.path().join("broker.stderr");
         let mut b = Broker {
             child: None,
+            binary: self.binary.unwrap_or_else(|| PathBuf::from(SLUICE)),
+            config_file: self.config_file,
             base_port,
+            controller_port: self.controller_port,
             cores: self.cores,
             sets: self.sets,
             nofile: self.nofile,
@@ -239,8 +295,24 @@ impl BrokerBuilder {
             tmp: Some(tmp),
             starts: 0,
         };
-        b.spawn();
+        b.launch();
         b
+    }
+}
+
+/// Copies the directory tree `from` to `to` (which must not exist yet).
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap_or_else(|e| panic!("mkdir {}: {e}", to.display()));
+    for entry in std::fs::read_dir(from).unwrap_or_else(|e| panic!("read {}: {e}", from.display()))
+    {
+        let entry = entry.expect("directory entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("file type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target)
+                .unwrap_or_else(|e| panic!("copy {}: {e}", entry.path().display()));
+        }
     }
 }
 
@@ -250,7 +322,13 @@ impl BrokerBuilder {
 /// directory in place and prints the tail of the broker's stderr.
 pub struct Broker {
     child: Option<Child>,
+    /// The `sluice` executable.
+    binary: PathBuf,
+    /// `--config` file, if any.
+    config_file: Option<PathBuf>,
     base_port: u16,
+    /// Port of the `CONTROLLER://` listener, if the broker has one.
+    controller_port: Option<u16>,
     cores: u16,
     sets: Vec<(String, String)>,
     /// `RLIMIT_NOFILE` (soft and hard) of the broker process, if set.
@@ -269,6 +347,11 @@ impl Broker {
             cores: 1,
             sets: Vec::new(),
             nofile: None,
+            binary: None,
+            config_file: None,
+            data_from: None,
+            base_port: None,
+            controller_port: None,
         }
     }
 
@@ -329,16 +412,57 @@ impl Broker {
         String::from_utf8_lossy(&b).into_owned()
     }
 
+    /// Port of the `CONTROLLER://` listener, if the broker has one.
+    pub fn controller_port(&self) -> Option<u16> {
+        self.controller_port
+    }
+
+    /// True while the harness has a process for this broker (started, not yet stopped or
+    /// killed by the harness; a paused process counts).
+    pub fn started(&self) -> bool {
+        self.child.is_some()
+    }
+
+    /// SIGSTOP: the process stays, but answers nothing and sends no heartbeats.
+    pub fn pause(&self) {
+        self.send_signal(libc::SIGSTOP);
+    }
+
+    /// SIGCONT after [`Broker::pause`].
+    pub fn resume(&self) {
+        self.send_signal(libc::SIGCONT);
+    }
+
+    fn send_signal(&self, signal: i32) {
+        let pid = self.pid().expect("broker not running");
+        // SAFETY: kill(2) with a pid of our own child process and a valid signal number.
+        let rc = unsafe { libc::kill(pid as libc::pid_t, signal) };
+        assert_eq!(
+            rc,
+            0,
+            "kill({pid}, {signal}): {}",
+            std::io::Error::last_os_error()
+        );
+    }
+
     fn args(&self) -> Vec<String> {
-        let mut a = vec![
-            "start".to_string(),
+        let mut listeners = format!("PLAINTEXT://127.0.0.1:{}", self.base_port);
+        if let Some(c) = self.controller_port {
+            listeners.push_str(&format!(",CONTROLLER://127.0.0.1:{c}"));
+        }
+        let mut a = vec!["start".to_string()];
+        if let Some(file) = &self.config_file {
+            a.push("--config".to_string());
+            a.push(file.display().to_string());
+        }
+        a.extend([
             "--cores".to_string(),
             self.cores.to_string(),
             "--set".to_string(),
-            format!("listeners=PLAINTEXT://127.0.0.1:{}", self.base_port),
+            format!("listeners={listeners}"),
             "--set".to_string(),
             format!("log.dirs={}", self.data_dir.display()),
-        ];
+        ]);
         for (k, v) in &self.sets {
             a.push("--set".to_string());
             a.push(format!("{k}={v}"));
@@ -347,6 +471,12 @@ impl Broker {
     }
 
     fn spawn(&mut self) {
+        self.launch();
+        self.wait_ready();
+    }
+
+    /// Starts the process (same ports, data and options) without waiting for its ports.
+    pub fn launch(&mut self) {
         assert!(self.child.is_none(), "broker already running");
         self.starts += 1;
         let mut log = OpenOptions::new()
@@ -363,7 +493,7 @@ impl Broker {
         )
         .unwrap();
         self.stderr_mark = log.metadata().map(|m| m.len()).unwrap_or(0);
-        let mut cmd = Command::new(SLUICE);
+        let mut cmd = Command::new(&self.binary);
         cmd.args(&args)
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
@@ -393,11 +523,10 @@ impl Broker {
         }
         let child = cmd.spawn().expect("spawn sluice");
         self.child = Some(child);
-        self.wait_ready();
     }
 
     /// Waits until every shard port accepts TCP connections.
-    fn wait_ready(&mut self) {
+    pub fn wait_ready(&mut self) {
         let deadline = Instant::now() + START_TIMEOUT;
         let mut pending: Vec<u16> = (0..self.cores).map(|k| self.base_port + k).collect();
         loop {
@@ -482,6 +611,40 @@ impl Broker {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// SIGTERM without waiting: [`Broker::stop`] then waits. A cluster signals all its
+    /// brokers first, so that none waits for a peer that is still up.
+    pub fn terminate(&self) {
+        self.send_signal(libc::SIGTERM);
+    }
+
+    /// Waits (bounded) for the process to exit after [`Broker::terminate`], and asserts exit
+    /// code 0.
+    pub fn wait_stopped(&mut self) {
+        let child = self.child.as_mut().expect("broker not running");
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        let st = loop {
+            if let Some(st) = child.try_wait().unwrap() {
+                self.child = None;
+                break st;
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                self.child = None;
+                panic!(
+                    "sluice did not exit within {STOP_TIMEOUT:?} of SIGTERM; stderr:\n{}",
+                    tail_lines(&self.stderr_since_start(), 80)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert!(
+            st.success(),
+            "sluice exited with {st} after SIGTERM (want 0); stderr:\n{}",
+            tail_lines(&self.stderr_since_start(), 80)
+        );
     }
 
     /// Clean shutdown: SIGTERM, wait, and assert exit code 0.
@@ -1017,20 +1180,22 @@ pub struct RawClient {
 
 impl RawClient {
     pub fn connect(addr: SocketAddr) -> RawClient {
-        let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(10))
-            .unwrap_or_else(|e| panic!("connect {addr}: {e}"));
-        stream
-            .set_read_timeout(Some(Duration::from_secs(15)))
-            .unwrap();
-        stream
-            .set_write_timeout(Some(Duration::from_secs(15)))
-            .unwrap();
-        stream.set_nodelay(true).unwrap();
-        RawClient {
+        RawClient::try_connect(addr, Duration::from_secs(15))
+            .unwrap_or_else(|e| panic!("connect {addr}: {e}"))
+    }
+
+    /// Connects with `timeout` for the connect and for every later read and write; an error
+    /// instead of a panic, for polls of brokers that may be down.
+    pub fn try_connect(addr: SocketAddr, timeout: Duration) -> std::io::Result<RawClient> {
+        let stream = TcpStream::connect_timeout(&addr, timeout.min(Duration::from_secs(10)))?;
+        stream.set_read_timeout(Some(timeout))?;
+        stream.set_write_timeout(Some(timeout))?;
+        stream.set_nodelay(true)?;
+        Ok(RawClient {
             stream,
             correlation: 1,
             versions: HashMap::new(),
-        }
+        })
     }
 
     /// Connects and learns the broker's version ranges with ApiVersions.
@@ -1040,18 +1205,40 @@ impl RawClient {
         c
     }
 
+    /// [`RawClient::try_connect`] and [`RawClient::try_negotiate`].
+    pub fn try_connect_negotiated(
+        addr: SocketAddr,
+        timeout: Duration,
+    ) -> std::io::Result<RawClient> {
+        let mut c = RawClient::try_connect(addr, timeout)?;
+        c.try_negotiate()?;
+        Ok(c)
+    }
+
     /// ApiVersions v3, falling back (as clients do) to the highest version the
     /// broker lists if it answers UNSUPPORTED_VERSION in the v0 format.
     pub fn negotiate(&mut self) {
+        self.try_negotiate().expect("ApiVersions");
+    }
+
+    /// [`RawClient::negotiate`], with an error for a broken connection or a bad answer.
+    pub fn try_negotiate(&mut self) -> std::io::Result<()> {
         use kafka_protocol::messages::{ApiVersionsRequest, ApiVersionsResponse};
         let req = ApiVersionsRequest::default()
             .with_client_software_name(StrBytes::from_static_str("sluice-tests"))
             .with_client_software_version(StrBytes::from_static_str("0.1"));
         let (corr, frame) = self.frame(&req, 3);
-        self.stream.write_all(&frame).expect("send ApiVersions");
-        let mut raw = self.read_frame().expect("ApiVersions response");
+        self.stream.write_all(&frame)?;
+        let mut raw = self.read_frame()?;
+        if raw.len() < 6 {
+            return Err(std::io::Error::other("short ApiVersions response"));
+        }
         let got_corr = raw.get_i32(); // response header v0, always
-        assert_eq!(got_corr, corr, "ApiVersions correlation id");
+        if got_corr != corr {
+            return Err(std::io::Error::other(format!(
+                "ApiVersions correlation id {got_corr}, want {corr}"
+            )));
+        }
         let error = i16::from_be_bytes([raw[0], raw[1]]);
         let resp = if error == errors::UNSUPPORTED_VERSION {
             // Kafka answers in the v0 format; if that does not parse, try v2.
@@ -1064,16 +1251,23 @@ impl RawClient {
                         .map(|k| k.max_version.min(3))
                 })
                 .unwrap_or(2);
-            self.send(&req, max).expect("ApiVersions retry")
+            self.send(&req, max)?
         } else {
-            ApiVersionsResponse::decode(&mut raw, 3).expect("decode ApiVersions v3")
+            ApiVersionsResponse::decode(&mut raw, 3)
+                .map_err(|e| std::io::Error::other(format!("decode ApiVersions v3: {e}")))?
         };
-        assert_eq!(resp.error_code, 0, "ApiVersions error {}", resp.error_code);
+        if resp.error_code != 0 {
+            return Err(std::io::Error::other(format!(
+                "ApiVersions error {}",
+                resp.error_code
+            )));
+        }
         self.versions = resp
             .api_keys
             .iter()
             .map(|k| (k.api_key, (k.min_version, k.max_version)))
             .collect();
+        Ok(())
     }
 
     /// The highest version of `key` that both the broker (per ApiVersions) and
@@ -1303,6 +1497,10 @@ pub fn segment_base(path: &Path) -> i64 {
 
 /// Kafka error code names used in assertions.
 pub mod errors {
+    pub const REQUEST_TIMED_OUT: i16 = 7;
+    pub const LEADER_NOT_AVAILABLE: i16 = 5;
+    pub const TOPIC_ALREADY_EXISTS: i16 = 36;
+    pub const NOT_CONTROLLER: i16 = 41;
     pub const NONE: i16 = 0;
     pub const CORRUPT_MESSAGE: i16 = 2;
     pub const NOT_LEADER_OR_FOLLOWER: i16 = 6;
