@@ -44,7 +44,7 @@ use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 /// How long a controller call may take, forwarding and commit included, before it fails with
 /// REQUEST_TIMED_OUT. Below the clients' default request timeout (30 s), so that they see the
@@ -294,7 +294,7 @@ impl ControllerService {
                             },
                         },
                         Some(Err(e)) => {
-                            info!("controller {l} unreachable: {e}");
+                            debug!("controller {l} unreachable: {e}");
                             ControllerCallReply::NotController { leader: None }
                         }
                     }
@@ -341,6 +341,12 @@ impl ControllerService {
         if !self.is_active() {
             return ControllerCallReply::NotController {
                 leader: self.quorum.status().leader,
+            };
+        }
+        if let Err((code, message)) = self.bootstrap(deadline).await {
+            return ControllerCallReply::Failed {
+                code: code.code(),
+                message,
             };
         }
         match call {
@@ -533,12 +539,22 @@ impl ControllerService {
             return Ok(());
         }
         let _serialized = self.lock.lock().await;
+        if !self.state.borrow().cluster_id.is_empty() {
+            return Ok(());
+        }
         let imported = self.pending_import.borrow().clone();
+        let current = self.state.borrow().clone();
         let next = match &imported {
             Some(old) => {
                 info!(cluster_id = %old.cluster_id, topics = old.topics.len(), "importing {METADATA_FILE} into the metadata log");
+                // The imported topics, configs and credentials, with whatever the log already
+                // holds (registrations, anything created before this node bootstrapped) kept.
                 let mut next = old.clone();
-                next.brokers = self.state.borrow().brokers.clone();
+                next.brokers = current.brokers.clone();
+                for (name, topic) in &current.topics {
+                    next.topics.entry(name.clone()).or_insert_with(|| topic.clone());
+                }
+                next.next_producer_id = next.next_producer_id.max(current.next_producer_id);
                 let registered: Vec<(i32, u32)> =
                     next.brokers.values().map(|b| (b.id, b.shards)).collect();
                 for (id, shards) in registered {
@@ -546,7 +562,10 @@ impl ControllerService {
                 }
                 next
             }
-            None => ClusterState::new(self.config.cluster_id.clone()),
+            None => ClusterState {
+                cluster_id: ClusterState::new(self.config.cluster_id.clone()).cluster_id,
+                ..current
+            },
         };
         let records = records_between(&self.state.borrow(), &next);
         self.commit(records, deadline).await?;
