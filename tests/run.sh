@@ -9,6 +9,8 @@
 #   3. the broker is stopped with SIGTERM and must exit 0
 #   4. a one-shard broker on 127.0.0.1:$SLUICE_TEST_PORT+100 and the non-ACL subtests of
 #      librdkafka's 0081_admin against it (tests/librdkafka-admin.sh), then a clean stop
+#   5. the README's three-broker cluster and librdkafka's b0 tests against all three
+#      (tests/long/librdkafka-cluster.sh --short; its ports: SLUICE_CLUSTER_PORT_BASE)
 #
 # Exits non-zero if anything failed. Environment (all optional):
 #   LIBRDKAFKA_SELECTION  librdkafka tests to run (default: the b and c tests that pass today,
@@ -19,6 +21,7 @@
 #   SKIP_CARGO_TESTS=1    skip step 1
 #   SKIP_LIBRDKAFKA=1     skip steps 2-4
 #   SKIP_ADMIN_SUBTESTS=1 skip step 4
+#   SKIP_CLUSTER_SUITE=1  skip step 5
 #   SLUICE_TEST_PORT      listener port for step 2 (default 9092; step 4 uses it + 100)
 #   SLUICE_CORES          --cores for the step-2 broker (default: the broker's default)
 #   CARGO_TEST_ARGS       extra arguments after `cargo test ... --` (e.g. a test name filter)
@@ -181,6 +184,15 @@ if [ "${SKIP_LIBRDKAFKA:-0}" != 1 ]; then
       count_results "$LOGDIR/librdkafka-admin.log" "librdkafka 0081_admin non-ACL subtests" "${PIPESTATUS[0]}"
       stop_broker admin-broker
     fi
+  fi
+
+  # --- 5. librdkafka's suite against a three-broker cluster (short) ---------------
+  # The README's "Run a cluster" recipe with all three brokers as bootstrap; CI runs the b0
+  # tests, tests/long/librdkafka-cluster.sh without --short runs the whole selection.
+  if [ $ok = 1 ] && [ "${SKIP_CLUSTER_SUITE:-0}" != 1 ]; then
+    say "step 5: librdkafka suite (b0) against a three-broker cluster (tests/long/librdkafka-cluster.sh --short)"
+    LIBRDKAFKA_SUITE="$SUITE" bash tests/long/librdkafka-cluster.sh --short 2>&1 | tee "$LOGDIR/librdkafka-cluster.log"
+    count_results "$LOGDIR/librdkafka-cluster.log" "librdkafka suite b0 against a 3-broker cluster" "${PIPESTATUS[0]}"
   fi
 else
   say "step 2: skipped (SKIP_LIBRDKAFKA=1)"
