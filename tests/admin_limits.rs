@@ -269,7 +269,7 @@ fn partition_caps_per_shard_and_per_broker() {
         let message = message.unwrap();
         assert!(
             message.contains(
-                "shard 0 would hold 36 partitions, over sluice.max.partitions.per.shard=35"
+                "node 1000 would hold 36 partitions, over sluice.max.partitions.per.shard=35"
             ) && message.contains("file descriptors and memory"),
             "{message}"
         );
@@ -297,7 +297,7 @@ fn partition_caps_per_shard_and_per_broker() {
         assert_eq!(codes, [0, POLICY_VIOLATION, 0], "{r:?}");
         let message = r[1].error_message.as_ref().unwrap().to_string();
         assert!(
-            message.contains("this broker holds 63 partition(s)")
+            message.contains("the 1 live broker(s) hold 63 partition(s)")
                 && message.contains("allows 2 more"),
             "{message}"
         );

@@ -18,8 +18,11 @@ use sluice_replication::quorum::Committed;
 const FORMAT_VERSION: u16 = 1;
 
 /// One change to the cluster metadata.
+///
+/// Externally tagged (`{"topic": {...}}`): an internally tagged enum would buffer its fields
+/// and then fail to read maps with integer keys (the per-broker configs).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum MetadataRecord {
     /// The cluster id (the first record of a new cluster).
     ClusterId {
@@ -340,7 +343,12 @@ mod tests {
         assert_eq!(replayed.brokers[&2].epoch, 17);
         let kinds: Vec<String> = records_between(&old, &new)
             .iter()
-            .map(|r| same_json(r)["type"].as_str().unwrap_or("").to_string())
+            .map(|r| {
+                same_json(r)
+                    .as_object()
+                    .and_then(|o| o.keys().next().cloned())
+                    .unwrap_or_default()
+            })
             .collect();
         assert_eq!(
             kinds,
@@ -353,6 +361,16 @@ mod tests {
                 "producer_ids"
             ]
         );
+    }
+
+    #[test]
+    fn per_broker_configs_survive_the_log() {
+        let old = ClusterState::new(Some("c".into()));
+        let mut new = old.clone();
+        new.broker_configs
+            .set_broker(1, [("message.max.bytes".to_string(), "100000".to_string())].into());
+        let replayed = replays_to(&old, &new, 3);
+        assert_eq!(replayed.broker_configs, new.broker_configs);
     }
 
     #[test]

@@ -467,7 +467,15 @@ impl ControllerService {
         }
         let fenced = heartbeat.shutting_down;
         let _serialized = self.lock.lock().await;
-        match self.set_fenced(heartbeat.id, fenced, deadline).await {
+        let mut next = self.state.borrow().clone();
+        if let Some(b) = next.brokers.get_mut(&heartbeat.id) {
+            b.fenced = fenced;
+        }
+        // The broker that completes the voters' registrations gets __consumer_offsets before
+        // it serves, so that its first clients find their group coordinators.
+        let created = !fenced && self.add_offsets_topic_if_due(&mut next, false);
+        let records = records_between(&self.state.borrow(), &next);
+        match self.commit(records, deadline).await {
             Ok(()) => {
                 info!(
                     broker = heartbeat.id,
@@ -478,6 +486,9 @@ impl ControllerService {
                         "unfenced: caught up with the metadata log"
                     }
                 );
+                if created {
+                    info!("created {OFFSETS_TOPIC} for consumer groups");
+                }
                 ControllerCallReply::Heartbeat {
                     registered: true,
                     fenced,
@@ -499,6 +510,30 @@ impl ControllerService {
     ) -> Result<(), (ResponseError, String)> {
         self.commit(vec![MetadataRecord::BrokerFencing { id, fenced }], deadline)
             .await
+    }
+
+    /// Adds `__consumer_offsets` to `next` when it is missing and due: once every voter has
+    /// registered as a live broker, or (`grace_over`) once some broker is live. Returns
+    /// whether it added it.
+    fn add_offsets_topic_if_due(&self, next: &mut ClusterState, grace_over: bool) -> bool {
+        let live = next.live_brokers().count();
+        let voters = self.config.controller_quorum_voters.len().max(1);
+        let due = !next.topics.contains_key(OFFSETS_TOPIC)
+            && live > 0
+            && (live >= voters || grace_over);
+        if !due {
+            return false;
+        }
+        match offsets_topic(&self.config, next) {
+            Ok(topic) => {
+                next.topics.insert(OFFSETS_TOPIC.to_string(), topic);
+                true
+            }
+            Err(e) => {
+                error!("cannot create {OFFSETS_TOPIC}: {e}");
+                false
+            }
+        }
     }
 
     /// The active controller's periodic work, until `stopped` says so.
@@ -612,30 +647,18 @@ impl ControllerService {
     /// Creates `__consumer_offsets` once every voter has registered as a live broker (or the
     /// grace period is over and some broker is live), spread over the live brokers.
     async fn create_offsets_topic(&self, active_since: Instant, deadline: Instant) {
-        let due = {
-            let state = self.state.borrow();
-            let live = state.live_brokers().count();
-            let voters = self.config.controller_quorum_voters.len().max(1);
-            !state.topics.contains_key(OFFSETS_TOPIC)
-                && live > 0
-                && (live >= voters || active_since.elapsed() >= OFFSETS_TOPIC_GRACE)
-        };
-        if !due {
+        if self.state.borrow().topics.contains_key(OFFSETS_TOPIC) {
             return;
         }
         let _serialized = self.lock.lock().await;
         let mut next = self.state.borrow().clone();
-        match offsets_topic(&self.config, &next) {
-            Ok(topic) => {
-                let partitions = topic.partitions.len();
-                next.topics.insert(OFFSETS_TOPIC.to_string(), topic);
-                let records = records_between(&self.state.borrow(), &next);
-                match self.commit(records, deadline).await {
-                    Ok(()) => info!(partitions, "created {OFFSETS_TOPIC} for consumer groups"),
-                    Err((_, why)) => warn!("cannot create {OFFSETS_TOPIC} yet: {why}"),
-                }
-            }
-            Err(e) => error!("cannot create {OFFSETS_TOPIC}: {e}"),
+        if !self.add_offsets_topic_if_due(&mut next, active_since.elapsed() >= OFFSETS_TOPIC_GRACE) {
+            return;
+        }
+        let records = records_between(&self.state.borrow(), &next);
+        match self.commit(records, deadline).await {
+            Ok(()) => info!("created {OFFSETS_TOPIC} for consumer groups"),
+            Err((_, why)) => warn!("cannot create {OFFSETS_TOPIC} yet: {why}"),
         }
     }
 }

@@ -74,6 +74,7 @@ pub fn default_frames() -> Vec<(ApiKey, i16, Bytes)> {
                 IncrementalAlterConfigs => IncrementalAlterConfigsRequest,
                 CreatePartitions => CreatePartitionsRequest,
                 DescribeCluster => DescribeClusterRequest,
+                DescribeQuorum => DescribeQuorumRequest,
                 FindCoordinator => FindCoordinatorRequest,
                 JoinGroup => JoinGroupRequest,
                 SyncGroup => SyncGroupRequest,

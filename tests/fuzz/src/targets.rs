@@ -113,6 +113,9 @@ pub fn decode_request_body(req: &RawRequest) -> bool {
         ApiKey::DescribeCluster => {
             let _ = decode::<DescribeClusterRequest>(req);
         }
+        ApiKey::DescribeQuorum => {
+            let _ = decode::<DescribeQuorumRequest>(req);
+        }
         ApiKey::FindCoordinator => {
             let _ = decode::<FindCoordinatorRequest>(req);
         }
