@@ -301,7 +301,9 @@ fn metadata_log_text(dir: &std::path::Path) -> String {
     for entry in std::fs::read_dir(dir).expect("the metadata log directory exists") {
         let path = entry.expect("directory entry").path();
         if path.is_file() {
-            text.push_str(&String::from_utf8_lossy(&std::fs::read(&path).expect("read")));
+            text.push_str(&String::from_utf8_lossy(
+                &std::fs::read(&path).expect("read"),
+            ));
         }
     }
     text

@@ -188,7 +188,11 @@ pub fn run_broker(mut config: BrokerConfig, stop: Arc<AtomicBool>) -> Result<(),
 fn quorum_config(config: &BrokerConfig, metadata_dir: &Path) -> Result<QuorumConfig, BrokerError> {
     let listen = match &config.controller_listener {
         Some(l) if !config.controller_quorum_voters.is_empty() => {
-            let host = if l.host.is_empty() { "0.0.0.0" } else { l.host.as_str() };
+            let host = if l.host.is_empty() {
+                "0.0.0.0"
+            } else {
+                l.host.as_str()
+            };
             let addr = (host, l.port)
                 .to_socket_addrs()
                 .ok()

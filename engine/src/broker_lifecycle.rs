@@ -99,7 +99,10 @@ impl BrokerLifecycle {
                             info!(broker = self.registration.id, "broker unfenced: serving");
                             self.gate.open();
                         } else if !fenced && now {
-                            warn!(broker = self.registration.id, "broker fenced by the controller");
+                            warn!(
+                                broker = self.registration.id,
+                                "broker fenced by the controller"
+                            );
                         }
                         fenced = now;
                     }
@@ -143,7 +146,10 @@ impl BrokerLifecycle {
         let deadline = Instant::now() + SHUTDOWN_WAIT;
         match before(deadline, self.heartbeat(true)).await {
             Some(ControllerCallReply::Heartbeat { fenced: true, .. }) => {
-                info!(broker = self.registration.id, "controlled shutdown: fenced by the controller")
+                info!(
+                    broker = self.registration.id,
+                    "controlled shutdown: fenced by the controller"
+                )
             }
             other => warn!(
                 broker = self.registration.id,

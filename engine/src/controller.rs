@@ -211,11 +211,7 @@ impl Controller {
                     ));
                 }
             }
-            self.check_assignments(
-                state,
-                t.assignments.iter().map(|(_, r)| r.as_slice()),
-                None,
-            )?;
+            self.check_assignments(state, t.assignments.iter().map(|(_, r)| r.as_slice()), None)?;
             let count = i32::try_from(indexes.len()).unwrap_or(i32::MAX);
             if let Some(missing) = (0..count).find(|p| !indexes.contains(p)) {
                 return Err((
@@ -608,7 +604,10 @@ pub fn validate_topic_name(name: &str) -> Check {
 
 /// The broker and shard of `node` if it is a shard of a live (registered, unfenced) broker.
 fn live_node(state: &ClusterState, node: i32) -> Option<(i32, u32)> {
-    let broker = state.brokers.get(&broker_of_node(node)).filter(|b| !b.fenced)?;
+    let broker = state
+        .brokers
+        .get(&broker_of_node(node))
+        .filter(|b| !b.fenced)?;
     let shard = u32::try_from(node.rem_euclid(1000)).ok()?;
     (shard < broker.shards).then_some((broker.id, shard))
 }

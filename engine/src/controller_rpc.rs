@@ -141,7 +141,9 @@ mod tests {
             validate_only: false,
         });
         let back: ControllerCall = decode(&encode(&call)).unwrap();
-        assert!(matches!(back, ControllerCall::Command(ControllerCommand::CreateTopics { topics, .. }) if topics[0].assignments == vec![(0, vec![1000])]));
+        assert!(
+            matches!(back, ControllerCall::Command(ControllerCommand::CreateTopics { topics, .. }) if topics[0].assignments == vec![(0, vec![1000])])
+        );
         let reply = ControllerCallReply::Heartbeat {
             registered: true,
             fenced: false,

@@ -160,7 +160,12 @@ impl ControllerCommand {
             ControllerCommand::DeleteTopics { topics } => ControllerReply::Topics(
                 topics
                     .iter()
-                    .map(|t| topic(t.name.clone().unwrap_or_default(), t.id.unwrap_or(Uuid::nil())))
+                    .map(|t| {
+                        topic(
+                            t.name.clone().unwrap_or_default(),
+                            t.id.unwrap_or(Uuid::nil()),
+                        )
+                    })
                     .collect(),
             ),
             ControllerCommand::CreatePartitions { topics, .. } => ControllerReply::Topics(

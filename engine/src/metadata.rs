@@ -165,7 +165,11 @@ impl ClusterState {
     /// Gives the partitions of a state written by a single-broker release (no broker in their
     /// placement) to broker `broker_id`.
     pub fn assign_unplaced_partitions(&mut self, broker_id: i32) {
-        for p in self.topics.values_mut().flat_map(|t| t.partitions.iter_mut()) {
+        for p in self
+            .topics
+            .values_mut()
+            .flat_map(|t| t.partitions.iter_mut())
+        {
             if p.broker == UNASSIGNED_BROKER {
                 p.broker = broker_id;
             }
@@ -469,7 +473,9 @@ mod tests {
         assert_eq!(nodes, vec![(1000, 9192), (1001, 9193)]);
         let a = &image.topic("a").unwrap().partitions[0];
         assert_eq!(image.leader_of(a).map(|n| n.node_id), Some(1001));
-        assert!(image.leader_of(&image.topic("b").unwrap().partitions[0]).is_none());
+        assert!(image
+            .leader_of(&image.topic("b").unwrap().partitions[0])
+            .is_none());
         assert_eq!(broker_of_node(1001), 1);
     }
 

@@ -367,8 +367,10 @@ mod tests {
     fn per_broker_configs_survive_the_log() {
         let old = ClusterState::new(Some("c".into()));
         let mut new = old.clone();
-        new.broker_configs
-            .set_broker(1, [("message.max.bytes".to_string(), "100000".to_string())].into());
+        new.broker_configs.set_broker(
+            1,
+            [("message.max.bytes".to_string(), "100000".to_string())].into(),
+        );
         let replayed = replays_to(&old, &new, 3);
         assert_eq!(replayed.broker_configs, new.broker_configs);
     }

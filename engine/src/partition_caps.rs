@@ -129,7 +129,11 @@ impl PartitionBudget {
             debug_assert!(broker.shards[shard as usize] <= self.per_shard);
             placed.push((broker.id, shard));
         }
-        debug_assert_eq!(placed.len() as u64, count, "the free room was checked first");
+        debug_assert_eq!(
+            placed.len() as u64,
+            count,
+            "the free room was checked first"
+        );
         Ok(placed)
     }
 
@@ -197,7 +201,10 @@ mod tests {
     #[test]
     fn least_loaded_placement_fills_shards_up_to_the_cap() {
         let mut b = budget(100, 3, &[&[2, 0]]);
-        assert_eq!(b.place("t", 4).unwrap(), vec![(1, 1), (1, 1), (1, 0), (1, 1)]);
+        assert_eq!(
+            b.place("t", 4).unwrap(),
+            vec![(1, 1), (1, 1), (1, 0), (1, 1)]
+        );
         assert_eq!(b.brokers[0].shards, vec![3, 3]);
         let (code, message) = b.place("u", 1).unwrap_err();
         assert_eq!(code, ResponseError::PolicyViolation);

@@ -26,12 +26,12 @@ use crate::controller_rpc::{
     decode, encode, BrokerHeartbeat, ControllerCall, ControllerCallReply, QuorumView,
 };
 use crate::group::{offsets_topic, OFFSETS_TOPIC};
-use crate::metrics::render::QuorumMetrics;
 use crate::messages::{ControllerCommand, ControllerReply, OfflinePartition, ShardRouter};
 use crate::metadata::{BrokerRegistration, ClusterState, MetadataImage, METADATA_FILE};
 use crate::metadata_log::{
     apply_committed, encode_batch, encode_snapshot, records_between, MetadataRecord,
 };
+use crate::metrics::render::QuorumMetrics;
 use event_listener::Event;
 use futures::channel::mpsc::UnboundedReceiver;
 use futures::StreamExt;
@@ -165,7 +165,13 @@ impl ControllerService {
             epoch: status.epoch,
             commit_lag: status.high_watermark.saturating_sub(self.applied.get()),
             active: self.is_active(),
-            fenced_brokers: self.state.borrow().brokers.values().filter(|b| b.fenced).count(),
+            fenced_brokers: self
+                .state
+                .borrow()
+                .brokers
+                .values()
+                .filter(|b| b.fenced)
+                .count(),
         }
     }
 
@@ -251,7 +257,8 @@ impl ControllerService {
         match self.call(ControllerCall::Command(command.clone())).await {
             ControllerCallReply::Command(reply) => reply,
             ControllerCallReply::Failed { code, message } => {
-                let code = ResponseError::try_from_code(code).unwrap_or(ResponseError::RequestTimedOut);
+                let code =
+                    ResponseError::try_from_code(code).unwrap_or(ResponseError::RequestTimedOut);
                 command.failed(code, &message)
             }
             other => command.failed(
@@ -371,9 +378,7 @@ impl ControllerService {
             ControllerCall::RegisterBroker(registration) => {
                 self.register(registration, deadline).await
             }
-            ControllerCall::BrokerHeartbeat(heartbeat) => {
-                self.heartbeat(heartbeat, deadline).await
-            }
+            ControllerCall::BrokerHeartbeat(heartbeat) => self.heartbeat(heartbeat, deadline).await,
         }
     }
 
@@ -443,7 +448,11 @@ impl ControllerService {
     }
 
     /// Records a heartbeat; unfences a broker that has caught up, fences one that shuts down.
-    async fn heartbeat(&self, heartbeat: BrokerHeartbeat, deadline: Instant) -> ControllerCallReply {
+    async fn heartbeat(
+        &self,
+        heartbeat: BrokerHeartbeat,
+        deadline: Instant,
+    ) -> ControllerCallReply {
         self.heartbeats
             .borrow_mut()
             .insert(heartbeat.id, Instant::now());
@@ -518,9 +527,8 @@ impl ControllerService {
     fn add_offsets_topic_if_due(&self, next: &mut ClusterState, grace_over: bool) -> bool {
         let live = next.live_brokers().count();
         let voters = self.config.controller_quorum_voters.len().max(1);
-        let due = !next.topics.contains_key(OFFSETS_TOPIC)
-            && live > 0
-            && (live >= voters || grace_over);
+        let due =
+            !next.topics.contains_key(OFFSETS_TOPIC) && live > 0 && (live >= voters || grace_over);
         if !due {
             return false;
         }
@@ -587,7 +595,9 @@ impl ControllerService {
                 let mut next = old.clone();
                 next.brokers = current.brokers.clone();
                 for (name, topic) in &current.topics {
-                    next.topics.entry(name.clone()).or_insert_with(|| topic.clone());
+                    next.topics
+                        .entry(name.clone())
+                        .or_insert_with(|| topic.clone());
                 }
                 next.next_producer_id = next.next_producer_id.max(current.next_producer_id);
                 let registered: Vec<(i32, u32)> =
@@ -652,7 +662,8 @@ impl ControllerService {
         }
         let _serialized = self.lock.lock().await;
         let mut next = self.state.borrow().clone();
-        if !self.add_offsets_topic_if_due(&mut next, active_since.elapsed() >= OFFSETS_TOPIC_GRACE) {
+        if !self.add_offsets_topic_if_due(&mut next, active_since.elapsed() >= OFFSETS_TOPIC_GRACE)
+        {
             return;
         }
         let records = records_between(&self.state.borrow(), &next);

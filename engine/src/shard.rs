@@ -11,7 +11,6 @@
 //! handlers, the coordinators) do not depend on the loop that calls them.
 
 use crate::config::BrokerConfig;
-use crate::quorum_controller::ControllerService;
 use crate::file_worker::{remove_dir_releasing_blocks, run_blocking, FileWorker};
 use crate::group::GroupCoordinator;
 use crate::group_commit::GroupCommit;
@@ -19,6 +18,7 @@ use crate::messages::{OfflinePartition, ShardRouter};
 use crate::metadata::MetadataImage;
 use crate::metrics::{PartitionStats, ShardMetrics, ShardSnapshot};
 use crate::partition::{log_config, Partition};
+use crate::quorum_controller::ControllerService;
 use crate::time::now_ms;
 use kafka_protocol::ResponseError;
 use sluice_net::listener::ShutdownSignal;

@@ -12,23 +12,23 @@
 
 use crate::accept_backoff::AcceptBackoff;
 use crate::api::ApiHandler;
-use crate::config::BrokerConfig;
 use crate::broker_lifecycle::{BrokerLifecycle, ServingGate};
-use crate::quorum_controller::{ControllerService, ControllerStart};
+use crate::config::BrokerConfig;
 use crate::file_worker::FileWorker;
 use crate::group::GroupCoordinator;
 use crate::log_cleaner;
 use crate::messages::{ShardMessage, ShardRouter};
 use crate::metadata::MetadataImage;
 use crate::metrics::http::serve_metrics;
+use crate::quorum_controller::{ControllerService, ControllerStart};
 use crate::retention;
 use crate::shard::Shard;
 use crate::time::now_ms;
 use futures::channel::mpsc::UnboundedReceiver;
 use futures::StreamExt;
 use sluice_net::listener::bind_listener;
-use sluice_storage::blocking::{allow_blocking_file_calls, forbid_blocking_file_calls};
 use sluice_net::{serve_connection, ConnectionLimits, RequestMemoryPool};
+use sluice_storage::blocking::{allow_blocking_file_calls, forbid_blocking_file_calls};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::Path;
 use std::rc::Rc;

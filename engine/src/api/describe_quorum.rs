@@ -14,7 +14,9 @@ use crate::time::now_ms;
 use kafka_protocol::messages::describe_quorum_response::{
     Listener, Node, PartitionData, ReplicaState, TopicData,
 };
-use kafka_protocol::messages::{BrokerId, DescribeQuorumRequest, DescribeQuorumResponse, TopicName};
+use kafka_protocol::messages::{
+    BrokerId, DescribeQuorumRequest, DescribeQuorumResponse, TopicName,
+};
 use kafka_protocol::ResponseError;
 use sluice_net::RawRequest;
 use std::rc::Rc;
@@ -52,9 +54,9 @@ pub async fn handle_describe_quorum(shard: &Rc<Shard>, req: &RawRequest) -> Hand
 pub fn describe(view: &QuorumView, config: &BrokerConfig) -> DescribeQuorumResponse {
     let now = now_ms();
     let replica = |r: &ReplicaView| {
-        let caught_up = r
-            .last_caught_up_ms_ago
-            .map_or(-1, |ago| now - i64::try_from(ago).unwrap_or(i64::MAX).min(now));
+        let caught_up = r.last_caught_up_ms_ago.map_or(-1, |ago| {
+            now - i64::try_from(ago).unwrap_or(i64::MAX).min(now)
+        });
         ReplicaState::default()
             .with_replica_id(BrokerId(r.id))
             .with_log_end_offset(r.log_end_offset)
@@ -76,10 +78,12 @@ pub fn describe(view: &QuorumView, config: &BrokerConfig) -> DescribeQuorumRespo
         .controller_quorum_voters
         .iter()
         .map(|v| {
-            Node::default().with_node_id(BrokerId(v.id)).with_listeners(vec![Listener::default()
-                .with_name(str_bytes(listener.clone()))
-                .with_host(str_bytes(v.host.clone()))
-                .with_port(v.port)])
+            Node::default()
+                .with_node_id(BrokerId(v.id))
+                .with_listeners(vec![Listener::default()
+                    .with_name(str_bytes(listener.clone()))
+                    .with_host(str_bytes(v.host.clone()))
+                    .with_port(v.port)])
         })
         .collect();
     DescribeQuorumResponse::default()

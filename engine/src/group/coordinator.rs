@@ -433,7 +433,9 @@ impl GroupCoordinator {
         let partitions: Vec<Rc<Partition>> = shard
             .all_partitions()
             .into_iter()
-            .filter(|p| p.topic == OFFSETS_TOPIC && shard.groups.loaded.borrow_mut().insert(p.index))
+            .filter(|p| {
+                p.topic == OFFSETS_TOPIC && shard.groups.loaded.borrow_mut().insert(p.index)
+            })
             .collect();
         if partitions.is_empty() {
             return;

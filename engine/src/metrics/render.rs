@@ -281,11 +281,31 @@ pub struct QuorumMetrics {
 pub fn render_quorum(q: &QuorumMetrics) -> String {
     let mut out = String::with_capacity(1024);
     let gauges: [(&str, &str, f64); 5] = [
-        ("sluice_quorum_leader", "node.id of the controller quorum's leader (-1: none known).", f64::from(q.leader)),
-        ("sluice_quorum_epoch", "The controller quorum's leader epoch.", q.epoch as f64),
-        ("sluice_quorum_commit_lag", "Committed metadata log entries this node has not applied yet.", q.commit_lag as f64),
-        ("sluice_quorum_active_controller", "1 on the node that is the active controller.", if q.active { 1.0 } else { 0.0 }),
-        ("sluice_fenced_brokers", "Registered brokers that are fenced (they serve nothing).", q.fenced_brokers as f64),
+        (
+            "sluice_quorum_leader",
+            "node.id of the controller quorum's leader (-1: none known).",
+            f64::from(q.leader),
+        ),
+        (
+            "sluice_quorum_epoch",
+            "The controller quorum's leader epoch.",
+            q.epoch as f64,
+        ),
+        (
+            "sluice_quorum_commit_lag",
+            "Committed metadata log entries this node has not applied yet.",
+            q.commit_lag as f64,
+        ),
+        (
+            "sluice_quorum_active_controller",
+            "1 on the node that is the active controller.",
+            if q.active { 1.0 } else { 0.0 },
+        ),
+        (
+            "sluice_fenced_brokers",
+            "Registered brokers that are fenced (they serve nothing).",
+            q.fenced_brokers as f64,
+        ),
     ];
     for (name, help, value) in gauges {
         let _ = writeln!(out, "# HELP {name} {help}");

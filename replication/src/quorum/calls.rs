@@ -10,7 +10,11 @@ use std::time::{Duration, Instant};
 
 /// Sends `request` to voter `node` and resolves with its reply, `Timeout` once
 /// `config.request_timeout` has passed, or `Unreachable`.
-pub(crate) fn call(config: &QuorumConfig, node: i32, request: Vec<u8>) -> impl Future<Output = Result<Vec<u8>, QuorumError>> + Send {
+pub(crate) fn call(
+    config: &QuorumConfig,
+    node: i32,
+    request: Vec<u8>,
+) -> impl Future<Output = Result<Vec<u8>, QuorumError>> + Send {
     let target = config.voter_addr(node);
     let timeout = config.request_timeout;
     let (reply_tx, reply) = futures::channel::oneshot::channel();
@@ -30,7 +34,13 @@ pub(crate) fn call(config: &QuorumConfig, node: i32, request: Vec<u8>) -> impl F
     }
 }
 
-fn call_blocking(host: &str, port: u16, request: &[u8], timeout: Duration, node: i32) -> Result<Vec<u8>, QuorumError> {
+fn call_blocking(
+    host: &str,
+    port: u16,
+    request: &[u8],
+    timeout: Duration,
+    node: i32,
+) -> Result<Vec<u8>, QuorumError> {
     let deadline = Instant::now() + timeout;
     let classify = |e: io::Error| match e.kind() {
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => QuorumError::Timeout,
@@ -47,7 +57,11 @@ fn call_blocking(host: &str, port: u16, request: &[u8], timeout: Duration, node:
     match read_frame(&mut stream).map_err(classify)? {
         (FrameKind::CallReply, reply) => Ok(reply),
         (kind, _) => {
-            tracing::warn!(node, ?kind, "a controller answered a call with the wrong frame");
+            tracing::warn!(
+                node,
+                ?kind,
+                "a controller answered a call with the wrong frame"
+            );
             Err(QuorumError::Unreachable { node })
         }
     }

@@ -71,7 +71,12 @@ impl QuorumConfig {
 
     /// Rejects settings the quorum cannot run with, naming the Kafka key at fault.
     pub fn validate(&self) -> Result<(), QuorumError> {
-        let bad = |key: &str, why: String| Err(QuorumError::Config { key: key.to_string(), why });
+        let bad = |key: &str, why: String| {
+            Err(QuorumError::Config {
+                key: key.to_string(),
+                why,
+            })
+        };
         if self.node_id < 0 {
             return bad("node.id", format!("{} is negative", self.node_id));
         }
@@ -107,11 +112,17 @@ impl QuorumConfig {
         } else if seen.contains(&self.node_id) {
             return bad(
                 "process.roles",
-                format!("node.id {} is a voter but the roles lack controller", self.node_id),
+                format!(
+                    "node.id {} is a voter but the roles lack controller",
+                    self.node_id
+                ),
             );
         }
         for (key, timeout) in [
-            ("controller.quorum.election.timeout.ms", self.election_timeout),
+            (
+                "controller.quorum.election.timeout.ms",
+                self.election_timeout,
+            ),
             ("controller.quorum.fetch.timeout.ms", self.fetch_timeout),
             ("controller.quorum.request.timeout.ms", self.request_timeout),
         ] {

@@ -65,7 +65,10 @@ pub enum QuorumError {
 impl QuorumError {
     /// Wraps an I/O error with what was being done.
     pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
-        QuorumError::Io { context: context.into(), source }
+        QuorumError::Io {
+            context: context.into(),
+            source,
+        }
     }
 }
 
@@ -74,9 +77,17 @@ impl QuorumError {
 pub enum Committed {
     /// A committed entry. `data` is empty for Raft's own entries (a new leader's empty entry,
     /// configuration changes): the engine only advances its applied index for those.
-    Entry { index: u64, term: u64, data: Vec<u8> },
+    Entry {
+        index: u64,
+        term: u64,
+        data: Vec<u8>,
+    },
     /// Replace the whole state with this snapshot (taken by some node's engine at `index`).
-    Snapshot { index: u64, term: u64, data: Vec<u8> },
+    Snapshot {
+        index: u64,
+        term: u64,
+        data: Vec<u8>,
+    },
 }
 
 /// An application request that arrived on this node's CONTROLLER listener (from `call`).
@@ -101,7 +112,10 @@ pub(crate) enum NodeInput {
     /// A Raft message from a peer.
     Raft(raft::eraftpb::Message),
     /// Append an entry (leader only); the reply resolves once it commits.
-    Propose(Vec<u8>, futures::channel::oneshot::Sender<Result<u64, QuorumError>>),
+    Propose(
+        Vec<u8>,
+        futures::channel::oneshot::Sender<Result<u64, QuorumError>>,
+    ),
     /// The engine's state after applying everything up to `index`.
     Snapshot { index: u64, data: Vec<u8> },
     /// An observer's fetch from `request.index`; answered on `reply`.
@@ -140,7 +154,11 @@ pub fn start_quorum(config: QuorumConfig) -> Result<(QuorumHandle, QuorumEvents)
     let (inbox_tx, inbox) = mpsc::channel();
     let status = status::SharedStatus::new(config.node_id);
     let listener = match config.listen {
-        Some(addr) => Some(transport::Listener::start(addr, inbox_tx.clone(), calls_tx)?),
+        Some(addr) => Some(transport::Listener::start(
+            addr,
+            inbox_tx.clone(),
+            calls_tx,
+        )?),
         None => None,
     };
     let node_thread = if config.is_voter {
@@ -156,7 +174,8 @@ pub fn start_quorum(config: QuorumConfig) -> Result<(QuorumHandle, QuorumEvents)
             .name(format!("quorum-node-{}", config.node_id))
             .spawn(move || node.run())
     } else {
-        let node = observer::ObserverNode::new(&config, storage, inbox, committed_tx, status.clone());
+        let node =
+            observer::ObserverNode::new(&config, storage, inbox, committed_tx, status.clone());
         std::thread::Builder::new()
             .name(format!("quorum-observer-{}", config.node_id))
             .spawn(move || node.run())
@@ -180,7 +199,11 @@ impl QuorumHandle {
     /// delivered through `QuorumEvents::committed` like every entry; the engine applies it there.
     pub fn propose(&self, entry: Vec<u8>) -> impl Future<Output = Result<u64, QuorumError>> + Send {
         let (reply, result) = futures::channel::oneshot::channel();
-        let sent = self.inner.inbox.send(NodeInput::Propose(entry, reply)).is_ok();
+        let sent = self
+            .inner
+            .inbox
+            .send(NodeInput::Propose(entry, reply))
+            .is_ok();
         async move {
             if !sent {
                 return Err(QuorumError::Stopped);
@@ -203,7 +226,11 @@ impl QuorumHandle {
 
     /// An application request to voter `node`'s CONTROLLER listener; resolves with its reply, or
     /// Timeout after `request_timeout`, or Unreachable.
-    pub fn call(&self, node: i32, request: Vec<u8>) -> impl Future<Output = Result<Vec<u8>, QuorumError>> + Send {
+    pub fn call(
+        &self,
+        node: i32,
+        request: Vec<u8>,
+    ) -> impl Future<Output = Result<Vec<u8>, QuorumError>> + Send {
         calls::call(&self.inner.config, node, request)
     }
 

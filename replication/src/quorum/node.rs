@@ -5,7 +5,10 @@
 
 use super::status::SharedStatus;
 use super::storage::DiskStorage;
-use super::{logger, node_id_of, raft_id, transport, Committed, NodeInput, QuorumConfig, QuorumError, QuorumStatus, ReplicaProgress};
+use super::{
+    logger, node_id_of, raft_id, transport, Committed, NodeInput, QuorumConfig, QuorumError,
+    QuorumStatus, ReplicaProgress,
+};
 use raft::eraftpb::{Entry, EntryType, Message, MessageType, Snapshot};
 use raft::{RawNode, SnapshotStatus, StateRole};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -80,8 +83,14 @@ impl VoterNode {
         let mut raw = RawNode::new(&raft_config, storage, &logger::raft_logger(config.node_id))?;
         let mut peers = HashMap::new();
         for voter in config.voters.iter().filter(|v| v.id != config.node_id) {
-            let sender = transport::spawn_peer(raft_id(voter.id), voter.host.clone(), voter.port, config.request_timeout, inbox_tx.clone())
-                .map_err(|e| QuorumError::io("spawning a quorum peer thread", e))?;
+            let sender = transport::spawn_peer(
+                raft_id(voter.id),
+                voter.host.clone(),
+                voter.port,
+                config.request_timeout,
+                inbox_tx.clone(),
+            )
+            .map_err(|e| QuorumError::io("spawning a quorum peer thread", e))?;
             peers.insert(raft_id(voter.id), sender);
         }
         let mut voters: HashSet<u64> = config.voters.iter().map(|v| raft_id(v.id)).collect();
@@ -168,7 +177,11 @@ impl VoterNode {
         match input {
             NodeInput::Raft(message) => {
                 if message.to != self.raw.raft.id || !self.voters.contains(&message.from) {
-                    tracing::debug!(from = message.from, to = message.to, "dropping a raft message not between voters");
+                    tracing::debug!(
+                        from = message.from,
+                        to = message.to,
+                        "dropping a raft message not between voters"
+                    );
                     return;
                 }
                 let mut message = message;
@@ -180,12 +193,18 @@ impl VoterNode {
             NodeInput::Propose(data, reply) => self.propose(data, reply),
             NodeInput::Snapshot { index, data } => {
                 if index > self.applied {
-                    tracing::warn!(index, applied = self.applied, "ignoring a snapshot beyond the delivered entries");
+                    tracing::warn!(
+                        index,
+                        applied = self.applied,
+                        "ignoring a snapshot beyond the delivered entries"
+                    );
                     return;
                 }
                 match self.raw.mut_store().take_snapshot(index, data) {
                     Ok(taken) => tracing::debug!(index, taken, "quorum snapshot"),
-                    Err(e) => tracing::error!(index, error = %e, "cannot store the quorum snapshot"),
+                    Err(e) => {
+                        tracing::error!(index, error = %e, "cannot store the quorum snapshot")
+                    }
                 }
             }
             NodeInput::Fetch(request, reply) => {
@@ -193,7 +212,11 @@ impl VoterNode {
             }
             NodeInput::Unreachable(peer) => self.raw.report_unreachable(peer),
             NodeInput::SnapshotSent(peer, delivered) => {
-                let status = if delivered { SnapshotStatus::Finish } else { SnapshotStatus::Failure };
+                let status = if delivered {
+                    SnapshotStatus::Finish
+                } else {
+                    SnapshotStatus::Failure
+                };
                 self.raw.report_snapshot(peer, status);
             }
             NodeInput::Shutdown => {}
@@ -209,8 +232,12 @@ impl VoterNode {
         let raft = &mut self.raw.raft;
         match message.get_msg_type() {
             MessageType::MsgHeartbeat if message.commit > raft.raft_log.last_index() => {
-                tracing::warn!(leader = message.from, commit = message.commit, last = raft.raft_log.last_index(),
-                    "the leader believes this voter has entries it lacks: was its directory lost?");
+                tracing::warn!(
+                    leader = message.from,
+                    commit = message.commit,
+                    last = raft.raft_log.last_index(),
+                    "the leader believes this voter has entries it lacks: was its directory lost?"
+                );
                 message.commit = raft.raft_log.committed;
             }
             MessageType::MsgAppendResponse if message.reject && raft.state == StateRole::Leader => {
@@ -229,7 +256,9 @@ impl VoterNode {
 
     fn propose(&mut self, data: Vec<u8>, reply: ProposeReply) {
         if self.raw.raft.state != StateRole::Leader {
-            let _ = reply.send(Err(QuorumError::NotLeader { leader: self.leader() }));
+            let _ = reply.send(Err(QuorumError::NotLeader {
+                leader: self.leader(),
+            }));
             return;
         }
         match self.raw.propose(Vec::new(), data) {
@@ -238,7 +267,9 @@ impl VoterNode {
                 self.pending.insert(index, (self.raw.raft.term, reply));
             }
             Err(raft::Error::ProposalDropped) => {
-                let _ = reply.send(Err(QuorumError::NotLeader { leader: self.leader() }));
+                let _ = reply.send(Err(QuorumError::NotLeader {
+                    leader: self.leader(),
+                }));
             }
             Err(e) => {
                 let _ = reply.send(Err(e.into()));
@@ -307,17 +338,32 @@ impl VoterNode {
     fn deliver(&mut self, entries: Vec<Entry>) {
         for entry in entries {
             let index = entry.index;
-            debug_assert_eq!(index, self.applied + 1, "committed entries are delivered in order, without gaps");
+            debug_assert_eq!(
+                index,
+                self.applied + 1,
+                "committed entries are delivered in order, without gaps"
+            );
             self.resolve_pending(index, Some(entry.term));
-            let data = if entry.get_entry_type() == EntryType::EntryNormal { entry.data.to_vec() } else { Vec::new() };
+            let data = if entry.get_entry_type() == EntryType::EntryNormal {
+                entry.data.to_vec()
+            } else {
+                Vec::new()
+            };
             self.applied = index;
-            let _ = self.committed.unbounded_send(Committed::Entry { index, term: entry.term, data });
+            let _ = self.committed.unbounded_send(Committed::Entry {
+                index,
+                term: entry.term,
+                data,
+            });
         }
     }
 
     fn deliver_snapshot(&mut self, snapshot: &Snapshot) {
         let index = snapshot.get_metadata().index;
-        debug_assert!(index > self.applied, "an installed snapshot moves the state forward");
+        debug_assert!(
+            index > self.applied,
+            "an installed snapshot moves the state forward"
+        );
         self.resolve_pending(index, None);
         self.applied = index;
         let _ = self.committed.unbounded_send(snapshot_event(snapshot));
@@ -331,7 +377,11 @@ impl VoterNode {
                 break;
             }
             let (at, (proposed_term, reply)) = entry.remove_entry();
-            let result = if at == index && term == Some(proposed_term) { Ok(index) } else { Err(QuorumError::LeadershipLost) };
+            let result = if at == index && term == Some(proposed_term) {
+                Ok(index)
+            } else {
+                Err(QuorumError::LeadershipLost)
+            };
             let _ = reply.send(result);
         }
     }
@@ -348,7 +398,8 @@ impl VoterNode {
             return answer;
         }
         if let Some(observer) = node_id_of(request.from) {
-            self.observers.insert(observer, (request.index, Instant::now()));
+            self.observers
+                .insert(observer, (request.index, Instant::now()));
         }
         let store = self.raw.store();
         let mut from = request.index.max(1);
@@ -381,17 +432,23 @@ impl VoterNode {
             voters.sort_by_key(|v| v.id);
             voters
         } else {
-            vec![ReplicaProgress { id: self.node_id, log_end_offset: last as i64 + 1, last_caught_up_ms_ago: None }]
+            vec![ReplicaProgress {
+                id: self.node_id,
+                log_end_offset: last as i64 + 1,
+                last_caught_up_ms_ago: None,
+            }]
         };
         let recent = self.fetch_timeout * 3;
-        self.observers.retain(|_, (_, at)| now.duration_since(*at) < recent);
+        self.observers
+            .retain(|_, (_, at)| now.duration_since(*at) < recent);
         let mut observers: Vec<ReplicaProgress> = self
             .observers
             .iter()
             .map(|(id, (next, at))| ReplicaProgress {
                 id: *id,
                 log_end_offset: *next as i64,
-                last_caught_up_ms_ago: (*next > raft.raft_log.committed).then(|| now.duration_since(*at).as_millis() as u64),
+                last_caught_up_ms_ago: (*next > raft.raft_log.committed)
+                    .then(|| now.duration_since(*at).as_millis() as u64),
             })
             .collect();
         observers.sort_by_key(|o| o.id);
@@ -411,5 +468,9 @@ impl VoterNode {
 /// The engine's view of a snapshot.
 pub(crate) fn snapshot_event(snapshot: &Snapshot) -> Committed {
     let meta = snapshot.get_metadata();
-    Committed::Snapshot { index: meta.index, term: meta.term, data: snapshot.data.to_vec() }
+    Committed::Snapshot {
+        index: meta.index,
+        term: meta.term,
+        data: snapshot.data.to_vec(),
+    }
 }

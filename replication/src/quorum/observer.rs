@@ -5,8 +5,13 @@
 use super::node::snapshot_event;
 use super::status::SharedStatus;
 use super::storage::DiskStorage;
-use super::transport::{connect, decode_message, encode_message, read_frame, write_frame, FrameKind};
-use super::{node_id_of, raft_id, Committed, NodeInput, QuorumConfig, QuorumError, QuorumStatus, ReplicaProgress};
+use super::transport::{
+    connect, decode_message, encode_message, read_frame, write_frame, FrameKind,
+};
+use super::{
+    node_id_of, raft_id, Committed, NodeInput, QuorumConfig, QuorumError, QuorumStatus,
+    ReplicaProgress,
+};
 use raft::eraftpb::Message;
 use std::net::TcpStream;
 use std::sync::mpsc;
@@ -47,7 +52,11 @@ impl ObserverNode {
             inbox,
             committed,
             status,
-            voters: config.voters.iter().map(|v| (v.id, v.host.clone(), v.port)).collect(),
+            voters: config
+                .voters
+                .iter()
+                .map(|v| (v.id, v.host.clone(), v.port))
+                .collect(),
             next_voter: 0,
             leader: None,
             epoch: 0,
@@ -95,7 +104,9 @@ impl ObserverNode {
         if snapshot.get_metadata().index > 0 {
             let _ = self.committed.unbounded_send(snapshot_event(snapshot));
         }
-        let entries = self.storage.slice(self.storage.first(), self.storage.last() + 1, u64::MAX);
+        let entries = self
+            .storage
+            .slice(self.storage.first(), self.storage.last() + 1, u64::MAX);
         self.deliver(&entries);
         self.high_watermark = self.storage.last();
     }
@@ -103,7 +114,9 @@ impl ObserverNode {
     fn handle(&mut self, input: NodeInput) {
         match input {
             NodeInput::Propose(_, reply) => {
-                let _ = reply.send(Err(QuorumError::NotLeader { leader: self.leader }));
+                let _ = reply.send(Err(QuorumError::NotLeader {
+                    leader: self.leader,
+                }));
             }
             NodeInput::Snapshot { index, data } => {
                 if index > self.storage.last() {
@@ -117,13 +130,19 @@ impl ObserverNode {
             NodeInput::Fetch(_, reply) => {
                 let _ = reply.send(Message::default());
             }
-            NodeInput::Raft(_) | NodeInput::Unreachable(_) | NodeInput::SnapshotSent(..) | NodeInput::Shutdown => {}
+            NodeInput::Raft(_)
+            | NodeInput::Unreachable(_)
+            | NodeInput::SnapshotSent(..)
+            | NodeInput::Shutdown => {}
         }
     }
 
     /// One fetch from the leader (or a voter that may know it). True when something new came.
     fn fetch(&mut self) -> Result<bool, QuorumError> {
-        let target = match self.leader.filter(|l| self.voters.iter().any(|v| v.0 == *l)) {
+        let target = match self
+            .leader
+            .filter(|l| self.voters.iter().any(|v| v.0 == *l))
+        {
             Some(leader) => leader,
             None => match self.voters.get(self.next_voter) {
                 Some(voter) => voter.0,
@@ -131,20 +150,33 @@ impl ObserverNode {
             },
         };
         if self.connection.as_ref().map(|(id, _)| *id) != Some(target) {
-            let Some((_, host, port)) = self.voters.iter().find(|v| v.0 == target) else { return Ok(false) };
+            let Some((_, host, port)) = self.voters.iter().find(|v| v.0 == target) else {
+                return Ok(false);
+            };
             let stream = connect(host, *port, self.fetch_timeout)
                 .map_err(|e| QuorumError::io(format!("connecting to voter {target}"), e))?;
             self.connection = Some((target, stream));
         }
-        let Some((_, stream)) = self.connection.as_mut() else { return Ok(false) };
+        let Some((_, stream)) = self.connection.as_mut() else {
+            return Ok(false);
+        };
         let mut request = Message::default();
         request.from = raft_id(self.node_id);
         request.index = self.storage.last() + 1;
         let io = |e| QuorumError::io(format!("fetching from voter {target}"), e);
-        write_frame(stream, FrameKind::Fetch, &encode_message(&request).map_err(io)?).map_err(io)?;
+        write_frame(
+            stream,
+            FrameKind::Fetch,
+            &encode_message(&request).map_err(io)?,
+        )
+        .map_err(io)?;
         let answer = match read_frame(stream).map_err(io)? {
             (FrameKind::FetchReply, body) => decode_message(&body).map_err(io)?,
-            (kind, _) => return Err(io(std::io::Error::other(format!("unexpected {kind:?} frame")))),
+            (kind, _) => {
+                return Err(io(std::io::Error::other(format!(
+                    "unexpected {kind:?} frame"
+                ))))
+            }
         };
         self.epoch = self.epoch.max(answer.term);
         self.leader = node_id_of(answer.from);
@@ -156,7 +188,8 @@ impl ObserverNode {
             return Ok(false);
         }
         let mut progressed = false;
-        if answer.has_snapshot() && answer.get_snapshot().get_metadata().index > self.storage.last() {
+        if answer.has_snapshot() && answer.get_snapshot().get_metadata().index > self.storage.last()
+        {
             let snapshot = answer.get_snapshot().clone();
             self.storage.install_snapshot(snapshot.clone())?;
             let _ = self.committed.unbounded_send(snapshot_event(&snapshot));
@@ -183,8 +216,16 @@ impl ObserverNode {
 
     fn deliver(&self, entries: &[raft::eraftpb::Entry]) {
         for entry in entries {
-            let data = if entry.get_entry_type() == raft::eraftpb::EntryType::EntryNormal { entry.data.to_vec() } else { Vec::new() };
-            let _ = self.committed.unbounded_send(Committed::Entry { index: entry.index, term: entry.term, data });
+            let data = if entry.get_entry_type() == raft::eraftpb::EntryType::EntryNormal {
+                entry.data.to_vec()
+            } else {
+                Vec::new()
+            };
+            let _ = self.committed.unbounded_send(Committed::Entry {
+                index: entry.index,
+                term: entry.term,
+                data,
+            });
         }
     }
 

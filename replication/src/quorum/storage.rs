@@ -43,7 +43,11 @@ pub(crate) struct DiskStorage {
 }
 
 /// Appends one record for `message` under `tag` to `out`.
-fn encode_record(out: &mut Vec<u8>, tag: u8, message: &impl protobuf::Message) -> Result<(), QuorumError> {
+fn encode_record(
+    out: &mut Vec<u8>,
+    tag: u8,
+    message: &impl protobuf::Message,
+) -> Result<(), QuorumError> {
     let body = message
         .write_to_bytes()
         .map_err(|e| QuorumError::io("encoding a quorum record", std::io::Error::other(e)))?;
@@ -53,7 +57,12 @@ fn encode_record(out: &mut Vec<u8>, tag: u8, message: &impl protobuf::Message) -
     let len = u32::try_from(payload.len())
         .ok()
         .filter(|len| *len as usize <= MAX_RECORD)
-        .ok_or_else(|| QuorumError::io("encoding a quorum record", std::io::Error::other("record too large")))?;
+        .ok_or_else(|| {
+            QuorumError::io(
+                "encoding a quorum record",
+                std::io::Error::other("record too large"),
+            )
+        })?;
     out.extend_from_slice(&len.to_le_bytes());
     out.extend_from_slice(&crc32c::crc32c(&payload).to_le_bytes());
     out.extend_from_slice(&payload);
@@ -71,7 +80,9 @@ fn decode_records(bytes: &[u8]) -> (Vec<(u8, &[u8])>, usize) {
         if len == 0 || len > MAX_RECORD {
             break;
         }
-        let Some(payload) = bytes.get(pos + HEADER..pos + HEADER + len) else { break };
+        let Some(payload) = bytes.get(pos + HEADER..pos + HEADER + len) else {
+            break;
+        };
         if crc32c::crc32c(payload) != crc {
             break;
         }
@@ -90,11 +101,16 @@ fn replace_file(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), QuorumError>
     file.write_all(bytes).map_err(|e| io("writing", e))?;
     file.sync_all().map_err(|e| io("syncing", e))?;
     std::fs::rename(&tmp, &target).map_err(|e| io("renaming into", e))?;
-    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| io("syncing the directory of", e))
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| io("syncing the directory of", e))
 }
 
 fn corrupt(path: &Path, why: impl Into<String>) -> QuorumError {
-    QuorumError::Corrupt { path: path.display().to_string(), why: why.into() }
+    QuorumError::Corrupt {
+        path: path.display().to_string(),
+        why: why.into(),
+    }
 }
 
 impl DiskStorage {
@@ -112,7 +128,12 @@ impl DiskStorage {
         let bytes = match std::fs::read(&log_path) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-            Err(e) => return Err(QuorumError::io(format!("reading {}", log_path.display()), e)),
+            Err(e) => {
+                return Err(QuorumError::io(
+                    format!("reading {}", log_path.display()),
+                    e,
+                ))
+            }
         };
         let (records, valid) = decode_records(&bytes);
         let mut entries: Vec<Entry> = Vec::new();
@@ -120,26 +141,37 @@ impl DiskStorage {
         for (tag, body) in records {
             match tag {
                 TAG_ENTRY => {
-                    let entry = Entry::parse_from_bytes(body).map_err(|e| corrupt(&log_path, e.to_string()))?;
+                    let entry = Entry::parse_from_bytes(body)
+                        .map_err(|e| corrupt(&log_path, e.to_string()))?;
                     if entry.index <= snapshot_index {
                         continue;
                     }
                     let next = snapshot_index + entries.len() as u64 + 1;
                     if entry.index > next {
-                        return Err(corrupt(&log_path, format!("entry {} follows a gap at {next}", entry.index)));
+                        return Err(corrupt(
+                            &log_path,
+                            format!("entry {} follows a gap at {next}", entry.index),
+                        ));
                     }
                     entries.truncate((entry.index - snapshot_index - 1) as usize);
                     entries.push(entry);
                 }
                 TAG_HARD_STATE => {
-                    hard_state = HardState::parse_from_bytes(body).map_err(|e| corrupt(&log_path, e.to_string()))?;
+                    hard_state = HardState::parse_from_bytes(body)
+                        .map_err(|e| corrupt(&log_path, e.to_string()))?;
                 }
                 other => return Err(corrupt(&log_path, format!("unknown record tag {other}"))),
             }
         }
         if let Some(first) = entries.first() {
             if first.index != snapshot_index + 1 {
-                return Err(corrupt(&log_path, format!("log starts at {} after snapshot {snapshot_index}", first.index)));
+                return Err(corrupt(
+                    &log_path,
+                    format!(
+                        "log starts at {} after snapshot {snapshot_index}",
+                        first.index
+                    ),
+                ));
             }
         }
         let last_index = snapshot_index + entries.len() as u64;
@@ -156,7 +188,14 @@ impl DiskStorage {
                 .and_then(|()| log.sync_all())
                 .map_err(|e| QuorumError::io(format!("truncating {}", log_path.display()), e))?;
         }
-        Ok(DiskStorage { dir: dir.to_path_buf(), log, entries, hard_state, conf_state, snapshot })
+        Ok(DiskStorage {
+            dir: dir.to_path_buf(),
+            log,
+            entries,
+            hard_state,
+            conf_state,
+            snapshot,
+        })
     }
 
     fn load_snapshot(dir: &Path) -> Result<Snapshot, QuorumError> {
@@ -168,7 +207,9 @@ impl DiskStorage {
         };
         // The file is replaced atomically, so anything but one intact record is corruption.
         match decode_records(&bytes) {
-            (records, valid) if valid == bytes.len() && records.len() == 1 && records[0].0 == TAG_SNAPSHOT => {
+            (records, valid)
+                if valid == bytes.len() && records.len() == 1 && records[0].0 == TAG_SNAPSHOT =>
+            {
                 Snapshot::parse_from_bytes(records[0].1).map_err(|e| corrupt(&path, e.to_string()))
             }
             _ => Err(corrupt(&path, "not one intact snapshot record")),
@@ -211,32 +252,44 @@ impl DiskStorage {
 
     /// Appends `entries` (replacing any conflicting suffix) and records `hard_state`, then
     /// fsyncs unless the only change is the commit index.
-    pub(crate) fn persist(&mut self, entries: &[Entry], hard_state: Option<&HardState>) -> Result<(), QuorumError> {
+    pub(crate) fn persist(
+        &mut self,
+        entries: &[Entry],
+        hard_state: Option<&HardState>,
+    ) -> Result<(), QuorumError> {
         let mut buf = Vec::new();
         let snapshot_index = self.snapshot.get_metadata().index;
         for entry in entries {
-            debug_assert!(entry.index > snapshot_index, "raft never appends behind the snapshot");
+            debug_assert!(
+                entry.index > snapshot_index,
+                "raft never appends behind the snapshot"
+            );
             debug_assert!(entry.index <= self.last() + 1, "raft appends without gaps");
-            self.entries.truncate((entry.index - snapshot_index - 1) as usize);
+            self.entries
+                .truncate((entry.index - snapshot_index - 1) as usize);
             self.entries.push(entry.clone());
             encode_record(&mut buf, TAG_ENTRY, entry)?;
         }
         let mut must_sync = !entries.is_empty();
         if let Some(hard_state) = hard_state {
-            must_sync |= hard_state.term != self.hard_state.term || hard_state.vote != self.hard_state.vote;
+            must_sync |=
+                hard_state.term != self.hard_state.term || hard_state.vote != self.hard_state.vote;
             self.hard_state = hard_state.clone();
             encode_record(&mut buf, TAG_HARD_STATE, hard_state)?;
         }
         if buf.is_empty() {
             return Ok(());
         }
-        self.log
-            .write_all(&buf)
-            .map_err(|e| QuorumError::io(format!("appending to {}", self.dir.join(LOG_FILE).display()), e))?;
+        self.log.write_all(&buf).map_err(|e| {
+            QuorumError::io(
+                format!("appending to {}", self.dir.join(LOG_FILE).display()),
+                e,
+            )
+        })?;
         if must_sync {
-            self.log
-                .sync_data()
-                .map_err(|e| QuorumError::io(format!("syncing {}", self.dir.join(LOG_FILE).display()), e))?;
+            self.log.sync_data().map_err(|e| {
+                QuorumError::io(format!("syncing {}", self.dir.join(LOG_FILE).display()), e)
+            })?;
         }
         Ok(())
     }
@@ -268,7 +321,10 @@ impl DiskStorage {
         if index <= self.snapshot.get_metadata().index {
             return Ok(false);
         }
-        debug_assert!(index <= self.hard_state.commit, "only committed state is snapshotted");
+        debug_assert!(
+            index <= self.hard_state.commit,
+            "only committed state is snapshotted"
+        );
         let term = self.term(index)?;
         let mut snapshot = Snapshot::default();
         snapshot.data = data.into();
@@ -306,7 +362,10 @@ impl DiskStorage {
 
 impl Storage for DiskStorage {
     fn initial_state(&self) -> raft::Result<RaftState> {
-        Ok(RaftState { hard_state: self.hard_state.clone(), conf_state: self.conf_state.clone() })
+        Ok(RaftState {
+            hard_state: self.hard_state.clone(),
+            conf_state: self.conf_state.clone(),
+        })
     }
 
     fn entries(
@@ -352,7 +411,9 @@ impl Storage for DiskStorage {
 
     fn snapshot(&self, request_index: u64, _to: u64) -> raft::Result<Snapshot> {
         if self.snapshot.get_metadata().index < request_index {
-            return Err(raft::Error::Store(StorageError::SnapshotTemporarilyUnavailable));
+            return Err(raft::Error::Store(
+                StorageError::SnapshotTemporarilyUnavailable,
+            ));
         }
         Ok(self.snapshot.clone())
     }
@@ -381,7 +442,12 @@ mod tests {
         let mut hs = HardState::default();
         hs.term = 2;
         hs.vote = 2;
-        storage.persist(&[entry(1, 1, b"a"), entry(2, 1, b"b"), entry(3, 1, b"c")], Some(&hs)).unwrap();
+        storage
+            .persist(
+                &[entry(1, 1, b"a"), entry(2, 1, b"b"), entry(3, 1, b"c")],
+                Some(&hs),
+            )
+            .unwrap();
         storage.persist(&[entry(2, 2, b"B")], None).unwrap();
         storage.set_commit(2).unwrap();
         drop(storage);
@@ -396,11 +462,18 @@ mod tests {
     fn a_torn_tail_is_cut_off() {
         let dir = tempfile::tempdir().unwrap();
         let mut storage = DiskStorage::open(dir.path(), &config(dir.path())).unwrap();
-        storage.persist(&[entry(1, 1, b"a"), entry(2, 1, b"b")], None).unwrap();
+        storage
+            .persist(&[entry(1, 1, b"a"), entry(2, 1, b"b")], None)
+            .unwrap();
         drop(storage);
         let path = dir.path().join(LOG_FILE);
         let len = std::fs::metadata(&path).unwrap().len();
-        OpenOptions::new().write(true).open(&path).unwrap().set_len(len - 3).unwrap();
+        OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(len - 3)
+            .unwrap();
         let mut storage = DiskStorage::open(dir.path(), &config(dir.path())).unwrap();
         assert_eq!(storage.last(), 1, "the torn second entry is gone");
         storage.persist(&[entry(2, 1, b"again")], None).unwrap();
@@ -413,7 +486,12 @@ mod tests {
     fn a_snapshot_compacts_the_log() {
         let dir = tempfile::tempdir().unwrap();
         let mut storage = DiskStorage::open(dir.path(), &config(dir.path())).unwrap();
-        storage.persist(&[entry(1, 1, b"a"), entry(2, 1, b"b"), entry(3, 1, b"c")], None).unwrap();
+        storage
+            .persist(
+                &[entry(1, 1, b"a"), entry(2, 1, b"b"), entry(3, 1, b"c")],
+                None,
+            )
+            .unwrap();
         storage.set_commit(3).unwrap();
         assert!(storage.take_snapshot(2, b"state@2".to_vec()).unwrap());
         assert!(!storage.take_snapshot(1, b"older".to_vec()).unwrap());
@@ -423,6 +501,9 @@ mod tests {
         assert_eq!(storage.last(), 3);
         assert_eq!(storage.current_snapshot().data.as_ref(), b"state@2");
         assert_eq!(storage.term(2).unwrap(), 1);
-        assert!(matches!(storage.term(1), Err(raft::Error::Store(StorageError::Compacted))));
+        assert!(matches!(
+            storage.term(1),
+            Err(raft::Error::Store(StorageError::Compacted))
+        ));
     }
 }

@@ -66,7 +66,10 @@ impl FrameKind {
 /// Writes one frame with a single write call.
 pub(crate) fn write_frame(out: &mut impl Write, kind: FrameKind, body: &[u8]) -> io::Result<()> {
     if body.len() + 1 > MAX_FRAME {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "frame larger than MAX_FRAME"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "frame larger than MAX_FRAME",
+        ));
     }
     let mut frame = Vec::with_capacity(body.len() + 5);
     frame.extend_from_slice(&((body.len() + 1) as u32).to_be_bytes());
@@ -83,31 +86,47 @@ pub(crate) fn read_frame(input: &mut impl Read) -> io::Result<(FrameKind, Vec<u8
     input.read_exact(&mut header)?;
     let len = u32::from_be_bytes([header[0], header[1], header[2], header[3]]) as usize;
     if len == 0 || len > MAX_FRAME {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("frame length {len}")));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("frame length {len}"),
+        ));
     }
-    let kind = FrameKind::from_byte(header[4])
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, format!("frame kind {}", header[4])))?;
+    let kind = FrameKind::from_byte(header[4]).ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("frame kind {}", header[4]),
+        )
+    })?;
     let mut body = Vec::new();
     input.take(len as u64 - 1).read_to_end(&mut body)?;
     if body.len() != len - 1 {
-        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "frame cut short"));
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "frame cut short",
+        ));
     }
     Ok((kind, body))
 }
 
 /// Parses an eraftpb::Message from a frame body.
 pub(crate) fn decode_message(body: &[u8]) -> io::Result<Message> {
-    Message::parse_from_bytes(body).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))
+    Message::parse_from_bytes(body)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))
 }
 
 /// Encodes an eraftpb::Message for a frame body.
 pub(crate) fn encode_message(message: &Message) -> io::Result<Vec<u8>> {
-    message.write_to_bytes().map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))
+    message
+        .write_to_bytes()
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))
 }
 
 /// Connects to `host:port` within `timeout`, trying each address the name resolves to.
 pub(crate) fn connect(host: &str, port: u16, timeout: Duration) -> io::Result<TcpStream> {
-    let mut last = io::Error::new(io::ErrorKind::NotFound, format!("{host}:{port} resolves to nothing"));
+    let mut last = io::Error::new(
+        io::ErrorKind::NotFound,
+        format!("{host}:{port} resolves to nothing"),
+    );
     for addr in (host, port).to_socket_addrs()? {
         match TcpStream::connect_timeout(&addr, timeout) {
             Ok(stream) => {
@@ -138,8 +157,9 @@ impl Listener {
         inbox: mpsc::Sender<NodeInput>,
         calls: futures::channel::mpsc::UnboundedSender<IncomingCall>,
     ) -> Result<Self, super::QuorumError> {
-        let listener = TcpListener::bind(addr)
-            .map_err(|e| super::QuorumError::io(format!("binding the controller listener {addr}"), e))?;
+        let listener = TcpListener::bind(addr).map_err(|e| {
+            super::QuorumError::io(format!("binding the controller listener {addr}"), e)
+        })?;
         let local = listener
             .local_addr()
             .map_err(|e| super::QuorumError::io("reading the controller listener's address", e))?;
@@ -151,7 +171,12 @@ impl Listener {
             .name("quorum-listen".to_string())
             .spawn(move || accept_loop(listener, inbox, calls, accept_stop, accept_connections))
             .map_err(|e| super::QuorumError::io("spawning the controller listener thread", e))?;
-        Ok(Listener { addr: local, stop, connections, accept_thread: Mutex::new(Some(accept_thread)) })
+        Ok(Listener {
+            addr: local,
+            stop,
+            connections,
+            accept_thread: Mutex::new(Some(accept_thread)),
+        })
     }
 
     /// Stops accepting, waits until the port is released, and closes every open connection
@@ -212,7 +237,9 @@ fn accept_loop(
                 Err(poisoned) => poisoned.into_inner(),
             };
             if open.len() >= MAX_CONNECTIONS {
-                tracing::warn!("controller listener at {MAX_CONNECTIONS} connections; closing a new one");
+                tracing::warn!(
+                    "controller listener at {MAX_CONNECTIONS} connections; closing a new one"
+                );
                 continue;
             }
             match stream.try_clone() {
@@ -221,17 +248,19 @@ fn accept_loop(
             };
         }
         let (inbox, calls, connections) = (inbox.clone(), calls.clone(), connections.clone());
-        let spawned = std::thread::Builder::new().name("quorum-conn".to_string()).spawn(move || {
-            let peer = stream.peer_addr().ok();
-            if let Err(e) = serve_connection(stream, &inbox, &calls) {
-                if e.kind() != io::ErrorKind::UnexpectedEof {
-                    tracing::debug!(?peer, error = %e, "closing a controller connection");
+        let spawned = std::thread::Builder::new()
+            .name("quorum-conn".to_string())
+            .spawn(move || {
+                let peer = stream.peer_addr().ok();
+                if let Err(e) = serve_connection(stream, &inbox, &calls) {
+                    if e.kind() != io::ErrorKind::UnexpectedEof {
+                        tracing::debug!(?peer, error = %e, "closing a controller connection");
+                    }
                 }
-            }
-            if let Ok(mut open) = connections.lock() {
-                open.remove(&id);
-            }
-        });
+                if let Ok(mut open) = connections.lock() {
+                    open.remove(&id);
+                }
+            });
         if let Err(e) = spawned {
             tracing::warn!(error = %e, "cannot spawn a controller connection thread");
         }
@@ -254,25 +283,39 @@ fn serve_connection(
         let (kind, body) = read_frame(&mut reader)?;
         match kind {
             FrameKind::Raft => {
-                inbox.send(NodeInput::Raft(decode_message(&body)?)).map_err(|_| closed())?;
+                inbox
+                    .send(NodeInput::Raft(decode_message(&body)?))
+                    .map_err(|_| closed())?;
             }
             FrameKind::Fetch => {
                 let (reply_tx, reply) = mpsc::channel();
-                inbox.send(NodeInput::Fetch(decode_message(&body)?, reply_tx)).map_err(|_| closed())?;
+                inbox
+                    .send(NodeInput::Fetch(decode_message(&body)?, reply_tx))
+                    .map_err(|_| closed())?;
                 let answer = reply.recv_timeout(IO_TIMEOUT).map_err(|_| closed())?;
-                write_frame(&mut writer, FrameKind::FetchReply, &encode_message(&answer)?)?;
+                write_frame(
+                    &mut writer,
+                    FrameKind::FetchReply,
+                    &encode_message(&answer)?,
+                )?;
             }
             FrameKind::Call => {
                 let (reply_tx, reply) = futures::channel::oneshot::channel();
                 calls
-                    .unbounded_send(IncomingCall { request: body, reply: reply_tx })
+                    .unbounded_send(IncomingCall {
+                        request: body,
+                        reply: reply_tx,
+                    })
                     .map_err(|_| closed())?;
                 // The engine answers or drops the sender; the caller bounds its own wait.
                 let answer = futures::executor::block_on(reply).map_err(|_| closed())?;
                 write_frame(&mut writer, FrameKind::CallReply, &answer)?;
             }
             FrameKind::CallReply | FrameKind::FetchReply => {
-                return Err(io::Error::new(io::ErrorKind::InvalidData, format!("unexpected {kind:?} frame")));
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("unexpected {kind:?} frame"),
+                ));
             }
         }
     }
@@ -346,12 +389,21 @@ mod tests {
     #[test]
     fn bad_frames_are_errors_not_allocations() {
         let huge = [0xff, 0xff, 0xff, 0xff, 1];
-        assert_eq!(read_frame(&mut &huge[..]).unwrap_err().kind(), io::ErrorKind::InvalidData);
+        assert_eq!(
+            read_frame(&mut &huge[..]).unwrap_err().kind(),
+            io::ErrorKind::InvalidData
+        );
         let bad_kind = [0, 0, 0, 1, 99];
-        assert_eq!(read_frame(&mut &bad_kind[..]).unwrap_err().kind(), io::ErrorKind::InvalidData);
+        assert_eq!(
+            read_frame(&mut &bad_kind[..]).unwrap_err().kind(),
+            io::ErrorKind::InvalidData
+        );
         // Claims 100 MiB, sends 3 bytes: the reader holds only what arrived.
         let short = [0x06, 0x40, 0x00, 0x00, 1, 1, 2, 3];
-        assert_eq!(read_frame(&mut &short[..]).unwrap_err().kind(), io::ErrorKind::UnexpectedEof);
+        assert_eq!(
+            read_frame(&mut &short[..]).unwrap_err().kind(),
+            io::ErrorKind::UnexpectedEof
+        );
         assert!(decode_message(b"\xff\xff\xff").is_err());
     }
 }

@@ -13,14 +13,12 @@ use kafka_protocol::messages::consumer_protocol_subscription::ConsumerProtocolSu
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::Decodable;
 use sluice_engine::api::{decode, supported_versions};
+use sluice_engine::controller_rpc::{self, ControllerCall};
 use sluice_engine::group::records::{
     decode_group_value, decode_key, decode_offset_value, OffsetsKey,
 };
-use sluice_engine::controller_rpc::{self, ControllerCall};
 use sluice_engine::metadata::{ClusterState, MetadataImage, METADATA_FILE};
-use sluice_engine::metadata_log::{
-    apply_batch, decode_batch, decode_snapshot, records_between,
-};
+use sluice_engine::metadata_log::{apply_batch, decode_batch, decode_snapshot, records_between};
 use sluice_engine::BrokerConfig;
 use sluice_net::RawRequest;
 use sluice_storage::{
