@@ -88,6 +88,16 @@ pub struct BrokerRegistration {
 }
 
 impl BrokerRegistration {
+    /// Its shards as Kafka nodes: node `id*1000+k` on port `port+k`.
+    pub fn nodes(&self) -> impl Iterator<Item = Node> + '_ {
+        (0..self.shards).map(move |k| Node {
+            node_id: node_id(self.id, k),
+            host: self.host.clone(),
+            port: i32::from(self.port) + k as i32,
+            rack: self.rack.clone(),
+        })
+    }
+
     /// The registration of this process's broker, running `shards` shards: a new incarnation,
     /// fenced until the controller unfences it.
     pub fn of_local(config: &BrokerConfig, shards: u32) -> BrokerRegistration {
@@ -310,14 +320,7 @@ impl MetadataImage {
     pub fn new(state: ClusterState, config: &BrokerConfig, shards: u32) -> MetadataImage {
         let nodes = state
             .live_brokers()
-            .flat_map(|b| {
-                (0..b.shards).map(move |k| Node {
-                    node_id: node_id(b.id, k),
-                    host: b.host.clone(),
-                    port: i32::from(b.port) + k as i32,
-                    rack: b.rack.clone(),
-                })
-            })
+            .flat_map(BrokerRegistration::nodes)
             .collect();
         let topic_names = state
             .topics

@@ -13,7 +13,7 @@
 
 use super::{decode, respond, str_bytes, HandlerResult};
 use crate::authorization::{authorized_operations, ResourceKind};
-use crate::metadata::{node_id, MetadataImage, Node};
+use crate::metadata::{BrokerRegistration, MetadataImage, Node};
 use crate::shard::Shard;
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
@@ -99,14 +99,7 @@ fn fenced_nodes(image: &MetadataImage) -> Vec<Node> {
         .brokers
         .values()
         .filter(|b| b.fenced)
-        .flat_map(|b| {
-            (0..b.shards).map(move |k| Node {
-                node_id: node_id(b.id, k),
-                host: b.host.clone(),
-                port: i32::from(b.port) + k as i32,
-                rack: b.rack.clone(),
-            })
-        })
+        .flat_map(BrokerRegistration::nodes)
         .collect()
 }
 
