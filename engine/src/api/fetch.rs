@@ -13,12 +13,15 @@
 use super::{decode, HandlerResult};
 use crate::error::read_error_code;
 use crate::partition::Partition;
+use crate::replica_manager;
 use crate::shard::Shard;
+use crate::time::now_ms;
 use bytes::{BufMut, Bytes, BytesMut};
 use futures::future::select_all;
 use kafka_protocol::messages::FetchRequest;
 use kafka_protocol::ResponseError;
 use sluice_net::{FileRegion, RawRequest, Response, ResponsePart};
+use sluice_replication::leader::{FollowerFetch, LeaderError};
 use sluice_storage::wire::put_uvarint;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -26,6 +29,14 @@ use uuid::Uuid;
 
 /// `isolation_level` READ_COMMITTED.
 const READ_COMMITTED: i8 = 1;
+
+/// A follower replica fetching from this leader: its node id and broker epoch (-1 when the
+/// request carries none, below v15).
+#[derive(Clone, Copy)]
+struct FetchingReplica {
+    node: i32,
+    broker_epoch: i64,
+}
 
 /// What one partition of the request asked for, resolved against this shard.
 struct Wanted {
@@ -61,10 +72,12 @@ pub async fn handle_fetch(shard: &Rc<Shard>, req: &RawRequest) -> HandlerResult 
         return Ok(Some(writer.finish(req.correlation_id)));
     }
     let wanted = resolve(shard, req.api_version, &request);
+    let replica = fetching_replica(req.api_version, &request);
     let deadline = Instant::now() + Duration::from_millis(request.max_wait_ms.max(0) as u64);
     let read_committed = request.isolation_level == READ_COMMITTED;
     loop {
-        let (answers, bytes, any_error) = read_all(&wanted, request.max_bytes, read_committed);
+        let (answers, bytes, any_error) =
+            read_all(shard, &wanted, request.max_bytes, read_committed, replica);
         let now = Instant::now();
         let done = bytes >= request.min_bytes.max(0) as u64
             || any_error
@@ -94,6 +107,20 @@ pub async fn handle_fetch(shard: &Rc<Shard>, req: &RawRequest) -> HandlerResult 
         )
         .await;
     }
+}
+
+/// The follower replica a fetch comes from (`ReplicaState` from v15, `ReplicaId` below), or
+/// `None` for a consumer.
+fn fetching_replica(version: i16, request: &FetchRequest) -> Option<FetchingReplica> {
+    let (node, broker_epoch) = if version >= 15 {
+        (
+            request.replica_state.replica_id.0,
+            request.replica_state.replica_epoch,
+        )
+    } else {
+        (request.replica_id.0, -1)
+    };
+    (node >= 0).then_some(FetchingReplica { node, broker_epoch })
 }
 
 fn resolve(shard: &Shard, version: i16, request: &FetchRequest) -> Vec<Wanted> {
@@ -131,8 +158,16 @@ fn resolve(shard: &Shard, version: i16, request: &FetchRequest) -> Vec<Wanted> {
 }
 
 /// Reads every partition once; returns the answers, the record bytes found and whether any
-/// partition failed (an error makes the fetch return at once, as Kafka does).
-fn read_all(wanted: &[Wanted], max_bytes: i32, read_committed: bool) -> (Vec<Answer>, u64, bool) {
+/// partition failed (an error makes the fetch return at once, as Kafka does). A consumer reads
+/// up to the high watermark; a follower `replica` reads up to the log end, and its fetch
+/// offset is recorded with the leader (which may move the high watermark and grow the ISR).
+fn read_all(
+    shard: &Rc<Shard>,
+    wanted: &[Wanted],
+    max_bytes: i32,
+    read_committed: bool,
+    replica: Option<FetchingReplica>,
+) -> (Vec<Answer>, u64, bool) {
     let mut total: u64 = 0;
     let mut any_error = false;
     let budget = max_bytes.max(0) as u64;
@@ -169,9 +204,23 @@ fn read_all(wanted: &[Wanted], max_bytes: i32, read_committed: bool) -> (Vec<Ans
                 any_error = true;
                 return answer;
             }
+            let max_offset = match replica {
+                Some(follower) => {
+                    let log_end = p.log_end_offset();
+                    if let Err(code) = record_follower_fetch(shard, p, follower, w, log_end) {
+                        answer.error_code = code;
+                        any_error = true;
+                        return answer;
+                    }
+                    answer.high_watermark = p.high_watermark();
+                    answer.last_stable_offset = answer.high_watermark;
+                    log_end
+                }
+                None if read_committed => lso,
+                None => hw,
+            };
             let limit = (w.max_bytes.max(0) as u64).min(budget.saturating_sub(total));
             let min_one = total == 0;
-            let max_offset = if read_committed { lso } else { hw };
             match p.read_range(w.fetch_offset, limit as u32, min_one, max_offset) {
                 Ok(Some(slice)) if slice.len > 0 => {
                     total += slice.len;
@@ -191,6 +240,38 @@ fn read_all(wanted: &[Wanted], max_bytes: i32, read_committed: bool) -> (Vec<Ans
         })
         .collect();
     (answers, total, any_error)
+}
+
+/// The leader's side of one partition of a follower's fetch: the follower's fetch offset is its
+/// log end offset. A caught-up follower's ISR expansion goes to the controller. Errors are
+/// Kafka's codes: OFFSET_OUT_OF_RANGE for a fetch offset past the leader's log end,
+/// NOT_LEADER_OR_FOLLOWER for anything else the leader refuses (not a replica, stale broker
+/// epoch, leadership lost).
+fn record_follower_fetch(
+    shard: &Rc<Shard>,
+    p: &Rc<Partition>,
+    follower: FetchingReplica,
+    w: &Wanted,
+    leader_log_end: i64,
+) -> Result<(), i16> {
+    let fetch = FollowerFetch {
+        replica_id: follower.node,
+        broker_epoch: follower.broker_epoch,
+        fetch_offset: w.fetch_offset,
+        leader_log_end,
+        now_ms: now_ms(),
+    };
+    match p.record_follower_fetch(&fetch) {
+        Ok(Some(expansion)) => {
+            replica_manager::send_isr_proposal(shard, p, expansion);
+            Ok(())
+        }
+        Ok(None) => Ok(()),
+        Err(LeaderError::FetchOffsetOutOfRange { .. }) => {
+            Err(ResponseError::OffsetOutOfRange.code())
+        }
+        Err(_) => Err(ResponseError::NotLeaderOrFollower.code()),
+    }
 }
 
 fn encode(req: &RawRequest, wanted: &[Wanted], answers: Vec<Answer>) -> Response {

@@ -17,8 +17,10 @@ use kafka_protocol::messages::produce_response::{
 use kafka_protocol::messages::{BrokerId, ProduceRequest, ProduceResponse};
 use kafka_protocol::ResponseError;
 use sluice_net::RawRequest;
+use sluice_replication::leader::AckError;
 use sluice_storage::{AppendError, BatchError};
 use std::rc::Rc;
+use std::time::Duration;
 use uuid::Uuid;
 
 /// Answers Produce.
@@ -29,6 +31,7 @@ pub async fn handle_produce(shard: &Rc<Shard>, req: &RawRequest) -> HandlerResul
     let now = now_ms();
     let mut responses = Vec::with_capacity(request.topic_data.len());
     let mut to_sync: Vec<(usize, usize, Rc<Partition>)> = Vec::new();
+    let mut to_replicate: Vec<(usize, usize, Rc<Partition>, i64)> = Vec::new();
     for (t, topic) in request.topic_data.iter().enumerate() {
         let name = if req.api_version >= 13 {
             image.topic_name(&topic.topic_id).map(str::to_string)
@@ -80,8 +83,22 @@ pub async fn handle_produce(shard: &Rc<Shard>, req: &RawRequest) -> HandlerResul
                         partitions.push(out);
                         continue;
                     };
+                    if acks == -1 {
+                        if let Err(e) = p.check_min_isr() {
+                            out.error_code = ResponseError::NotEnoughReplicas.code();
+                            out.error_message = Some(str_bytes(format!(
+                                "{}-{}: {e}",
+                                p.topic, p.index
+                            )));
+                            partitions.push(out);
+                            continue;
+                        }
+                    }
                     match p.append_as_leader(records, now) {
                         Ok(info) => {
+                            if acks == -1 {
+                                to_replicate.push((t, i, p.clone(), info.last_offset + 1));
+                            }
                             if !info.duplicate {
                                 shard.metrics.add_bytes_in(&p.topic, records.len() as u64);
                             }
@@ -139,6 +156,15 @@ pub async fn handle_produce(shard: &Rc<Shard>, req: &RawRequest) -> HandlerResul
             out.error_message = Some(str_bytes(e.to_string()));
         }
     }
+    let replicated = wait_for_replicas(shard, &to_replicate, request.timeout_ms).await;
+    for ((t, i, _, _), error) in to_replicate.iter().zip(replicated) {
+        let out = &mut responses[*t].partition_responses[*i];
+        if out.error_code == 0 {
+            if let Some(error) = error {
+                out.error_code = error.code();
+            }
+        }
+    }
     for out in responses.iter().flat_map(|t| &t.partition_responses) {
         shard
             .metrics
@@ -148,6 +174,43 @@ pub async fn handle_produce(shard: &Rc<Shard>, req: &RawRequest) -> HandlerResul
         return Ok(None);
     }
     respond(req, &ProduceResponse::default().with_responses(responses))
+}
+
+/// Waits, for each partition of an acks=all produce, until the high watermark covers its
+/// records (Kafka's `DelayedProduce`), at most `timeout_ms`. Gives each partition's error:
+/// REQUEST_TIMED_OUT when the replicas did not catch up in time, NOT_LEADER_OR_FOLLOWER when
+/// leadership moved, NOT_ENOUGH_REPLICAS_AFTER_APPEND when the ISR shrank below
+/// `min.insync.replicas` meanwhile.
+async fn wait_for_replicas(
+    shard: &Shard,
+    partitions: &[(usize, usize, Rc<Partition>, i64)],
+    timeout_ms: i32,
+) -> Vec<Option<ResponseError>> {
+    if partitions.is_empty() {
+        return Vec::new();
+    }
+    let _parked = shard.metrics.produce_parked();
+    let timeout = Duration::from_millis(timeout_ms.max(0) as u64);
+    let waits = partitions.iter().map(|(_, _, p, required)| async move {
+        let wait = match p.wait_for_replicas(*required) {
+            Ok(wait) => wait,
+            Err(e) => return Some(ack_error_code(e)),
+        };
+        futures_lite::future::or(async { wait.await.err().map(ack_error_code) }, async {
+            glommio::timer::sleep(timeout).await;
+            Some(ResponseError::RequestTimedOut)
+        })
+        .await
+    });
+    futures::future::join_all(waits).await
+}
+
+/// The Kafka error of an acks=all wait that failed.
+fn ack_error_code(e: AckError) -> ResponseError {
+    match e {
+        AckError::NotLeaderOrFollower => ResponseError::NotLeaderOrFollower,
+        AckError::NotEnoughReplicasAfterAppend => ResponseError::NotEnoughReplicasAfterAppend,
+    }
 }
 
 /// Kafka's answer to records without a key on a compacted topic (`LogValidator.validateKey`):

@@ -13,10 +13,12 @@
 //! The log sits in a `RefCell` that every method borrows only for its own synchronous duration,
 //! never across an `.await`.
 
+mod leadership;
 pub mod maintenance;
 pub mod offsets;
 
 use crate::config::{EffectiveTopicConfig, TimestampType};
+use leadership::ReplicaRole;
 use bytes::Bytes;
 use event_listener::{Event, EventListener};
 use sluice_storage::{
@@ -39,20 +41,31 @@ pub struct Partition {
     pub leader_epoch: Cell<i32>,
     /// Effective topic config.
     pub config: RefCell<EffectiveTopicConfig>,
+    /// Leader (with its ISR rules and acks=all waiters) or follower; see [`leadership`].
+    role: RefCell<ReplicaRole>,
+    /// Notified at every append and every move of the high watermark (parked fetches wait
+    /// on it).
     appended: Event,
 }
 
 impl Partition {
-    /// Wraps an opened log.
+    /// Wraps an opened log. The replica starts as a follower of no leader with
+    /// `high_watermark` (the checkpointed one, or the log start); the shard then makes it
+    /// leader or follower as the metadata image says.
     pub fn new(
         topic: String,
         index: i32,
         topic_id: Uuid,
         log: PartitionLog,
         leader_epoch: i32,
+        high_watermark: i64,
         config: EffectiveTopicConfig,
     ) -> Partition {
         Partition {
+            role: RefCell::new(ReplicaRole::Follower {
+                leader: -1,
+                high_watermark,
+            }),
             topic,
             index,
             topic_id,
@@ -63,16 +76,15 @@ impl Partition {
         }
     }
 
-    /// The high watermark: the minimum log end offset of the in-sync replicas, which today
-    /// are only this leader (so it equals the log end offset).
+    /// The high watermark: on the leader the minimum log end offset of the in-sync replicas,
+    /// on a follower what the leader last said; never below the log start nor above the log
+    /// end.
     pub fn high_watermark(&self) -> i64 {
+        let known = self.role_high_watermark();
         let log = self.log.borrow();
-        let hw = sluice_replication::high_watermark(log.log_end_offset(), &[]);
-        debug_assert!(
-            hw >= log.log_start_offset(),
-            "high watermark below log start"
-        );
-        hw
+        known
+            .min(log.log_end_offset())
+            .max(log.log_start_offset())
     }
 
     /// Adopts a new effective topic config, and its storage settings in the log, when it
@@ -112,6 +124,7 @@ impl Partition {
             .append(records, self.leader_epoch.get(), now_ms)?;
         if !info.duplicate {
             self.appended.notify(usize::MAX);
+            self.leader_appended(now_ms);
         }
         Ok(info)
     }
@@ -198,7 +211,18 @@ impl Partition {
         configure(&mut effective);
         let (log, _) = PartitionLog::open(dir, topic, 0, log_config(&effective), 0, 0, now_ms)
             .expect("a new log opens");
-        Partition::new(topic.to_string(), 0, Uuid::nil(), log, 0, effective)
+        let partition = Partition::new(topic.to_string(), 0, Uuid::nil(), log, 0, 0, effective);
+        let sole_replica = sluice_replication::leader::LeaderAndIsr {
+            leader: 0,
+            replicas: vec![0],
+            isr: vec![0],
+            leader_epoch: 0,
+            partition_epoch: 0,
+        };
+        partition
+            .make_leader(&sole_replica, Default::default(), now_ms)
+            .expect("a sole replica leads");
+        partition
     }
 
     /// The number of segments, the active one included (tests lay segments out).
