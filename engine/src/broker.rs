@@ -5,7 +5,7 @@ use crate::broker_lifecycle::ServingGate;
 use crate::config::{BrokerConfig, ConfigError};
 use crate::fd_budget;
 use crate::messages::ShardRouter;
-use crate::metadata::{ClusterState, MetadataError, MetadataImage, METADATA_FILE};
+use crate::metadata::{broker_of_node, ClusterState, MetadataError, MetadataImage, METADATA_FILE};
 use crate::metadata_log::apply_committed;
 use crate::quorum_controller::ControllerStart;
 use crate::shard_runtime::{run_shard, ShardStart};
@@ -91,9 +91,8 @@ pub fn run_broker(mut config: BrokerConfig, stop: Arc<AtomicBool>) -> Result<(),
     let (quorum, events) = start_quorum(quorum_config(&config, &metadata_dir)?)?;
     let QuorumEvents { committed, calls } = events;
     let (state, applied, committed) = replay_local_log(committed, quorum.status().high_watermark);
-    let pending_import = match ClusterState::load(&metadata_dir)? {
-        Some(mut legacy) if state.cluster_id.is_empty() => {
-            legacy.assign_unplaced_partitions(config.broker_id);
+    let pending_import = match ClusterState::load(&metadata_dir, config.broker_id)? {
+        Some(legacy) if state.cluster_id.is_empty() => {
             info!(
                 topics = legacy.topics.len(),
                 "found {METADATA_FILE} of a single-broker release: it is imported into the metadata log once this node leads the quorum"
@@ -106,7 +105,8 @@ pub fn run_broker(mut config: BrokerConfig, stop: Arc<AtomicBool>) -> Result<(),
         .topics
         .values()
         .flat_map(|t| &t.partitions)
-        .filter(|p| p.broker == config.broker_id)
+        .flat_map(|p| &p.replicas)
+        .filter(|n| broker_of_node(**n) == config.broker_id)
         .count() as u64;
     fd_budget::log_budget(
         nofile,

@@ -13,7 +13,7 @@ use crate::messages::{
     ConfigOutcome, ConfigTarget, ControllerCommand, ControllerReply, NewTopic, OfflinePartition,
     PartitionGrowth, ResourceAlteration, TopicOutcome, TopicRef,
 };
-use crate::metadata::{broker_of_node, ClusterState, PartitionState, TopicState};
+use crate::metadata::{broker_of_node, node_id, ClusterState, PartitionState, TopicState};
 use crate::partition_caps::PartitionBudget;
 use crate::scram::ScramAlterError;
 use kafka_protocol::ResponseError;
@@ -331,10 +331,8 @@ impl Controller {
         };
         Ok(nodes
             .into_iter()
-            .map(|(broker, shard)| PartitionState {
-                broker,
-                shard,
-                leader_epoch: 0,
+            .filter_map(|(broker, shard)| {
+                PartitionState::new(vec![node_id(broker, shard)], |n| state.is_live_node(n))
             })
             .collect())
     }
@@ -511,10 +509,8 @@ fn grow(
     };
     if !validate_only {
         t.partitions
-            .extend(nodes.into_iter().map(|(broker, shard)| PartitionState {
-                broker,
-                shard,
-                leader_epoch: 0,
+            .extend(nodes.into_iter().filter_map(|(broker, shard)| {
+                PartitionState::new(vec![node_id(broker, shard)], |n| state.is_live_node(n))
             }));
     }
     Ok(())
@@ -731,11 +727,9 @@ mod tests {
             name.into(),
             TopicState {
                 id: Uuid::new_v4(),
-                partitions: vec![PartitionState {
-                    broker: 1,
-                    shard: 0,
-                    leader_epoch: 0,
-                }],
+                partitions: PartitionState::new(vec![1000], |_| true)
+                    .into_iter()
+                    .collect(),
                 configs: TopicConfigs::default(),
                 internal: false,
             },

@@ -485,7 +485,7 @@ async fn run_job(
         match report.step {
             CleaningStep::Progress => {}
             CleaningStep::Cleaned(cleaned) => {
-                if !leads(shard, partition) {
+                if !still_holds(shard, partition) {
                     let _ = cleaned.discard();
                     let reason = "the partition left the shard".to_string();
                     return (Err(CleaningAborted::Changed(reason)), Some(job));
@@ -519,10 +519,10 @@ async fn run_job(
     }
 }
 
-/// Whether the shard still leads this very partition (it may have been deleted or moved).
-fn leads(shard: &Shard, partition: &Rc<Partition>) -> bool {
+/// Whether the shard still holds this very replica (it may have been deleted or moved).
+fn still_holds(shard: &Shard, partition: &Rc<Partition>) -> bool {
     shard
-        .partition(&partition.topic, partition.index)
+        .replica(&partition.topic, partition.index)
         .is_some_and(|current| Rc::ptr_eq(&current, partition))
 }
 

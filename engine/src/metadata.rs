@@ -1,9 +1,9 @@
 //! The cluster metadata: what the controller persists, and the immutable image every shard
 //! reads.
 //!
-//! [`ClusterState`] is the cluster's record of registered brokers, topics, their partitions'
-//! placement and configs, the dynamic broker configs, the users' SCRAM credentials, and the
-//! producer-id counter. It is the state machine of the replicated metadata log
+//! [`ClusterState`] is the cluster's record of registered brokers, topics (their partitions'
+//! replicas, ISR and leader, and their configs), the dynamic broker configs, the users' SCRAM
+//! credentials, and the producer-id counter. It is the state machine of the replicated metadata log
 //! ([`crate::metadata_log`]): every broker applies the committed records to its own copy.
 //! Releases before the metadata log kept it in `cluster-metadata.json` in the first log dir;
 //! [`ClusterState::load`] still reads that file so that it can be imported once.
@@ -21,24 +21,158 @@ use uuid::Uuid;
 /// The name of the metadata file of releases before the metadata log, inside the first log dir.
 pub const METADATA_FILE: &str = "cluster-metadata.json";
 
-/// `PartitionState::broker` of a partition written by a release that had one broker only; the
-/// import gives it the importing broker's id.
-pub const UNASSIGNED_BROKER: i32 = -1;
+/// `PartitionState::leader` of a partition that has no leader.
+pub const NO_LEADER: i32 = -1;
 
-fn unassigned_broker() -> i32 {
-    UNASSIGNED_BROKER
+/// One partition's replicas and leadership (KRaft's `PartitionRegistration`).
+///
+/// Invariants ([`PartitionState::check`]): the replicas are distinct; the ISR is a non-empty,
+/// duplicate-free subset of them (its last member stays in it when it goes away, as in Kafka,
+/// so that it is the one to lead again); the leader is [`NO_LEADER`] or in the ISR.
+///
+/// Stored forms of earlier releases still load (see [`StoredPartitionState`]).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(from = "StoredPartitionState")]
+pub struct PartitionState {
+    /// Node ids (`broker*1000+shard`) of the replicas, preferred leader first.
+    pub replicas: Vec<i32>,
+    /// Node ids of the in-sync replicas, a subset of `replicas`.
+    pub isr: Vec<i32>,
+    /// Node id of the leader, [`NO_LEADER`] when there is none.
+    pub leader: i32,
+    /// Bumped at every change of leader (to none included): fences requests and fetchers of
+    /// an earlier leadership.
+    pub leader_epoch: i32,
+    /// Bumped at every change of the replicas, the ISR or the leader: AlterPartition requests
+    /// written against an older state are refused (INVALID_UPDATE_VERSION).
+    pub partition_epoch: i32,
 }
 
-/// One partition's placement.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct PartitionState {
-    /// The broker (`node.id`) that holds the partition's only replica.
-    #[serde(default = "unassigned_broker")]
-    pub broker: i32,
-    /// The shard (core) of that broker that holds it.
-    pub shard: u32,
-    /// The leader epoch; bumped whenever leadership moves (for example to another shard).
-    pub leader_epoch: i32,
+/// The stored forms of a [`PartitionState`]: this release's, and the single replica of the
+/// releases before replication (the metadata log of issue 11 and, once the importing broker's
+/// id is filled in by [`ClusterState::load`], the `cluster-metadata.json` of release 0.1).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum StoredPartitionState {
+    Replicated {
+        replicas: Vec<i32>,
+        isr: Vec<i32>,
+        leader: i32,
+        leader_epoch: i32,
+        partition_epoch: i32,
+    },
+    SingleReplica {
+        broker: i32,
+        shard: u32,
+        leader_epoch: i32,
+    },
+}
+
+impl From<StoredPartitionState> for PartitionState {
+    fn from(stored: StoredPartitionState) -> PartitionState {
+        match stored {
+            StoredPartitionState::Replicated {
+                replicas,
+                isr,
+                leader,
+                leader_epoch,
+                partition_epoch,
+            } => PartitionState {
+                replicas,
+                isr,
+                leader,
+                leader_epoch,
+                partition_epoch,
+            },
+            StoredPartitionState::SingleReplica {
+                broker,
+                shard,
+                leader_epoch,
+            } => {
+                let node = node_id(broker, shard);
+                PartitionState {
+                    replicas: vec![node],
+                    isr: vec![node],
+                    leader: node,
+                    leader_epoch,
+                    partition_epoch: 0,
+                }
+            }
+        }
+    }
+}
+
+impl PartitionState {
+    /// A new partition on `replicas`: its ISR is the replicas that are live now, and the first
+    /// of them leads (KRaft's registration of a new partition). `None` when no replica is live.
+    pub fn new(replicas: Vec<i32>, is_live: impl Fn(i32) -> bool) -> Option<PartitionState> {
+        let isr: Vec<i32> = replicas.iter().copied().filter(|r| is_live(*r)).collect();
+        let leader = *isr.first()?;
+        let state = PartitionState {
+            replicas,
+            isr,
+            leader,
+            leader_epoch: 0,
+            partition_epoch: 0,
+        };
+        debug_assert_eq!(state.check(), Ok(()));
+        Some(state)
+    }
+
+    /// The preferred leader: the first replica.
+    pub fn preferred_leader(&self) -> i32 {
+        self.replicas.first().copied().unwrap_or(NO_LEADER)
+    }
+
+    /// Whether `node` holds a replica.
+    pub fn has_replica(&self, node: i32) -> bool {
+        self.replicas.contains(&node)
+    }
+
+    /// Whether the replica on `node` keeps its data in the partition's shared directory
+    /// (`<log dir>/<topic>-<index>`, Kafka's layout, found in any log dir of the broker): it is
+    /// the first of its broker's replicas in `replicas`. A broker that holds several replicas
+    /// of one partition (a replication factor above the broker count) keeps the others in
+    /// their shard's own directory (`<log dir>/shard-<k>/<topic>-<index>`), so that no two
+    /// replicas share files.
+    pub fn uses_shared_dir(&self, node: i32) -> bool {
+        let broker = broker_of_node(node);
+        self.replicas
+            .iter()
+            .find(|r| broker_of_node(**r) == broker)
+            .is_some_and(|first| *first == node)
+    }
+
+    /// Checks the invariants (see the type's docs); the error says which one is broken.
+    pub fn check(&self) -> Result<(), String> {
+        let distinct = |nodes: &[i32]| {
+            let mut sorted = nodes.to_vec();
+            sorted.sort_unstable();
+            sorted.windows(2).all(|w| w[0] != w[1])
+        };
+        if self.replicas.is_empty() || !distinct(&self.replicas) {
+            return Err(format!("replicas {:?} empty or repeated", self.replicas));
+        }
+        if self.isr.is_empty()
+            || !distinct(&self.isr)
+            || !self.isr.iter().all(|n| self.replicas.contains(n))
+        {
+            return Err(format!(
+                "ISR {:?} empty, repeated or not among the replicas {:?}",
+                self.isr, self.replicas
+            ));
+        }
+        if self.leader != NO_LEADER && !self.isr.contains(&self.leader) {
+            return Err(format!(
+                "leader {} not in the ISR {:?}",
+                self.leader, self.isr
+            ));
+        }
+        if self.leader_epoch < 0 || self.partition_epoch < 0 {
+            return Err("negative epoch".to_string());
+        }
+        Ok(())
+    }
 }
 
 /// One topic.
@@ -53,13 +187,6 @@ pub struct TopicState {
     /// Whether the topic is internal (`__consumer_offsets`, `__transaction_state`).
     #[serde(default)]
     pub internal: bool,
-}
-
-impl PartitionState {
-    /// The Kafka node (shard) that holds the partition.
-    pub fn node(&self) -> i32 {
-        node_id(self.broker, self.shard)
-    }
 }
 
 /// A broker as it registered with the controller quorum (KRaft's `RegisterBrokerRecord`).
@@ -155,69 +282,103 @@ impl ClusterState {
     }
 
     /// Reads the `cluster-metadata.json` a single-broker release wrote in `dir`, or `None`
-    /// when there is none.
-    pub fn load(dir: &Path) -> Result<Option<ClusterState>, MetadataError> {
+    /// when there is none. Its partitions name no broker (release 0.1 had one): they are
+    /// broker `broker_id`'s, the broker that imports the file.
+    pub fn load(dir: &Path, broker_id: i32) -> Result<Option<ClusterState>, MetadataError> {
         let path = dir.join(METADATA_FILE);
-        match std::fs::read(&path) {
-            Ok(data) => {
-                serde_json::from_slice(&data)
-                    .map(Some)
-                    .map_err(|e| MetadataError::Corrupt {
-                        path,
-                        reason: e.to_string(),
-                    })
+        let data = match std::fs::read(&path) {
+            Ok(data) => data,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => return Err(MetadataError::Io { path, source }),
+        };
+        let corrupt = |reason: String| MetadataError::Corrupt {
+            path: path.clone(),
+            reason,
+        };
+        let mut value: serde_json::Value =
+            serde_json::from_slice(&data).map_err(|e| corrupt(e.to_string()))?;
+        let partitions = value
+            .get_mut("topics")
+            .and_then(serde_json::Value::as_object_mut)
+            .into_iter()
+            .flat_map(|topics| topics.values_mut())
+            .filter_map(|t| t.get_mut("partitions")?.as_array_mut())
+            .flatten()
+            .filter_map(serde_json::Value::as_object_mut);
+        for p in partitions {
+            if !p.contains_key("replicas") {
+                p.entry("broker").or_insert(broker_id.into());
             }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(source) => Err(MetadataError::Io { path, source }),
         }
+        serde_json::from_value(value)
+            .map(Some)
+            .map_err(|e| corrupt(e.to_string()))
     }
 
-    /// Gives the partitions of a state written by a single-broker release (no broker in their
-    /// placement) to broker `broker_id`.
-    pub fn assign_unplaced_partitions(&mut self, broker_id: i32) {
+    /// Moves the replicas broker `broker_id` held on shards it no longer runs (it was
+    /// restarted with fewer cores) to its least-loaded remaining shards that hold no replica
+    /// of the same partition. Only replicas in the partition's shared directory move (see
+    /// [`PartitionState::uses_shared_dir`]): their data is found by the new shard, so they keep
+    /// their place in the ISR and their leadership (with a new leader epoch). Others stay where
+    /// they are, offline like the replicas of a stopped broker. Returns how many moved.
+    pub fn rebalance_missing_shards(&mut self, broker_id: i32, shards: u32) -> usize {
+        let mut load = self.shard_load(broker_id, shards);
+        let mut moved = 0;
         for p in self
             .topics
             .values_mut()
             .flat_map(|t| t.partitions.iter_mut())
         {
-            if p.broker == UNASSIGNED_BROKER {
-                p.broker = broker_id;
-            }
-        }
-    }
-
-    /// Moves the partitions of broker `broker_id` placed on shards it no longer runs (it was
-    /// restarted with fewer cores) to its least-loaded remaining shards, bumping their leader
-    /// epochs. Returns how many moved.
-    pub fn rebalance_missing_shards(&mut self, broker_id: i32, shards: u32) -> usize {
-        let mut load = self.shard_load(broker_id, shards);
-        let mut moved = 0;
-        for topic in self.topics.values_mut() {
-            for p in topic
-                .partitions
-                .iter_mut()
-                .filter(|p| p.broker == broker_id && p.shard >= shards)
-            {
-                let target = least_loaded(&load);
-                load[target as usize] += 1;
-                p.shard = target;
-                p.leader_epoch += 1;
+            for i in 0..p.replicas.len() {
+                let node = p.replicas[i];
+                let missing = broker_of_node(node) == broker_id && shard_of_node(node) >= shards;
+                if !missing || !p.uses_shared_dir(node) {
+                    continue;
+                }
+                let room: Vec<u64> = load
+                    .iter()
+                    .enumerate()
+                    .map(|(s, l)| {
+                        if p.has_replica(node_id(broker_id, s as u32)) {
+                            u64::MAX
+                        } else {
+                            *l
+                        }
+                    })
+                    .collect();
+                if room.iter().all(|l| *l == u64::MAX) {
+                    continue;
+                }
+                let shard = least_loaded(&room);
+                load[shard as usize] += 1;
+                let target = node_id(broker_id, shard);
+                p.replicas[i] = target;
+                for member in p.isr.iter_mut().filter(|m| **m == node) {
+                    *member = target;
+                }
+                if p.leader == node {
+                    p.leader = target;
+                    p.leader_epoch += 1;
+                }
+                p.partition_epoch += 1;
+                debug_assert_eq!(p.check(), Ok(()));
                 moved += 1;
             }
         }
         moved
     }
 
-    /// Partitions per shard of broker `broker_id`, counting only shards below `shards`.
+    /// Replicas per shard of broker `broker_id`, counting only shards below `shards`.
     pub fn shard_load(&self, broker_id: i32, shards: u32) -> Vec<u64> {
         let mut load = vec![0u64; shards as usize];
-        for p in self
+        for node in self
             .topics
             .values()
             .flat_map(|t| &t.partitions)
-            .filter(|p| p.broker == broker_id)
+            .flat_map(|p| &p.replicas)
+            .filter(|n| broker_of_node(**n) == broker_id)
         {
-            if let Some(slot) = load.get_mut(p.shard as usize) {
+            if let Some(slot) = load.get_mut(shard_of_node(*node) as usize) {
                 *slot += 1;
             }
         }
@@ -238,6 +399,27 @@ impl ClusterState {
     /// The registered brokers that are not fenced.
     pub fn live_brokers(&self) -> impl Iterator<Item = &BrokerRegistration> {
         self.brokers.values().filter(|b| !b.fenced)
+    }
+
+    /// Whether `node` is a shard of a live (registered, unfenced) broker: a replica there can
+    /// lead and be in sync.
+    pub fn is_live_node(&self, node: i32) -> bool {
+        self.brokers
+            .get(&broker_of_node(node))
+            .is_some_and(|b| !b.fenced && shard_of_node(node) < b.shards)
+    }
+
+    /// Whether `node` is a shard of a registered broker, fenced or not.
+    pub fn is_registered_node(&self, node: i32) -> bool {
+        self.brokers
+            .get(&broker_of_node(node))
+            .is_some_and(|b| shard_of_node(node) < b.shards)
+    }
+
+    /// The node ids of the live brokers' shards, ascending.
+    pub fn live_nodes(&self) -> impl Iterator<Item = i32> + '_ {
+        self.live_brokers()
+            .flat_map(|b| (0..b.shards).map(move |k| node_id(b.id, k)))
     }
 }
 
@@ -318,10 +500,11 @@ pub struct MetadataImage {
 impl MetadataImage {
     /// Builds the image of `state` for a broker running `shards` shards.
     pub fn new(state: ClusterState, config: &BrokerConfig, shards: u32) -> MetadataImage {
-        let nodes = state
+        let mut nodes: Vec<Node> = state
             .live_brokers()
             .flat_map(BrokerRegistration::nodes)
             .collect();
+        nodes.sort_by_key(|n| n.node_id);
         let topic_names = state
             .topics
             .iter()
@@ -349,16 +532,36 @@ impl MetadataImage {
         self.node_of(0)
     }
 
-    /// Whether `partition` is placed on `shard` of this broker.
-    pub fn is_placed_on(&self, partition: &PartitionState, shard: u32) -> bool {
-        partition.broker == self.broker_id && partition.shard == shard
+    /// Whether this broker is registered and unfenced: only then do its shards lead.
+    pub fn is_local_broker_live(&self) -> bool {
+        self.state
+            .brokers
+            .get(&self.broker_id)
+            .is_some_and(|b| !b.fenced)
     }
 
-    /// The node serving `partition`, or `None` while its broker is fenced or unregistered (the
-    /// partition then has no leader: LEADER_NOT_AVAILABLE).
+    /// Whether `shard` of this broker holds a replica of `partition`.
+    pub fn is_replica_on(&self, partition: &PartitionState, shard: u32) -> bool {
+        partition.has_replica(self.node_of(shard))
+    }
+
+    /// Whether `shard` of this broker leads `partition` (never while this broker is fenced).
+    pub fn leads(&self, partition: &PartitionState, shard: u32) -> bool {
+        partition.leader == self.node_of(shard) && self.is_local_broker_live()
+    }
+
+    /// A live node by id.
+    pub fn node(&self, node_id: i32) -> Option<&Node> {
+        self.nodes
+            .binary_search_by_key(&node_id, |n| n.node_id)
+            .ok()
+            .map(|i| &self.nodes[i])
+    }
+
+    /// The node leading `partition`, or `None` when it has no leader or its leader's broker is
+    /// fenced (LEADER_NOT_AVAILABLE).
     pub fn leader_of(&self, partition: &PartitionState) -> Option<&Node> {
-        let node = partition.node();
-        self.nodes.iter().find(|n| n.node_id == node)
+        self.node(partition.leader)
     }
 
     /// A topic by name.
@@ -382,6 +585,11 @@ pub fn broker_of_node(node: i32) -> i32 {
     node.div_euclid(1000)
 }
 
+/// The shard (of its broker) a node is.
+pub fn shard_of_node(node: i32) -> u32 {
+    node.rem_euclid(1000).unsigned_abs()
+}
+
 /// The host and base port clients are told to use: the advertised listener named like the
 /// client listener the shards serve (see `BrokerConfig::client_listener`), else the first
 /// advertised listener. Controller listeners are never advertised to clients.
@@ -400,20 +608,28 @@ pub fn advertised_address(config: &BrokerConfig) -> (String, u16) {
 mod tests {
     use super::*;
 
-    fn topic(broker: i32, shards: &[u32]) -> TopicState {
+    /// A partition with one replica on `node`.
+    pub(crate) fn single(node: i32) -> PartitionState {
+        PartitionState {
+            replicas: vec![node],
+            isr: vec![node],
+            leader: node,
+            leader_epoch: 0,
+            partition_epoch: 0,
+        }
+    }
+
+    fn topic(partitions: Vec<PartitionState>) -> TopicState {
         TopicState {
             id: Uuid::new_v4(),
-            partitions: shards
-                .iter()
-                .map(|&s| PartitionState {
-                    broker,
-                    shard: s,
-                    leader_epoch: 0,
-                })
-                .collect(),
+            partitions,
             configs: TopicConfigs::default(),
             internal: false,
         }
+    }
+
+    fn on_shards(broker: i32, shards: &[u32]) -> TopicState {
+        topic(shards.iter().map(|&s| single(node_id(broker, s))).collect())
     }
 
     fn registration(id: i32, shards: u32, fenced: bool) -> BrokerRegistration {
@@ -430,37 +646,162 @@ mod tests {
     }
 
     #[test]
-    fn a_file_of_the_single_broker_release_loads_and_is_given_a_broker() {
+    fn a_file_of_the_single_broker_release_loads_on_the_importing_broker() {
         let dir = tempfile::tempdir().unwrap();
-        assert!(ClusterState::load(dir.path()).unwrap().is_none());
+        assert!(ClusterState::load(dir.path(), 7).unwrap().is_none());
         let old = r#"{"cluster_id":"c","next_producer_id":42,"topics":{"t":{"id":"6f0bd9b1-9d33-4fb0-9a8e-2b0bb7e1c0de","partitions":[{"shard":1,"leader_epoch":3}],"configs":{}}}}"#;
         std::fs::write(dir.path().join(METADATA_FILE), old).unwrap();
-        let mut back = ClusterState::load(dir.path()).unwrap().unwrap();
+        let back = ClusterState::load(dir.path(), 7).unwrap().unwrap();
         assert_eq!(back.next_producer_id, 42);
         assert_eq!(back.broker_configs, DynamicBrokerConfigs::default());
-        assert_eq!(back.topics["t"].partitions[0].broker, UNASSIGNED_BROKER);
-        back.assign_unplaced_partitions(7);
-        assert_eq!(back.topics["t"].partitions[0].node(), 7001);
-        assert_eq!(back.topics["t"].partitions[0].leader_epoch, 3);
+        let p = &back.topics["t"].partitions[0];
+        assert_eq!(
+            *p,
+            PartitionState {
+                leader_epoch: 3,
+                ..single(7001)
+            }
+        );
+    }
+
+    #[test]
+    fn the_upgrade_fixture_loads() {
+        let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/upgrade-0.1/data");
+        let state = ClusterState::load(&fixture, 1).unwrap().unwrap();
+        let orders = &state.topics["orders"].partitions;
+        let nodes: Vec<i32> = orders.iter().map(|p| p.leader).collect();
+        assert_eq!(nodes, [1000, 1001, 1000]);
+        assert!(orders.iter().all(|p| p.check().is_ok()));
+    }
+
+    #[test]
+    fn a_partition_of_the_single_replica_metadata_log_loads() {
+        let issue_11 = r#"{"broker":2,"shard":1,"leader_epoch":5}"#;
+        let p: PartitionState = serde_json::from_str(issue_11).unwrap();
+        assert_eq!(
+            p,
+            PartitionState {
+                leader_epoch: 5,
+                ..single(2001)
+            }
+        );
+        let current = PartitionState {
+            replicas: vec![2001, 3000, 1000],
+            isr: vec![2001, 1000],
+            leader: 1000,
+            leader_epoch: 4,
+            partition_epoch: 9,
+        };
+        let json = serde_json::to_string(&current).unwrap();
+        assert!(!json.contains("broker"), "{json}");
+        assert_eq!(
+            serde_json::from_str::<PartitionState>(&json).unwrap(),
+            current
+        );
     }
 
     #[test]
     fn corrupt_file_is_reported() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(METADATA_FILE), b"{nope").unwrap();
-        let err = ClusterState::load(dir.path()).unwrap_err().to_string();
+        let err = ClusterState::load(dir.path(), 1).unwrap_err().to_string();
         assert!(err.contains("corrupt"), "{err}");
     }
 
     #[test]
-    fn partitions_on_missing_shards_move_to_least_loaded_shards_of_their_broker() {
+    fn invariants_name_what_is_broken() {
+        let ok = PartitionState {
+            replicas: vec![1000, 2000],
+            isr: vec![2000],
+            leader: NO_LEADER,
+            leader_epoch: 1,
+            partition_epoch: 2,
+        };
+        assert_eq!(ok.check(), Ok(()));
+        let broken = [
+            PartitionState {
+                replicas: vec![1000, 1000],
+                ..ok.clone()
+            },
+            PartitionState {
+                isr: vec![],
+                ..ok.clone()
+            },
+            PartitionState {
+                isr: vec![3000],
+                ..ok.clone()
+            },
+            PartitionState {
+                leader: 1000,
+                ..ok.clone()
+            },
+        ];
+        for p in broken {
+            assert!(p.check().is_err(), "{p:?}");
+        }
+        assert_eq!(
+            PartitionState::new(vec![1000, 2000, 3000], |n| n != 1000),
+            Some(PartitionState {
+                replicas: vec![1000, 2000, 3000],
+                isr: vec![2000, 3000],
+                leader: 2000,
+                leader_epoch: 0,
+                partition_epoch: 0,
+            })
+        );
+        assert_eq!(PartitionState::new(vec![1000], |_| false), None);
+    }
+
+    #[test]
+    fn the_first_replica_of_a_broker_uses_the_shared_directory() {
+        let p = PartitionState {
+            replicas: vec![2001, 1000, 2000],
+            ..single(2001)
+        };
+        assert!(p.uses_shared_dir(2001));
+        assert!(p.uses_shared_dir(1000));
+        assert!(!p.uses_shared_dir(2000));
+        assert!(!p.uses_shared_dir(3000));
+    }
+
+    #[test]
+    fn replicas_on_missing_shards_move_to_least_loaded_shards_of_their_broker() {
         let mut s = ClusterState::new(Some("c".into()));
-        s.topics.insert("a".into(), topic(1, &[0, 1, 2, 3]));
-        s.topics.insert("b".into(), topic(2, &[3]));
+        s.topics.insert("a".into(), on_shards(1, &[0, 1, 2, 3]));
+        s.topics.insert("b".into(), on_shards(2, &[3]));
         assert_eq!(s.rebalance_missing_shards(1, 2), 2);
         assert_eq!(s.shard_load(1, 2), vec![2, 2]);
-        assert_eq!(s.topics["a"].partitions[2].leader_epoch, 1);
-        assert_eq!(s.topics["b"].partitions[0].shard, 3);
+        let moved = &s.topics["a"].partitions[2];
+        assert_eq!(moved.leader_epoch, 1);
+        assert_eq!(moved.partition_epoch, 1);
+        assert_eq!(moved.isr, moved.replicas);
+        assert_eq!(moved.leader, moved.replicas[0]);
+        assert_eq!(s.topics["b"].partitions[0].leader, 2003);
+    }
+
+    #[test]
+    fn a_second_replica_on_a_missing_shard_stays_offline() {
+        let mut s = ClusterState::new(Some("c".into()));
+        let both = PartitionState {
+            replicas: vec![1000, 1001],
+            isr: vec![1000, 1001],
+            ..single(1000)
+        };
+        let moving = PartitionState {
+            replicas: vec![1002, 2000],
+            isr: vec![1002, 2000],
+            ..single(1002)
+        };
+        s.topics
+            .insert("t".into(), topic(vec![both.clone(), moving]));
+        // Shard 1 holds the second replica of partition 0: it stays (shard 0 holds the first);
+        // partition 1's replica on shard 2 moves to shard 0, with its data and leadership.
+        assert_eq!(s.rebalance_missing_shards(1, 1), 1);
+        assert_eq!(s.topics["t"].partitions[0], both);
+        let moved = &s.topics["t"].partitions[1];
+        assert_eq!(moved.replicas, [1000, 2000]);
+        assert_eq!(moved.isr, [1000, 2000]);
+        assert_eq!((moved.leader, moved.leader_epoch), (1000, 1));
     }
 
     #[test]
@@ -468,18 +809,27 @@ mod tests {
         let mut s = ClusterState::new(Some("c".into()));
         s.brokers.insert(1, registration(1, 2, false));
         s.brokers.insert(2, registration(2, 1, true));
-        s.topics.insert("a".into(), topic(1, &[1]));
-        s.topics.insert("b".into(), topic(2, &[0]));
+        s.topics.insert("a".into(), on_shards(1, &[1]));
+        s.topics.insert("b".into(), on_shards(2, &[0]));
+        assert!(s.is_live_node(1001));
+        assert!(!s.is_live_node(1002));
+        assert!(!s.is_live_node(2000));
+        assert!(s.is_registered_node(2000));
+        assert_eq!(s.live_nodes().collect::<Vec<_>>(), [1000, 1001]);
         let config = BrokerConfig::load(None, &["node.id=1".to_string()]).unwrap();
         let image = MetadataImage::new(s, &config, 2);
         let nodes: Vec<(i32, i32)> = image.nodes.iter().map(|n| (n.node_id, n.port)).collect();
         assert_eq!(nodes, vec![(1000, 9192), (1001, 9193)]);
         let a = &image.topic("a").unwrap().partitions[0];
         assert_eq!(image.leader_of(a).map(|n| n.node_id), Some(1001));
+        assert!(image.leads(a, 1));
+        assert!(!image.leads(a, 0));
+        assert!(image.is_replica_on(a, 1));
         assert!(image
             .leader_of(&image.topic("b").unwrap().partitions[0])
             .is_none());
         assert_eq!(broker_of_node(1001), 1);
+        assert_eq!(shard_of_node(1001), 1);
     }
 
     #[test]

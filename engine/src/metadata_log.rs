@@ -14,8 +14,12 @@ use crate::scram::ScramCredentials;
 use serde::{Deserialize, Serialize};
 use sluice_replication::quorum::Committed;
 
-/// The format of [`MetadataBatch`] and of snapshots; a reader refuses others.
-const FORMAT_VERSION: u16 = 1;
+/// The format of [`MetadataBatch`] and of snapshots this release writes. Version 2 gives
+/// partitions their replicas, ISR, leader and partition epoch; version 1 (issue 11) gave each
+/// partition one replica (`{broker, shard, leader_epoch}`), which still loads.
+const FORMAT_VERSION: u16 = 2;
+/// The oldest format this release reads; a reader refuses others.
+const OLDEST_READABLE_VERSION: u16 = 1;
 
 /// One change to the cluster metadata.
 ///
@@ -86,8 +90,18 @@ pub enum MetadataLogError {
     /// Not valid JSON of the expected shape.
     #[error("metadata log entry is not readable: {0}")]
     Malformed(#[from] serde_json::Error),
+    /// A partition state that breaks the invariants of [`PartitionState::check`].
+    #[error("metadata log entry has an inconsistent partition {topic}-{index}: {reason}")]
+    Inconsistent {
+        /// Topic name.
+        topic: String,
+        /// Partition index.
+        index: usize,
+        /// The broken invariant.
+        reason: String,
+    },
     /// Written by a newer release.
-    #[error("metadata log entry has format version {0}; this release reads version {FORMAT_VERSION} (upgrade this broker)")]
+    #[error("metadata log entry has format version {0}; this release reads versions {OLDEST_READABLE_VERSION} to {FORMAT_VERSION} (upgrade this broker)")]
     Version(u16),
 }
 
@@ -104,8 +118,13 @@ pub fn encode_batch(records: Vec<MetadataRecord>) -> Vec<u8> {
 /// Decodes one log entry.
 pub fn decode_batch(data: &[u8]) -> Result<MetadataBatch, MetadataLogError> {
     let batch: MetadataBatch = serde_json::from_slice(data)?;
-    if batch.version != FORMAT_VERSION {
+    if !(OLDEST_READABLE_VERSION..=FORMAT_VERSION).contains(&batch.version) {
         return Err(MetadataLogError::Version(batch.version));
+    }
+    for record in &batch.records {
+        if let MetadataRecord::Topic { name, topic } = record {
+            check_topic(name, topic)?;
+        }
     }
     Ok(batch)
 }
@@ -134,14 +153,36 @@ pub fn encode_snapshot(state: &ClusterState) -> Vec<u8> {
 /// Decodes a snapshot.
 pub fn decode_snapshot(data: &[u8]) -> Result<ClusterState, MetadataLogError> {
     let snapshot: Snapshot = serde_json::from_slice(data)?;
-    if snapshot.version != FORMAT_VERSION {
+    if !(OLDEST_READABLE_VERSION..=FORMAT_VERSION).contains(&snapshot.version) {
         return Err(MetadataLogError::Version(snapshot.version));
+    }
+    for (name, topic) in &snapshot.state.topics {
+        check_topic(name, topic)?;
     }
     Ok(snapshot.state)
 }
 
-/// The records that turn `old` into `new`.
+/// Checks every partition of a topic read from the log against the invariants.
+fn check_topic(name: &str, topic: &TopicState) -> Result<(), MetadataLogError> {
+    for (index, p) in topic.partitions.iter().enumerate() {
+        p.check().map_err(|reason| MetadataLogError::Inconsistent {
+            topic: name.to_string(),
+            index,
+            reason,
+        })?;
+    }
+    Ok(())
+}
+
+/// The records that turn `old` into `new`. The controller only ever writes partitions that
+/// keep the invariants of [`PartitionState::check`](crate::metadata::PartitionState::check).
 pub fn records_between(old: &ClusterState, new: &ClusterState) -> Vec<MetadataRecord> {
+    debug_assert!(
+        new.topics
+            .iter()
+            .all(|(name, t)| check_topic(name, t).is_ok()),
+        "the controller writes only consistent partitions"
+    );
     let mut records = Vec::new();
     if old.cluster_id != new.cluster_id {
         records.push(MetadataRecord::ClusterId {
@@ -284,17 +325,22 @@ pub fn apply_committed(
 mod tests {
     use super::*;
     use crate::config::TopicConfigs;
-    use crate::metadata::PartitionState;
+    use crate::metadata::{node_id, PartitionState};
     use uuid::Uuid;
 
     fn topic(partitions: u32) -> TopicState {
         TopicState {
             id: Uuid::new_v4(),
             partitions: (0..partitions)
-                .map(|shard| PartitionState {
-                    broker: 1,
-                    shard,
-                    leader_epoch: 0,
+                .map(|shard| {
+                    let node = node_id(1, shard);
+                    PartitionState {
+                        replicas: vec![node],
+                        isr: vec![node],
+                        leader: node,
+                        leader_epoch: 0,
+                        partition_epoch: 0,
+                    }
                 })
                 .collect(),
             configs: TopicConfigs::default(),
@@ -393,5 +439,63 @@ mod tests {
         let err = decode_batch(future).unwrap_err().to_string();
         assert!(err.contains("format version 9"), "{err}");
         assert!(decode_batch(b"\x00garbage").is_err());
+    }
+
+    /// A topic of issue 11's metadata log: partitions with one replica each.
+    const SINGLE_REPLICA_TOPIC: &str = r#"{"id":"6f0bd9b1-9d33-4fb0-9a8e-2b0bb7e1c0de","partitions":[{"broker":2,"shard":1,"leader_epoch":3}],"configs":{"retention.ms":"1000"},"internal":false}"#;
+
+    #[test]
+    fn entries_of_the_single_replica_log_load() {
+        let entry = format!(
+            r#"{{"version":1,"records":[{{"topic":{{"name":"t","topic":{SINGLE_REPLICA_TOPIC}}}}}]}}"#
+        );
+        let mut state = ClusterState::new(Some("c".into()));
+        apply_batch(&mut state, decode_batch(entry.as_bytes()).unwrap(), 5);
+        let p = &state.topics["t"].partitions[0];
+        assert_eq!(
+            (p.replicas.as_slice(), p.isr.as_slice()),
+            (&[2001][..], &[2001][..])
+        );
+        assert_eq!((p.leader, p.leader_epoch, p.partition_epoch), (2001, 3, 0));
+    }
+
+    #[test]
+    fn snapshots_of_the_single_replica_log_load() {
+        let snapshot = format!(
+            r#"{{"version":1,"state":{{"cluster_id":"c","next_producer_id":7,"topics":{{"t":{SINGLE_REPLICA_TOPIC}}},"broker_configs":{{}},"brokers":{{}}}}}}"#
+        );
+        let state = decode_snapshot(snapshot.as_bytes()).unwrap();
+        assert_eq!(state.next_producer_id, 7);
+        assert_eq!(state.topics["t"].partitions[0].leader, 2001);
+        // Read back in this release's format, it keeps every field.
+        let again = decode_snapshot(&encode_snapshot(&state)).unwrap();
+        assert_eq!(same_json(&again), same_json(&state));
+    }
+
+    #[test]
+    fn entries_with_inconsistent_partitions_are_refused() {
+        let mut bad = topic(1);
+        bad.partitions[0].isr = vec![4242];
+        let entry = serde_json::to_vec(&MetadataBatch {
+            version: FORMAT_VERSION,
+            records: vec![MetadataRecord::Topic {
+                name: "t".into(),
+                topic: bad,
+            }],
+        })
+        .unwrap();
+        let err = decode_batch(&entry).unwrap_err().to_string();
+        assert!(err.contains("inconsistent partition t-0"), "{err}");
+    }
+
+    #[test]
+    #[should_panic(expected = "the controller writes only consistent partitions")]
+    fn the_controller_never_writes_an_inconsistent_partition() {
+        let old = ClusterState::new(Some("c".into()));
+        let mut new = old.clone();
+        let mut bad = topic(1);
+        bad.partitions[0].leader = 4242;
+        new.topics.insert("t".into(), bad);
+        records_between(&old, &new);
     }
 }

@@ -1,7 +1,7 @@
 //! A shard's shared state: one core's share of the broker, as its tasks (connections, the
 //! inbox, housekeeping, the cleaner) see it.
 //!
-//! [`Shard`] holds the partitions placed on this shard, their logs, fetch waiters and group
+//! [`Shard`] holds the partition replicas placed on this shard (leaders and followers), their logs, fetch waiters and group
 //! commit, the consumer groups it coordinates, its metadata image and its counters;
 //! [`Shard::apply_metadata`] adopts each new image. Its checkpoint files live in
 //! `<log dir>/shard-<k>/` so that no two shards ever write the same file.
@@ -15,7 +15,7 @@ use crate::file_worker::{remove_dir_releasing_blocks, run_blocking, FileWorker};
 use crate::group::GroupCoordinator;
 use crate::group_commit::GroupCommit;
 use crate::messages::{OfflinePartition, ShardRouter};
-use crate::metadata::MetadataImage;
+use crate::metadata::{MetadataImage, PartitionState};
 use crate::metrics::{PartitionStats, ShardMetrics, ShardSnapshot};
 use crate::partition::{log_config, Partition};
 use crate::quorum_controller::ControllerService;
@@ -35,8 +35,15 @@ const RECOVERY_CHECKPOINT: &str = "recovery-point-offset-checkpoint";
 /// Name of the per-shard log start offset checkpoint (Kafka's file name and format).
 const LOG_START_CHECKPOINT: &str = "log-start-offset-checkpoint";
 
-/// Partitions this shard leads, by topic name then partition index.
-type PartitionTable = HashMap<String, Vec<Option<Rc<Partition>>>>;
+/// A partition replica on this shard, and whether this shard leads the partition.
+struct LocalReplica {
+    partition: Rc<Partition>,
+    /// The image names this shard's node as the leader.
+    leader: bool,
+}
+
+/// The replicas on this shard, by topic name then partition index.
+type PartitionTable = HashMap<String, Vec<Option<LocalReplica>>>;
 
 /// One shard's state, shared by its tasks (never by other shards).
 pub struct Shard {
@@ -148,20 +155,36 @@ impl Shard {
         self.image.borrow().clone()
     }
 
-    /// The partition `topic`/`index` if this shard leads it (never while this broker is
-    /// fenced: its partitions have no leader then).
+    /// The partition `topic`/`index` if this shard leads it per the current image (never
+    /// while this broker is fenced: its partitions have no leader here then). Produce, Fetch
+    /// from consumers, ListOffsets and the group coordinator serve only these.
     pub fn partition(&self, topic: &str, index: i32) -> Option<Rc<Partition>> {
         if !self.broker_live.get() {
             return None;
         }
         let table = self.partitions.borrow();
-        table.get(topic)?.get(usize::try_from(index).ok()?)?.clone()
+        let replica = table
+            .get(topic)?
+            .get(usize::try_from(index).ok()?)?
+            .as_ref()?;
+        replica.leader.then(|| replica.partition.clone())
+    }
+
+    /// The replica of `topic`/`index` on this shard, leader or follower (what replication
+    /// appends to and reads from).
+    pub fn replica(&self, topic: &str, index: i32) -> Option<Rc<Partition>> {
+        let table = self.partitions.borrow();
+        let replica = table
+            .get(topic)?
+            .get(usize::try_from(index).ok()?)?
+            .as_ref()?;
+        Some(replica.partition.clone())
     }
 
     /// The error for a request on `topic`/`index` that this shard does not serve: KAFKA_STORAGE_ERROR
     /// when the partition is placed here but its log could not be opened (Kafka's answer for a
-    /// partition on an offline log dir), NOT_LEADER_OR_FOLLOWER when another shard leads it,
-    /// UNKNOWN_TOPIC_OR_PARTITION when it does not exist.
+    /// partition on an offline log dir), NOT_LEADER_OR_FOLLOWER when another node leads it (or
+    /// this one only follows it), UNKNOWN_TOPIC_OR_PARTITION when it does not exist.
     pub fn unserved_partition_error(
         &self,
         image: &MetadataImage,
@@ -184,29 +207,31 @@ impl Shard {
         }
     }
 
-    /// Every partition this shard leads.
+    /// Every partition replica on this shard, leader or follower: what is flushed,
+    /// checkpointed, cleaned and kept within retention.
     pub fn all_partitions(&self) -> Vec<Rc<Partition>> {
         self.partitions
             .borrow()
             .values()
             .flatten()
             .flatten()
-            .cloned()
+            .map(|r| r.partition.clone())
             .collect()
     }
 
-    /// Adopts `image`: opens logs of partitions newly placed here, deletes logs of topics that
-    /// were deleted, and applies topic configs (overrides and dynamic broker configs) to the
-    /// partitions and their logs, live. Returns the partitions whose logs it tried to open and
-    /// could not (they stay offline, and are tried again at the next image).
+    /// Adopts `image`: opens the logs of replicas newly placed here (followers as well as
+    /// leaders), notes which ones this shard leads, deletes logs of topics that were deleted,
+    /// and applies topic configs (overrides and dynamic broker configs) and leader epochs to
+    /// the partitions and their logs, live. Returns the partitions whose logs it tried to open
+    /// and could not (they stay offline, and are tried again at the next image).
     pub fn apply_metadata(&self, image: Arc<MetadataImage>) -> Vec<OfflinePartition> {
         let mut failed = Vec::new();
         let mut table = self.partitions.borrow_mut();
         let mut removed = Vec::new();
         table.retain(|topic, parts| match image.topic(topic) {
-            Some(t) if parts.iter().flatten().all(|p| p.topic_id == t.id) => true,
+            Some(t) if parts.iter().flatten().all(|r| r.partition.topic_id == t.id) => true,
             _ => {
-                removed.extend(parts.drain(..).flatten());
+                removed.extend(parts.drain(..).flatten().map(|r| r.partition));
                 false
             }
         });
@@ -215,27 +240,30 @@ impl Shard {
                 .configs
                 .effective(&self.config, &image.state.broker_configs);
             let slots = table.entry(name.clone()).or_default();
-            slots.resize(topic.partitions.len().max(slots.len()), None);
+            slots.resize_with(topic.partitions.len().max(slots.len()), || None);
             for (index, placement) in topic.partitions.iter().enumerate() {
-                match &slots[index] {
-                    Some(p) if image.is_placed_on(placement, self.id) => {
-                        p.apply_config(&effective);
-                        p.leader_epoch.set(placement.leader_epoch);
+                let here = image.is_replica_on(placement, self.id);
+                let leader = image.leads(placement, self.id);
+                match &mut slots[index] {
+                    Some(r) if here => {
+                        r.partition.apply_config(&effective);
+                        r.partition.leader_epoch.set(placement.leader_epoch);
+                        r.leader = leader;
                     }
-                    Some(_) => removed.extend(slots[index].take()),
-                    None if image.is_placed_on(placement, self.id) => {
+                    Some(_) => removed.extend(slots[index].take().map(|r| r.partition)),
+                    None if here => {
                         let opened = self.open_partition(
                             name,
                             index as i32,
                             topic.id,
-                            placement.leader_epoch,
+                            placement,
                             &effective,
                         );
                         let key = (name.clone(), index as i32);
                         match opened {
-                            Ok(p) => {
+                            Ok(partition) => {
                                 self.offline.borrow_mut().remove(&key);
-                                slots[index] = Some(p);
+                                slots[index] = Some(LocalReplica { partition, leader });
                             }
                             Err(reason) => {
                                 failed.push(OfflinePartition {
@@ -258,7 +286,7 @@ impl Shard {
             let placed_here = image
                 .topic(topic)
                 .and_then(|t| t.partitions.get(*index as usize))
-                .is_some_and(|p| image.is_placed_on(p, self.id));
+                .is_some_and(|p| image.is_replica_on(p, self.id));
             if !placed_here {
                 self.log_start_offsets.borrow_mut().remove(key);
                 self.recovery_points.borrow_mut().remove(key);
@@ -274,32 +302,34 @@ impl Shard {
                 delete_partition_dir(&self.file_worker, &p);
             }
         }
-        self.broker_live.set(
-            image
-                .state
-                .brokers
-                .get(&image.broker_id)
-                .is_some_and(|b| !b.fenced),
-        );
+        self.broker_live.set(image.is_local_broker_live());
         *self.image.borrow_mut() = image;
         failed
     }
 
+    /// Opens the log of this shard's replica of `topic`/`index`: in the partition's shared
+    /// directory, found in any log dir (Kafka's layout), or in this shard's own directory when
+    /// another shard of this broker holds the partition's first local replica (see
+    /// [`crate::metadata::PartitionState::uses_shared_dir`]).
     fn open_partition(
         &self,
         topic: &str,
         index: i32,
         topic_id: uuid::Uuid,
-        epoch: i32,
+        placement: &PartitionState,
         effective: &crate::config::EffectiveTopicConfig,
     ) -> Result<Rc<Partition>, String> {
         let dir_name = format!("{topic}-{index}");
-        let log_dir = self
-            .config
-            .log_dirs
-            .iter()
-            .find(|d| d.join(&dir_name).is_dir())
-            .unwrap_or(&self.config.log_dirs[self.id as usize % self.config.log_dirs.len()]);
+        let log_dir = if placement.uses_shared_dir(self.node_id) {
+            self.config
+                .log_dirs
+                .iter()
+                .find(|d| d.join(&dir_name).is_dir())
+                .unwrap_or(&self.config.log_dirs[self.id as usize % self.config.log_dirs.len()])
+        } else {
+            &self.shard_dir
+        };
+        let epoch = placement.leader_epoch;
         let recovery_point = self
             .recovery_points
             .borrow()

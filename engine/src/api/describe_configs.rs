@@ -251,11 +251,9 @@ mod tests {
             "t".into(),
             TopicState {
                 id: Uuid::from_u128(1),
-                partitions: vec![PartitionState {
-                    broker: 2,
-                    shard: 0,
-                    leader_epoch: 0,
-                }],
+                partitions: PartitionState::new(vec![2000], |_| true)
+                    .into_iter()
+                    .collect(),
                 configs,
                 internal: false,
             },

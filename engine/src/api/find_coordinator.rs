@@ -94,8 +94,8 @@ fn find(image: &MetadataImage, partitions: i32, key_type: i8, key: &StrBytes) ->
         return failed(
             E::CoordinatorNotAvailable,
             format!(
-                "{OFFSETS_TOPIC} partition {partition} is on broker {}, which is fenced",
-                placement.broker
+                "{OFFSETS_TOPIC} partition {partition} has no live leader (replicas {:?}, in sync {:?})",
+                placement.replicas, placement.isr
             ),
         );
     };

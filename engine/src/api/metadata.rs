@@ -1,4 +1,5 @@
-//! Metadata: the nodes (one per shard), topics, and which shard node leads each partition.
+//! Metadata: the nodes (one per shard), topics, and each partition's replicas, ISR and leader
+//! (shard nodes).
 //! Unknown topics are created here when auto-creation is allowed (`auto.create.topics.enable`);
 //! a topic the controller refuses to create (for example over the partition caps, POLICY_VIOLATION)
 //! is answered with the controller's error code.
@@ -7,7 +8,7 @@ use super::{decode, respond, str_bytes, HandlerResult};
 use crate::authorization::{authorized_operations, ResourceKind};
 use crate::controller::validate_topic_name;
 use crate::messages::{ControllerCommand, ControllerReply, NewTopic};
-use crate::metadata::MetadataImage;
+use crate::metadata::{MetadataImage, PartitionState};
 use crate::shard::Shard;
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
@@ -147,27 +148,39 @@ fn describe_topic(
         .partitions
         .iter()
         .enumerate()
-        .map(|(index, p)| {
-            let replica = BrokerId(p.node());
-            let partition = MetadataResponsePartition::default()
-                .with_partition_index(index as i32)
-                .with_leader_epoch(p.leader_epoch)
-                .with_replica_nodes(vec![replica]);
-            match image.leader_of(p) {
-                Some(_) => partition
-                    .with_leader_id(replica)
-                    .with_isr_nodes(vec![replica]),
-                // The only replica's broker is fenced: no leader until it returns.
-                None => partition
-                    .with_error_code(ResponseError::LeaderNotAvailable.code())
-                    .with_leader_id(BrokerId(-1))
-                    .with_isr_nodes(vec![])
-                    .with_offline_replicas(vec![replica]),
-            }
-        })
+        .map(|(index, p)| describe_partition(image, index as i32, p))
         .collect();
     base.with_name(Some(TopicName(str_bytes(name.clone()))))
         .with_topic_id(topic.id)
         .with_is_internal(topic.internal)
         .with_partitions(partitions)
+}
+
+/// One partition's entry: its replicas, ISR and leader. A partition whose leader is none or on
+/// a fenced broker has leader -1 and LEADER_NOT_AVAILABLE (as in Kafka, the client retries);
+/// replicas on brokers that are not live are listed as offline.
+fn describe_partition(
+    image: &MetadataImage,
+    index: i32,
+    p: &PartitionState,
+) -> MetadataResponsePartition {
+    let ids = |nodes: &[i32]| nodes.iter().map(|n| BrokerId(*n)).collect::<Vec<_>>();
+    let offline: Vec<i32> = p
+        .replicas
+        .iter()
+        .copied()
+        .filter(|n| image.node(*n).is_none())
+        .collect();
+    let partition = MetadataResponsePartition::default()
+        .with_partition_index(index)
+        .with_leader_epoch(p.leader_epoch)
+        .with_replica_nodes(ids(&p.replicas))
+        .with_isr_nodes(ids(&p.isr))
+        .with_offline_replicas(ids(&offline));
+    match image.leader_of(p) {
+        Some(leader) => partition.with_leader_id(BrokerId(leader.node_id)),
+        None => partition
+            .with_error_code(ResponseError::LeaderNotAvailable.code())
+            .with_leader_id(BrokerId(-1)),
+    }
 }

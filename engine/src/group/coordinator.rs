@@ -426,15 +426,17 @@ impl GroupCoordinator {
         0
     }
 
-    /// Marks the offsets partitions this shard has not replayed yet (at start, or newly placed
-    /// here by the metadata log) as loading and replays them, one after the other, on the
+    /// Marks the offsets partitions this shard leads and has not replayed yet (at start, or
+    /// newly led here per the metadata log) as loading and replays them, one after the other, on the
     /// shard's executor; requests for their groups get COORDINATOR_LOAD_IN_PROGRESS meanwhile.
     pub fn load(shard: Rc<Shard>) {
         let partitions: Vec<Rc<Partition>> = shard
             .all_partitions()
             .into_iter()
             .filter(|p| {
-                p.topic == OFFSETS_TOPIC && shard.groups.loaded.borrow_mut().insert(p.index)
+                p.topic == OFFSETS_TOPIC
+                    && shard.partition(OFFSETS_TOPIC, p.index).is_some()
+                    && shard.groups.loaded.borrow_mut().insert(p.index)
             })
             .collect();
         if partitions.is_empty() {

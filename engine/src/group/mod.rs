@@ -22,7 +22,7 @@ pub mod store;
 pub use coordinator::GroupCoordinator;
 
 use crate::config::{BrokerConfig, TopicConfigs};
-use crate::metadata::{ClusterState, PartitionState, TopicState};
+use crate::metadata::{node_id, ClusterState, PartitionState, TopicState};
 use crate::partition_caps::PartitionBudget;
 use std::collections::BTreeMap;
 
@@ -59,10 +59,8 @@ pub fn offsets_topic(config: &BrokerConfig, state: &ClusterState) -> Result<Topi
         id: uuid::Uuid::new_v4(),
         partitions: placed
             .into_iter()
-            .map(|(broker, shard)| PartitionState {
-                broker,
-                shard,
-                leader_epoch: 0,
+            .filter_map(|(broker, shard)| {
+                PartitionState::new(vec![node_id(broker, shard)], |n| state.is_live_node(n))
             })
             .collect(),
         configs: TopicConfigs::new(configs).map_err(|e| e.to_string())?,

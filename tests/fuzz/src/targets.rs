@@ -348,7 +348,7 @@ pub fn config_loading(data: &[u8]) {
 
 /// Cluster metadata as a broker reads it: a single-broker release's `cluster-metadata.json`,
 /// loaded by `ClusterState::load` and imported as the first start does (partitions given to the
-/// broker, moved off shards that do not exist, the metadata image built for two shards); the
+/// importing broker, moved off shards that do not exist, the metadata image built for two shards); the
 /// same bytes as a metadata log entry and as a snapshot, applied to that state; and as a
 /// controller call arriving on the controller listener.
 pub fn metadata_loading(data: &[u8]) {
@@ -368,10 +368,9 @@ pub fn metadata_loading(data: &[u8]) {
     {
         return;
     }
-    let Ok(Some(mut state)) = ClusterState::load(&dir) else {
+    let Ok(Some(mut state)) = ClusterState::load(&dir, 1) else {
         return;
     };
-    state.assign_unplaced_partitions(1);
     state.rebalance_missing_shards(1, 2);
     let _ = state.shard_load(1, 2);
     let _ = MetadataImage::new(state, default_config(), 2);
