@@ -677,7 +677,14 @@ mod tests {
         let whole = all.len() + second.len();
         all.extend_from_slice(&second);
         all.extend_from_slice(&second);
-        for cut in [whole, whole + 1, whole + 11, whole + 12, whole + 61, all.len() - 1] {
+        for cut in [
+            whole,
+            whole + 1,
+            whole + 11,
+            whole + 12,
+            whole + 61,
+            all.len() - 1,
+        ] {
             let batches = validate_replicated_records(&Bytes::from(all[..cut].to_vec())).unwrap();
             assert_eq!(batches.len(), 2, "cut at {cut}");
             assert_eq!(batches[0].header.base_offset, 40);
@@ -689,10 +696,14 @@ mod tests {
                 .len(),
             3
         );
-        assert!(validate_replicated_records(&Bytes::new()).unwrap().is_empty());
-        assert!(validate_replicated_records(&Bytes::from(all[..30].to_vec()))
+        assert!(validate_replicated_records(&Bytes::new())
             .unwrap()
             .is_empty());
+        assert!(
+            validate_replicated_records(&Bytes::from(all[..30].to_vec()))
+                .unwrap()
+                .is_empty()
+        );
 
         let check = |bytes: Vec<u8>| validate_replicated_records(&Bytes::from(bytes));
         let mut bad_crc = all.clone();
@@ -706,10 +717,16 @@ mod tests {
         assert!(matches!(check(short), Err(BatchError::CorruptMessage(_))));
         let mut negative = all.clone();
         negative[..8].copy_from_slice(&(-5i64).to_be_bytes());
-        assert!(matches!(check(negative), Err(BatchError::CorruptMessage(_))));
+        assert!(matches!(
+            check(negative),
+            Err(BatchError::CorruptMessage(_))
+        ));
         let mut overflowing = all;
         overflowing[..8].copy_from_slice(&(i64::MAX - 1).to_be_bytes());
-        assert!(matches!(check(overflowing), Err(BatchError::CorruptMessage(_))));
+        assert!(matches!(
+            check(overflowing),
+            Err(BatchError::CorruptMessage(_))
+        ));
     }
 
     #[test]
