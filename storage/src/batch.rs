@@ -316,8 +316,8 @@ impl Default for ValidationConfig {
     }
 }
 
-/// A batch of a produce request that passed validation: its header and its bytes (a zero-copy
-/// slice of the request's records).
+/// A batch that passed validation (of a produce request, or of a follower's fetch response):
+/// its header and its bytes (a zero-copy slice of the request's records).
 #[derive(Debug, Clone)]
 pub struct ValidatedBatch {
     /// The parsed header, as sent by the client.
@@ -359,6 +359,54 @@ pub fn validate_records(
     }
     if batches.is_empty() {
         return Err(BatchError::InvalidRecord("no record batch".into()));
+    }
+    Ok(batches)
+}
+
+/// Splits the records a leader's Fetch response carried for a partition into whole batches,
+/// validated as Kafka's follower does (`appendAsFollower`): a sane size, magic 2, a known
+/// codec and the CRC32C, and offsets that fit an `i64`. Nothing else is checked (a follower
+/// stores what its leader stored: empty batches and record counts below the offset span left
+/// by compaction, control batches, any timestamp). A truncated batch at the end (a leader
+/// cuts its answer at the fetch's byte limit) is left out; no batch at all is not an error.
+/// Either every whole batch is valid or an error is returned.
+pub fn validate_replicated_records(records: &Bytes) -> Result<Vec<ValidatedBatch>, BatchError> {
+    let mut batches = Vec::new();
+    let mut pos = 0usize;
+    while records.len() - pos >= LOG_OVERHEAD {
+        let rest = &records[pos..];
+        let batch_length = be_i32(rest, 8);
+        if batch_length < MIN_BATCH_LENGTH {
+            return Err(BatchError::CorruptMessage(format!(
+                "batch length {batch_length} is below the minimum {MIN_BATCH_LENGTH}"
+            )));
+        }
+        let size = batch_length as usize + LOG_OVERHEAD;
+        if rest.len() < size {
+            break;
+        }
+        let bytes = records.slice(pos..pos + size);
+        let header = BatchHeader::parse(&bytes)?;
+        let computed = crc32c::crc32c(&bytes[ATTRIBUTES_POS..]);
+        if computed != header.crc {
+            return Err(BatchError::CorruptMessage(format!(
+                "CRC mismatch in the batch at offset {}: stored {:#010x}, computed {computed:#010x}",
+                header.base_offset, header.crc
+            )));
+        }
+        let offsets_fit = header.base_offset >= 0
+            && header
+                .base_offset
+                .checked_add(i64::from(header.last_offset_delta) + 1)
+                .is_some();
+        if !offsets_fit || header.records_count < 0 {
+            return Err(BatchError::CorruptMessage(format!(
+                "batch at offset {} with last offset delta {} and {} records",
+                header.base_offset, header.last_offset_delta, header.records_count
+            )));
+        }
+        batches.push(ValidatedBatch { header, bytes });
+        pos += size;
     }
     Ok(batches)
 }
@@ -618,6 +666,66 @@ mod tests {
         assert!(matches!(
             check(Vec::new(), &cfg()),
             Err(BatchError::InvalidRecord(_))
+        ));
+    }
+
+    #[test]
+    fn replicated_records_keep_whole_batches_and_drop_a_truncated_tail() {
+        let mut all = encode_batch(2, NOW, Codec::None, NO_PRODUCER).to_vec();
+        all[..8].copy_from_slice(&40i64.to_be_bytes());
+        let second = encode_batch(3, NOW - 10_000_000, Codec::Zstd, (4, 0, 0)).to_vec();
+        let whole = all.len() + second.len();
+        all.extend_from_slice(&second);
+        all.extend_from_slice(&second);
+        for cut in [
+            whole,
+            whole + 1,
+            whole + 11,
+            whole + 12,
+            whole + 61,
+            all.len() - 1,
+        ] {
+            let batches = validate_replicated_records(&Bytes::from(all[..cut].to_vec())).unwrap();
+            assert_eq!(batches.len(), 2, "cut at {cut}");
+            assert_eq!(batches[0].header.base_offset, 40);
+            assert_eq!(batches[1].bytes.len(), second.len());
+        }
+        assert_eq!(
+            validate_replicated_records(&Bytes::from(all.clone()))
+                .unwrap()
+                .len(),
+            3
+        );
+        assert!(validate_replicated_records(&Bytes::new())
+            .unwrap()
+            .is_empty());
+        assert!(
+            validate_replicated_records(&Bytes::from(all[..30].to_vec()))
+                .unwrap()
+                .is_empty()
+        );
+
+        let check = |bytes: Vec<u8>| validate_replicated_records(&Bytes::from(bytes));
+        let mut bad_crc = all.clone();
+        bad_crc[whole - 1] ^= 1;
+        assert!(matches!(check(bad_crc), Err(BatchError::CorruptMessage(m)) if m.contains("CRC")));
+        let mut magic1 = all.clone();
+        magic1[MAGIC_POS] = 1;
+        assert_eq!(check(magic1).unwrap_err(), BatchError::UnsupportedMagic(1));
+        let mut short = all.clone();
+        short[8..12].copy_from_slice(&10i32.to_be_bytes());
+        assert!(matches!(check(short), Err(BatchError::CorruptMessage(_))));
+        let mut negative = all.clone();
+        negative[..8].copy_from_slice(&(-5i64).to_be_bytes());
+        assert!(matches!(
+            check(negative),
+            Err(BatchError::CorruptMessage(_))
+        ));
+        let mut overflowing = all;
+        overflowing[..8].copy_from_slice(&(i64::MAX - 1).to_be_bytes());
+        assert!(matches!(
+            check(overflowing),
+            Err(BatchError::CorruptMessage(_))
         ));
     }
 

@@ -26,6 +26,15 @@ pub enum StorageError {
         /// What is wrong with it.
         reason: String,
     },
+    /// An operation on a log was given an offset it cannot take (a negative truncation
+    /// offset).
+    #[error("{operation}: invalid offset {offset}")]
+    InvalidOffset {
+        /// The operation.
+        operation: &'static str,
+        /// The offset given.
+        offset: i64,
+    },
     /// A record batch stored in a segment could not be decoded.
     #[error("cannot decode the record batch at position {position} of {path}: {reason}")]
     Decode {

@@ -1,5 +1,11 @@
 //! The leader-epoch cache of a partition, persisted as Kafka's `leader-epoch-checkpoint`
 //! (version line `0`, count line, `epoch startOffset` lines), answering OffsetForLeaderEpoch.
+//!
+//! [`LeaderEpochCache::assign`], [`LeaderEpochCache::truncate_from_start`] and
+//! [`LeaderEpochCache::truncate_from_end`] write the file at once, on the calling thread (once
+//! per leader change, at DeleteRecords and when the log is opened); the `_deferred` variants
+//! used by a follower's truncation hand the write to the caller as an [`EpochCheckpointWrite`]
+//! instead, to run off the shard's thread.
 
 use std::path::{Path, PathBuf};
 
@@ -8,6 +14,23 @@ use crate::error::{IoContext, StorageError};
 
 /// Name of the file in the partition directory.
 pub const FILE_NAME: &str = "leader-epoch-checkpoint";
+
+/// A write of the `leader-epoch-checkpoint` file that a caller runs later, off the shard's
+/// thread (it fsyncs). It is `Send`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EpochCheckpointWrite {
+    path: PathBuf,
+    contents: Vec<u8>,
+}
+
+impl EpochCheckpointWrite {
+    /// Writes the file atomically and durably (temporary file, fsync, rename, directory
+    /// fsync).
+    pub fn write(&self) -> std::io::Result<()> {
+        crate::blocking::debug_assert_blocking_allowed("a leader-epoch checkpoint write");
+        write_atomically(&self.path, &self.contents)
+    }
+}
 
 /// Leader epochs and the first offset each leader wrote, in increasing order of both.
 #[derive(Debug)]
@@ -48,12 +71,21 @@ impl LeaderEpochCache {
         Ok(LeaderEpochCache { path, entries })
     }
 
+    /// Writes the checkpoint now, on the calling thread (see the module docs).
     fn persist(&self) -> Result<(), StorageError> {
+        write_atomically(&self.path, &self.checkpoint().contents).at(&self.path)
+    }
+
+    /// The checkpoint file's contents for the entries as they are now, to write later.
+    pub(crate) fn checkpoint(&self) -> EpochCheckpointWrite {
         let mut text = format!("0\n{}\n", self.entries.len());
         for (epoch, offset) in &self.entries {
             text.push_str(&format!("{epoch} {offset}\n"));
         }
-        write_atomically(&self.path, text.as_bytes()).at(&self.path)
+        EpochCheckpointWrite {
+            path: self.path.clone(),
+            contents: text.into_bytes(),
+        }
     }
 
     /// The latest epoch, if any.
@@ -84,12 +116,27 @@ impl LeaderEpochCache {
 
     /// Drops the epochs that start at or after `end_offset` (the log was truncated there).
     pub fn truncate_from_end(&mut self, end_offset: i64) -> Result<(), StorageError> {
+        match self.truncate_from_end_deferred(end_offset) {
+            Some(_) => self.persist(),
+            None => Ok(()),
+        }
+    }
+
+    /// [`Self::truncate_from_end`], leaving the checkpoint file to the caller: the write it
+    /// needs when an entry was dropped, to run off the shard's thread (Kafka too writes the
+    /// checkpoint of a truncation asynchronously). Until it is written, the file may still hold
+    /// the dropped entries; opening the log drops those beyond its end again.
+    pub fn truncate_from_end_deferred(&mut self, end_offset: i64) -> Option<EpochCheckpointWrite> {
         let before = self.entries.len();
         self.entries.retain(|&(_, start)| start < end_offset);
-        if self.entries.len() != before {
-            self.persist()?;
-        }
-        Ok(())
+        (self.entries.len() != before).then(|| self.checkpoint())
+    }
+
+    /// Forgets every epoch (Kafka's `clearAndFlush`, when the log restarts empty at another
+    /// offset), leaving the checkpoint write to the caller as
+    /// [`Self::truncate_from_end_deferred`] does.
+    pub fn clear_deferred(&mut self) -> Option<EpochCheckpointWrite> {
+        self.truncate_from_end_deferred(i64::MIN)
     }
 
     /// Forgets what lies below the new log start offset `start_offset` (Kafka's

@@ -22,7 +22,9 @@
 //! * Offsets strictly increase through the log: every batch's base offset is the previous batch's
 //!   last offset plus one, and each segment's base offset is the first offset it holds — except
 //!   in segments rewritten by the log cleaner, where batches and records removed by compaction
-//!   leave gaps (a batch keeps its base and last offsets even when it loses records).
+//!   leave gaps (a batch keeps its base and last offsets even when it loses records), and on a
+//!   follower, which copies such gaps from its leader.
+//! * The log end offset is where the active segment ends.
 //! * Index entries strictly increase in offset (and in timestamp for the time index), and point at
 //!   the start of a batch inside their segment.
 //! * log start offset <= high watermark <= log end offset; the log start offset lies in the
@@ -56,8 +58,8 @@ pub mod segment;
 pub mod wire;
 
 pub use batch::{
-    patched_prefix, validate_records, BatchError, BatchHeader, Compression, TimestampType,
-    ValidatedBatch, ValidationConfig,
+    patched_prefix, validate_records, validate_replicated_records, BatchError, BatchHeader,
+    Compression, TimestampType, ValidatedBatch, ValidationConfig,
 };
 pub use checkpoint::{read_checkpoint, write_checkpoint};
 pub use cleaner::{
@@ -68,11 +70,11 @@ pub use decompress::{decode_batch, decompress_records, decompression_limit, Deco
 pub use error::StorageError;
 pub use file_cache::{is_out_of_descriptors, LogFileCache};
 pub use index::{OffsetIndex, TimeIndex};
-pub use leader_epoch::LeaderEpochCache;
+pub use leader_epoch::{EpochCheckpointWrite, LeaderEpochCache};
 pub use log::{
-    AppendError, AppendInfo, FileSlice, LogConfig, LogStartOffsetError, PartitionLog, PendingFlush,
-    ReadError, RecoveryReport, RetentionLimits, SegmentDeletion, SegmentDeletionReason,
-    SegmentSwap,
+    AppendError, AppendInfo, FileSlice, FollowerAppendError, LogConfig, LogStartOffsetError,
+    LogTruncation, PartitionLog, PendingFlush, ReadError, RecoveryReport, RetentionLimits,
+    SegmentDeletion, SegmentDeletionReason, SegmentSwap,
 };
 pub use producer_state::{BatchMetadata, ProducerError, ProducerStateTable};
 pub use segment::{

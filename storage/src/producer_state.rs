@@ -172,6 +172,28 @@ impl ProducerStateTable {
         self.producers.extend(stage.entries);
     }
 
+    /// Forgets every producer (the log restarts empty).
+    pub(crate) fn clear(&mut self) {
+        self.producers.clear();
+    }
+
+    /// Forgets the batches that end at or after `offset` (the log was truncated there, Kafka's
+    /// `truncateAndReload` without snapshots). A producer that keeps some batches keeps their
+    /// epoch: they are its latest batches below `offset`. A producer left with none is removed,
+    /// and returned: its state below `offset` must be read again from the log
+    /// ([`ProducerTailScan`]).
+    pub(crate) fn truncate_from(&mut self, offset: i64) -> Vec<i64> {
+        let mut emptied = Vec::new();
+        self.producers.retain(|&pid, entry| {
+            entry.batches.retain(|b| b.last_offset < offset);
+            if entry.batches.is_empty() {
+                emptied.push(pid);
+            }
+            !entry.batches.is_empty()
+        });
+        emptied
+    }
+
     /// Replays a batch read from the log (recovery): no checks, the log is the truth.
     pub fn replay(&mut self, header: &BatchHeader) {
         if header.producer_id < 0 {
@@ -197,6 +219,102 @@ impl ProducerStateTable {
             base_offset: header.base_offset,
             last_offset: header.last_offset(),
         });
+    }
+}
+
+/// Rebuilds the state of some producers from the batch headers of the log read backwards,
+/// segment by segment from the newest, stopping as soon as every producer's state is known:
+/// its latest batch gives its epoch, and its state is the run of batches of that epoch that
+/// ends the log, at most the last [`BATCHES_TO_RETAIN`] of them (what [`ProducerStateTable::replay`]
+/// of the whole log would leave). Reading stops early once each producer has that many
+/// batches, or an older batch of another epoch; otherwise it goes back to the log start.
+#[derive(Debug)]
+pub(crate) struct ProducerTailScan {
+    /// Per producer wanted: its epoch and latest batches found so far (oldest first), and
+    /// whether they are complete.
+    wanted: HashMap<i64, TailState>,
+}
+
+/// What a [`ProducerTailScan`] knows of one producer.
+#[derive(Debug, Default)]
+struct TailState {
+    epoch: i16,
+    batches: VecDeque<BatchMetadata>,
+    complete: bool,
+}
+
+impl ProducerTailScan {
+    /// A scan for the producers `pids`.
+    pub(crate) fn new(pids: impl IntoIterator<Item = i64>) -> Self {
+        ProducerTailScan {
+            wanted: pids
+                .into_iter()
+                .map(|pid| (pid, TailState::default()))
+                .collect(),
+        }
+    }
+
+    /// Whether the batches of `producer_id` are still wanted.
+    pub(crate) fn wants(&self, producer_id: i64) -> bool {
+        self.wanted
+            .get(&producer_id)
+            .is_some_and(|state| !state.complete)
+    }
+
+    /// Whether every producer's state is known (no older segment needs reading).
+    pub(crate) fn is_done(&self) -> bool {
+        self.wanted.values().all(|state| state.complete)
+    }
+
+    /// Takes the headers of the wanted producers' batches in one segment, in log order; the
+    /// segment is older than every one fed before.
+    pub(crate) fn feed_older_segment(&mut self, headers: &[BatchHeader]) {
+        for header in headers.iter().rev() {
+            let Some(state) = self.wanted.get_mut(&header.producer_id) else {
+                continue;
+            };
+            if state.complete {
+                continue;
+            }
+            if state.batches.is_empty() {
+                state.epoch = header.producer_epoch;
+            }
+            if header.producer_epoch != state.epoch {
+                state.complete = true;
+                continue;
+            }
+            state.batches.push_front(BatchMetadata {
+                first_seq: header.base_sequence,
+                last_seq: header.last_sequence(),
+                base_offset: header.base_offset,
+                last_offset: header.last_offset(),
+            });
+            state.complete = state.batches.len() == BATCHES_TO_RETAIN;
+        }
+    }
+
+    /// Puts the producers found in `table` (replacing their entries); those without any batch
+    /// in the log are left out of it.
+    pub(crate) fn finish(self, table: &mut ProducerStateTable) {
+        for (pid, state) in self.wanted {
+            debug_assert!(state.batches.len() <= BATCHES_TO_RETAIN);
+            debug_assert!(state
+                .batches
+                .iter()
+                .zip(state.batches.iter().skip(1))
+                .all(|(a, b)| a.last_offset < b.base_offset));
+            if state.batches.is_empty() {
+                table.producers.remove(&pid);
+            } else {
+                table.producers.insert(
+                    pid,
+                    ProducerEntry {
+                        epoch: state.epoch,
+                        batches: state.batches,
+                    },
+                );
+            }
+        }
     }
 }
 
@@ -295,6 +413,76 @@ mod tests {
             "oldest batch forgotten"
         );
         assert!(append(&mut t, &header(1, 0, 5, 1), 50).unwrap().is_some());
+    }
+
+    /// Headers of batches given as (producer id, epoch, base sequence, record count), laid out
+    /// back to back from offset 0.
+    fn layout(batches: &[(i64, i16, i32, i32)]) -> Vec<BatchHeader> {
+        let mut next = 0;
+        batches
+            .iter()
+            .map(|&(pid, epoch, seq, count)| {
+                let mut h = header(pid, epoch, seq, count);
+                h.base_offset = next;
+                next = h.next_offset();
+                h
+            })
+            .collect()
+    }
+
+    #[test]
+    fn truncation_and_tail_scan_give_what_a_replay_of_the_kept_log_gives() {
+        let headers = layout(&[
+            (1, 0, 0, 2),
+            (2, 3, 0, 1),
+            (1, 0, 2, 1),
+            (1, 1, 0, 1),
+            (1, 1, 1, 1),
+            (2, 3, 1, 1),
+            (3, 0, 0, 1),
+            (1, 1, 2, 3),
+            (2, 3, 2, 1),
+            (1, 1, 5, 1),
+            (1, 1, 6, 1),
+            (1, 1, 7, 1),
+            (1, 1, 8, 1),
+        ]);
+        // Two "segments", then truncations at every batch boundary.
+        let (older, newer) = headers.split_at(6);
+        for cut in 0..=headers.len() {
+            let offset = headers.get(cut).map_or(i64::MAX, |h| h.base_offset);
+            let mut table = ProducerStateTable::new();
+            headers.iter().for_each(|h| table.replay(h));
+            let emptied = table.truncate_from(offset);
+            let mut scan = ProducerTailScan::new(emptied);
+            for segment in [newer, older] {
+                if scan.is_done() {
+                    break;
+                }
+                let kept: Vec<BatchHeader> = segment
+                    .iter()
+                    .filter(|h| h.base_offset < offset && scan.wants(h.producer_id))
+                    .copied()
+                    .collect();
+                scan.feed_older_segment(&kept);
+            }
+            scan.finish(&mut table);
+            let mut expected = ProducerStateTable::new();
+            headers[..cut].iter().for_each(|h| expected.replay(h));
+            // A producer that kept some batches keeps fewer than a replay remembers: the
+            // ones it has are its latest, with their epoch.
+            assert_eq!(table.len(), expected.len(), "cut at batch {cut}");
+            for (pid, entry) in &expected.producers {
+                let got = &table.producers[pid];
+                assert_eq!(got.epoch, entry.epoch, "cut {cut} pid {pid}");
+                let tail = entry.batches.len() - got.batches.len();
+                assert_eq!(
+                    got.batches.iter().collect::<Vec<_>>(),
+                    entry.batches.iter().skip(tail).collect::<Vec<_>>(),
+                    "cut {cut} pid {pid}"
+                );
+            }
+        }
     }
 
     #[test]

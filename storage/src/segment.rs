@@ -74,6 +74,23 @@ impl DeletedSegment {
     }
 }
 
+/// Gives the files of `segments`, renamed `.deleted` by an operation that then failed, their
+/// names back (newest segment last renamed, first restored), so that the log on disk is as it
+/// was. A file that cannot be renamed back is logged: it is lost when the log is next opened.
+pub(crate) fn restore_deleted(segments: &[DeletedSegment]) {
+    for path in segments.iter().rev().flat_map(|s| s.files.iter().rev()) {
+        let name = path.as_os_str().to_string_lossy();
+        if let Some(original) = name.strip_suffix(DELETED_FILE_SUFFIX) {
+            if let Err(e) = std::fs::rename(path, original) {
+                tracing::error!(
+                    "cannot restore {} after a failed operation: {e}; it is lost when the log is reopened",
+                    path.display()
+                );
+            }
+        }
+    }
+}
+
 /// Removes `path`, treating a missing file as removed.
 fn remove_if_exists(path: &Path) -> Result<(), StorageError> {
     match std::fs::remove_file(path) {
@@ -119,6 +136,15 @@ impl IndexCadence {
         }
     }
 
+    /// Accounts for a batch's max timestamp: the segment's max timestamp is that of the first
+    /// batch that reached it.
+    fn observe_timestamp(&mut self, header: &BatchHeader) {
+        if header.max_timestamp > self.max_timestamp || self.offset_of_max_timestamp < 0 {
+            self.max_timestamp = header.max_timestamp;
+            self.offset_of_max_timestamp = header.last_offset();
+        }
+    }
+
     /// Accounts for a batch written at `position`; returns the index entries it earns.
     fn on_batch(
         &mut self,
@@ -126,10 +152,7 @@ impl IndexCadence {
         position: u64,
         interval: u32,
     ) -> Option<DueEntries> {
-        if header.max_timestamp > self.max_timestamp || self.offset_of_max_timestamp < 0 {
-            self.max_timestamp = header.max_timestamp;
-            self.offset_of_max_timestamp = header.last_offset();
-        }
+        self.observe_timestamp(header);
         let due = (self.bytes_since_last_entry > u64::from(interval)).then(|| {
             self.bytes_since_last_entry = 0;
             (
@@ -423,6 +446,112 @@ impl Segment {
     /// Whether the segment holds its log file open itself (not released to a cache).
     pub fn is_pinned(&self) -> bool {
         matches!(self.log, LogHandle::Pinned(_))
+    }
+
+    /// Makes a sealed segment writable again, as the log's active segment after a truncation:
+    /// it opens its log file for reading and writing and holds it, leaving the shard's cache
+    /// (readers keep the handles they hold). Its indexes open their files at their next write.
+    /// Nothing to do for a pinned segment.
+    pub(crate) fn pin(&mut self) -> Result<(), StorageError> {
+        if self.is_pinned() {
+            return Ok(());
+        }
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&self.log_path)
+            .at(&self.log_path)?;
+        self.log = LogHandle::Pinned(Arc::new(file));
+        Ok(())
+    }
+
+    /// Removes every batch whose last offset is >= `offset` (Kafka's `LogSegment.truncateTo`):
+    /// the indexes lose their entries for those batches, the log file is cut where the first
+    /// of them starts, and the segment's max timestamp is found again among the batches kept,
+    /// by reading the headers from the batch of the last time-index entry kept on (the whole
+    /// segment when there is none). The next index entry is due after `index.interval.bytes`
+    /// more bytes, as in Kafka. A segment left empty restarts its `segment.ms` clock at
+    /// `now_ms`. Returns the bytes removed. Only the active (pinned) segment is truncated.
+    pub(crate) fn truncate_to(&mut self, offset: i64, now_ms: i64) -> io::Result<u64> {
+        let Some(log) = self.pinned_log_file().cloned() else {
+            debug_assert!(
+                false,
+                "only the active segment, which is pinned, is truncated"
+            );
+            return Err(io::Error::other(format!(
+                "{}: truncation of a sealed segment",
+                self.log_path.display()
+            )));
+        };
+        self.offset_index.truncate_to(offset)?;
+        self.time_index.truncate_to(offset)?;
+        let scan_from = match self.time_index.last_entry() {
+            Some((_, offset_of_max_timestamp)) => {
+                self.offset_index.lookup(offset_of_max_timestamp).1
+            }
+            None => 0,
+        };
+        let mut cadence = IndexCadence::new();
+        let mut next_offset = None;
+        let mut cut = self.size;
+        let mut position = scan_from;
+        let mut buf = [0u8; HEADER_SIZE];
+        while position + HEADER_SIZE as u64 <= self.size {
+            log.read_exact_at(&mut buf, position)?;
+            let header = BatchHeader::parse(&buf).map_err(|e| {
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("{} at position {position}: {e}", self.log_path.display()),
+                )
+            })?;
+            if header.last_offset() >= offset {
+                cut = position;
+                break;
+            }
+            cadence.observe_timestamp(&header);
+            next_offset = Some(header.next_offset());
+            position += header.total_size() as u64;
+        }
+        debug_assert!(
+            scan_from == 0 || next_offset.is_some(),
+            "the batch of the last time-index entry kept is kept"
+        );
+        if cut < self.size {
+            log.set_len(cut)?;
+        }
+        let removed = self.size - cut;
+        self.size = cut;
+        self.next_offset = next_offset.unwrap_or(self.base_offset);
+        self.cadence = cadence;
+        if cut == 0 {
+            self.created_at_ms = now_ms;
+        }
+        debug_assert!(self.next_offset <= offset.max(self.base_offset));
+        Ok(removed)
+    }
+
+    /// Calls `on_batch` with the header of every batch of the segment, in order, reading the
+    /// file in large chunks (the producer state is rebuilt from them after a truncation).
+    pub(crate) fn for_each_batch_header(
+        &self,
+        mut on_batch: impl FnMut(&BatchHeader),
+    ) -> io::Result<()> {
+        let file = self.log_file()?;
+        let scan = scan_segment(&file, self.size, self.base_offset, false, |_, h| {
+            on_batch(h)
+        })?;
+        match scan.problem {
+            None => Ok(()),
+            Some(problem) => Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "{} at position {}: {}",
+                    self.log_path.display(),
+                    problem.position,
+                    problem.reason
+                ),
+            )),
+        }
     }
 
     /// The first batch (position, header) whose last offset is >= `offset`, found from the

@@ -9,7 +9,7 @@ use crate::cleaner::{
     JobSettings, OffsetMap, SourceSegment, CLEANED_FILE_SUFFIX, SWAP_FILE_SUFFIX,
 };
 use crate::error::{IoContext, StorageError};
-use crate::segment::{DeletedSegment, Segment, DELETED_FILE_SUFFIX};
+use crate::segment::{restore_deleted, DeletedSegment, Segment};
 
 /// A swap of cleaned segments done by [`PartitionLog::replace_with_cleaned`].
 #[derive(Debug)]
@@ -194,7 +194,7 @@ impl PartitionLog {
             match segment.rename_for_deletion() {
                 Ok(deleted) => replaced.push(deleted),
                 Err(e) => {
-                    restore_renamed(&replaced);
+                    restore_deleted(&replaced);
                     let _ = replacement.delete();
                     return Err(e.into());
                 }
@@ -224,20 +224,5 @@ impl PartitionLog {
             replaced,
             dir: self.dir.clone(),
         })
-    }
-}
-
-/// Gives the files renamed `.deleted` during a failed swap their names back.
-fn restore_renamed(renamed: &[DeletedSegment]) {
-    for path in renamed.iter().flat_map(DeletedSegment::files) {
-        let name = path.as_os_str().to_string_lossy();
-        if let Some(original) = name.strip_suffix(DELETED_FILE_SUFFIX) {
-            if let Err(e) = std::fs::rename(path, original) {
-                tracing::error!(
-                    "cannot restore {} after a failed swap: {e}; it is lost when the log is reopened",
-                    path.display()
-                );
-            }
-        }
     }
 }

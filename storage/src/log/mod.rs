@@ -3,9 +3,11 @@
 //! Appends validate every batch of a request first (nothing is written if one is invalid), check
 //! idempotent-producer sequences, assign offsets by patching each batch's header, roll segments,
 //! and write each batch with one vectored `pwrite`. Flushing is split in three steps so that the
-//! engine can group-commit and run the `fdatasync`s off its executor.
+//! engine can group-commit and run the `fdatasync`s off its executor. A follower's side (appends
+//! of its leader's batches as they are, truncation) is in [`follower`].
 
 mod compaction;
+mod follower;
 mod open;
 mod read;
 mod retention;
@@ -27,6 +29,7 @@ use crate::producer_state::{ProducerError, ProducerStage, ProducerStateTable};
 use crate::segment::{LogOpener, Segment};
 
 pub use compaction::SegmentSwap;
+pub use follower::{FollowerAppendError, LogTruncation};
 pub use open::RecoveryReport;
 pub use read::{FileSlice, ReadError};
 pub use retention::{LogStartOffsetError, RetentionLimits, SegmentDeletion, SegmentDeletionReason};
@@ -153,6 +156,9 @@ pub struct PendingFlush {
     /// Indexes of the rolled segments among `files` (a roll does not sync them).
     indexes: Vec<PathBuf>,
     upto: i64,
+    /// The log's truncation count when the flush began: a truncation meanwhile makes `upto`
+    /// meaningless.
+    truncations: u64,
 }
 
 impl PendingFlush {
@@ -202,6 +208,10 @@ pub struct PartitionLog {
     appended_since_flush_began: Option<i64>,
     producers: ProducerStateTable,
     epochs: LeaderEpochCache,
+    /// Truncations so far ([`follower`]), and how many of them were made durable
+    /// ([`PartitionLog::complete_truncation`]); nothing is appended while one is not.
+    truncations: u64,
+    synced_truncations: u64,
 }
 
 impl PartitionLog {
@@ -252,31 +262,16 @@ impl PartitionLog {
         let log_append_time = (self.config.validation.timestamp_type
             == TimestampType::LogAppendTime)
             .then_some(now_ms);
-        if leader_epoch >= 0 && self.epochs.latest_epoch() != Some(leader_epoch) {
-            self.epochs
-                .assign(leader_epoch, self.log_end_offset)
-                .map_err(storage_to_io)?;
-        }
+        self.assign_epoch_start(leader_epoch, self.log_end_offset)?;
         let first_offset = self.log_end_offset;
         for (batch, &base) in batches.iter().zip(&base_offsets) {
             debug_assert_eq!(base, self.log_end_offset, "offsets are consecutive");
-            let last = base + i64::from(batch.header.last_offset_delta);
-            if self.should_roll(batch.bytes.len() as u64, last, now_ms) {
-                self.roll(now_ms)?;
-            }
             let prefix = patched_prefix(batch, base, leader_epoch, log_append_time);
             let header = BatchHeader::parse(&prefix)?;
-            self.active.append(
-                &header,
-                &prefix,
-                &batch.bytes[HEADER_SIZE..],
-                self.config.index_interval_bytes,
-            )?;
-            self.log_end_offset = header.next_offset();
+            self.write_batch(&header, &prefix, &batch.bytes[HEADER_SIZE..], now_ms)?;
         }
         self.producers.commit(stage);
-        self.unflushed_since.get_or_insert(now_ms);
-        self.appended_since_flush_began.get_or_insert(now_ms);
+        self.note_appended(now_ms);
         Ok(AppendInfo {
             base_offset: first_offset,
             last_offset: self.log_end_offset - 1,
@@ -287,21 +282,87 @@ impl PartitionLog {
         })
     }
 
-    /// Whether a batch of `size` bytes ending at `last_offset` must go to a new segment.
+    /// Records that leader `epoch` wrote from `start_offset` on, when it is newer than the
+    /// latest epoch of the cache (epochs below 0 mean none).
+    fn assign_epoch_start(&mut self, epoch: i32, start_offset: i64) -> io::Result<()> {
+        if epoch >= 0
+            && self
+                .epochs
+                .latest_epoch()
+                .is_none_or(|latest| epoch > latest)
+        {
+            self.epochs
+                .assign(epoch, start_offset)
+                .map_err(storage_to_io)?;
+        }
+        Ok(())
+    }
+
+    /// Writes one batch at the end of the log, as it is to be stored (`prefix`, its header,
+    /// then `records`), first rolling to a new segment when the batch does not belong in the
+    /// active one. Leader and follower appends both write through here, so that a follower's
+    /// segments and indexes are laid out as its leader's are.
+    fn write_batch(
+        &mut self,
+        header: &BatchHeader,
+        prefix: &[u8; HEADER_SIZE],
+        records: &[u8],
+        now_ms: i64,
+    ) -> io::Result<()> {
+        debug_assert!(
+            header.base_offset >= self.log_end_offset,
+            "offsets strictly increase: batch at {} below the log end offset {}",
+            header.base_offset,
+            self.log_end_offset
+        );
+        debug_assert_eq!(
+            self.truncations, self.synced_truncations,
+            "a truncation must be made durable (LogTruncation::sync, then complete_truncation) \
+             before the log is appended to"
+        );
+        if self.should_roll(header.total_size() as u64, header.last_offset(), now_ms) {
+            self.roll_at(header.base_offset, now_ms)?;
+        }
+        self.active
+            .append(header, prefix, records, self.config.index_interval_bytes)?;
+        self.log_end_offset = header.next_offset();
+        self.debug_assert_invariants();
+        Ok(())
+    }
+
+    /// Starts the flush clocks (`flush.ms`) at the first append since the last flush.
+    fn note_appended(&mut self, now_ms: i64) {
+        self.unflushed_since.get_or_insert(now_ms);
+        self.appended_since_flush_began.get_or_insert(now_ms);
+    }
+
+    /// Whether a batch of `size` bytes ending at `last_offset` must go to a new segment. Only a
+    /// non-empty active segment is rolled, unless the batch's offsets do not fit its indexes
+    /// (after a gap left by compaction, on a follower).
     fn should_roll(&self, size: u64, last_offset: i64, now_ms: i64) -> bool {
         let active = &self.active;
+        if last_offset - active.base_offset() > i64::from(u32::MAX) {
+            return true;
+        }
         if active.size() == 0 {
             return false;
         }
         active.size() + size > self.config.segment_bytes
             || now_ms - active.created_at_ms() > self.config.segment_ms
-            || last_offset - active.base_offset() > i64::from(u32::MAX)
             || active.size() + size > u64::from(u32::MAX)
     }
 
     /// Starts a new active segment at the log end.
     fn roll(&mut self, now_ms: i64) -> io::Result<()> {
-        let new = Segment::create(&self.dir, self.log_end_offset, now_ms).map_err(storage_to_io)?;
+        self.roll_at(self.log_end_offset, now_ms)
+    }
+
+    /// Starts a new active segment at `base_offset`, or at the log end if that is later (as
+    /// Kafka's roll: a follower's next batch may start beyond the log end, after a gap left by
+    /// compaction on its leader). The log end offset moves to the new segment's base.
+    fn roll_at(&mut self, base_offset: i64, now_ms: i64) -> io::Result<()> {
+        let base_offset = base_offset.max(self.log_end_offset);
+        let new = Segment::create(&self.dir, base_offset, now_ms).map_err(storage_to_io)?;
         let mut old = std::mem::replace(&mut self.active, new);
         // No sync here, on the shard's thread: the flush that moves the recovery point past
         // the old segment syncs its log and indexes (`begin_flush`).
@@ -309,7 +370,47 @@ impl PartitionLog {
         debug_assert!(old.next_offset() <= self.active.base_offset());
         old.release_files(&self.files);
         self.sealed.insert(old.base_offset(), old);
+        self.log_end_offset = base_offset;
         Ok(())
+    }
+
+    /// Checks the log's invariants (in builds with debug assertions): the log start offset is
+    /// at or below the log end offset, which is where the active segment ends; the recovery
+    /// point is at or below the log end; segments do not overlap; no leader epoch starts beyond
+    /// the log end.
+    fn debug_assert_invariants(&self) {
+        debug_assert!(
+            self.log_start_offset <= self.log_end_offset,
+            "log start offset {} above the log end offset {}",
+            self.log_start_offset,
+            self.log_end_offset
+        );
+        debug_assert_eq!(
+            self.log_end_offset,
+            self.active.next_offset(),
+            "the log ends where its active segment does"
+        );
+        debug_assert!(
+            self.recovery_point <= self.log_end_offset,
+            "recovery point {} above the log end offset {}",
+            self.recovery_point,
+            self.log_end_offset
+        );
+        debug_assert!(
+            self.sealed
+                .values()
+                .next_back()
+                .is_none_or(|last| last.next_offset() <= self.active.base_offset()),
+            "the last sealed segment overlaps the active one"
+        );
+        debug_assert!(
+            self.epochs
+                .entries()
+                .last()
+                .is_none_or(|&(_, start)| start <= self.log_end_offset),
+            "a leader epoch starts beyond the log end offset {}",
+            self.log_end_offset
+        );
     }
 
     /// Starts a new active segment at the log end now, unless the active segment is empty
@@ -401,11 +502,17 @@ impl PartitionLog {
             files,
             indexes,
             upto: self.log_end_offset,
+            truncations: self.truncations,
         })
     }
 
-    /// Records that `flushed` was synced: the recovery point advances to what it covered.
+    /// Records that `flushed` was synced: the recovery point advances to what it covered. A
+    /// flush that began before a truncation moves nothing: what it synced may be gone, and what
+    /// was appended since the truncation was not necessarily synced; the next flush syncs it.
     pub fn complete_flush(&mut self, flushed: &PendingFlush) {
+        if flushed.truncations != self.truncations {
+            return;
+        }
         debug_assert!(flushed.upto <= self.log_end_offset);
         self.recovery_point = self.recovery_point.max(flushed.upto);
         self.unflushed_since = if self.recovery_point >= self.log_end_offset {
@@ -415,8 +522,12 @@ impl PartitionLog {
         };
     }
 
-    /// Flushes everything now, on the calling thread (shutdown, tests).
+    /// Flushes everything now, on the calling thread (shutdown, tests), a truncation not yet
+    /// made durable included.
     pub fn flush_now(&mut self) -> io::Result<()> {
+        if self.truncations != self.synced_truncations {
+            self.sync_truncation_now()?;
+        }
         if let Some(pending) = self.begin_flush() {
             pending.sync()?;
             self.complete_flush(&pending);
@@ -497,7 +608,7 @@ impl PartitionLog {
     }
 
     /// All segments in offset order.
-    fn segments(&self) -> impl Iterator<Item = &Segment> {
+    fn segments(&self) -> impl DoubleEndedIterator<Item = &Segment> {
         self.sealed.values().chain(std::iter::once(&self.active))
     }
 
@@ -542,5 +653,7 @@ fn unique_hex() -> String {
 
 #[cfg(test)]
 mod file_budget_tests;
+#[cfg(test)]
+mod follower_tests;
 #[cfg(test)]
 mod tests;

@@ -259,6 +259,7 @@ impl PartitionLog {
         let recovery_point = recovery_point.clamp(log_start_offset, log_end_offset);
         let mut epochs = LeaderEpochCache::load(&dir)?;
         epochs.truncate_from_end(log_end_offset)?;
+        epochs.truncate_from_start(log_start_offset)?;
         report.log_end_offset = log_end_offset;
         let log = PartitionLog {
             dir,
@@ -275,7 +276,10 @@ impl PartitionLog {
             appended_since_flush_began: None,
             producers,
             epochs,
+            truncations: 0,
+            synced_truncations: 0,
         };
+        log.debug_assert_invariants();
         Ok((log, report))
     }
 }
