@@ -1,12 +1,14 @@
-//! Replication: in-sync replicas, the high watermark and (in a later issue) follower fetchers
-//! and the controller quorum.
+//! Replication: in-sync replicas, the high watermark, the follower fetchers and the controller
+//! quorum.
 //!
-//! The controller quorum (the Raft-replicated cluster metadata log) lives in [`quorum`].
+//! The controller quorum (the Raft-replicated cluster metadata log) lives in [`quorum`]; the
+//! follower side of partition replication (replica fetchers) in [`fetcher`].
 //!
 //! Today every partition has a single replica, so the in-sync replica set is just the leader.
 //! The rule that makes the high watermark is already the one replication will use: it is the
 //! smallest log end offset among the in-sync replicas, and it never passes the leader's log end.
 
+pub mod fetcher;
 pub mod quorum;
 
 /// The high watermark of a partition: the minimum log end offset over the in-sync replicas
