@@ -219,12 +219,19 @@ impl Connection {
     /// The version of `R` to use: the highest that the broker, kafka-protocol and this client all
     /// support.
     pub fn version<R: Request>(&self) -> Result<i16> {
+        self.version_up_to::<R>(version_cap(R::KEY))
+    }
+
+    /// The highest version of `R` that the broker and kafka-protocol support, at most `cap`: for
+    /// callers that build requests in newer shapes than this client's own cap (the replica
+    /// fetcher's Fetch v15+ with `ReplicaState`).
+    pub fn version_up_to<R: Request>(&self, cap: i16) -> Result<i16> {
         let unsupported = || ClientError::Unsupported {
             api: api_name(R::KEY),
             addr: self.shared.addr.clone(),
         };
         let (bmin, bmax) = *self.versions.get(&R::KEY).ok_or_else(unsupported)?;
-        let v = bmax.min(R::VERSIONS.max).min(version_cap(R::KEY));
+        let v = bmax.min(R::VERSIONS.max).min(cap);
         if v < bmin || v < R::VERSIONS.min {
             return Err(unsupported());
         }
