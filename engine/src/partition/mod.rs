@@ -8,7 +8,8 @@
 //! * this module — identity, offsets (log start, log end, high watermark), the leader append,
 //!   fetch reads, offset for leader epoch, config changes and the append event;
 //! * [`offsets`] — ListOffsets lookups (special timestamps, offset by timestamp);
-//! * [`maintenance`] — flushes, checkpoint values, retention and DeleteRecords, compaction.
+//! * [`maintenance`] — flushes, checkpoint values, retention and DeleteRecords, compaction;
+//! * [`replica`] — the follower's side: appends of the leader's batches, truncations.
 //!
 //! The log sits in a `RefCell` that every method borrows only for its own synchronous duration,
 //! never across an `.await`.
@@ -16,6 +17,7 @@
 mod leadership;
 pub mod maintenance;
 pub mod offsets;
+pub mod replica;
 
 use crate::config::{EffectiveTopicConfig, TimestampType};
 use leadership::ReplicaRole;
