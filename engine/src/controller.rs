@@ -6,6 +6,7 @@
 //! and the change happens when the quorum has committed them and every broker applies them.
 //! Each command is validated in full before anything changes.
 
+use crate::controller_isr::{alter_partition, IsrChange};
 use crate::config::{
     validate_dynamic_broker_configs, BrokerConfig, ConfigError, ConfigKind, TopicConfigs,
 };
@@ -91,6 +92,39 @@ impl Controller {
                 let first = next.next_producer_id;
                 next.next_producer_id += count.max(1);
                 (ControllerReply::ProducerIds { first }, true)
+            }
+            ControllerCommand::AlterPartition {
+                topic,
+                partition,
+                leader,
+                leader_epoch,
+                partition_epoch,
+                new_isr,
+            } => {
+                let change = IsrChange {
+                    topic: &topic,
+                    partition,
+                    leader,
+                    leader_epoch,
+                    partition_epoch,
+                    new_isr: &new_isr,
+                };
+                match alter_partition(&mut next, &change) {
+                    Ok(()) => (
+                        ControllerReply::AlterPartition {
+                            error_code: 0,
+                            error_message: None,
+                        },
+                        true,
+                    ),
+                    Err((code, why)) => (
+                        ControllerReply::AlterPartition {
+                            error_code: code.code(),
+                            error_message: Some(why),
+                        },
+                        false,
+                    ),
+                }
             }
         };
         (reply, changed.then_some(next))
@@ -685,6 +719,16 @@ pub fn fail_all(reply: ControllerReply, code: ResponseError, why: &str) -> Contr
                 not_committed(&mut o.error_code, &mut o.error_message, code, why);
             }
             ControllerReply::Configs(outcomes)
+        }
+        ControllerReply::AlterPartition {
+            mut error_code,
+            mut error_message,
+        } => {
+            not_committed(&mut error_code, &mut error_message, code, why);
+            ControllerReply::AlterPartition {
+                error_code,
+                error_message,
+            }
         }
         ControllerReply::ScramCredentials(outcomes) => ControllerReply::ScramCredentials(
             outcomes

@@ -136,6 +136,21 @@ pub enum ControllerCommand {
         /// How many ids.
         count: i64,
     },
+    /// A partition leader's ISR change (Kafka's AlterPartition).
+    AlterPartition {
+        /// Topic name.
+        topic: String,
+        /// Partition index.
+        partition: i32,
+        /// The leader's node id.
+        leader: i32,
+        /// The leader epoch the change was made in.
+        leader_epoch: i32,
+        /// The partition epoch the change builds on.
+        partition_epoch: i32,
+        /// The new ISR: node ids with the broker epochs their fetches carried.
+        new_isr: Vec<(i32, i64)>,
+    },
 }
 
 impl ControllerCommand {
@@ -215,6 +230,10 @@ impl ControllerCommand {
             ControllerCommand::AllocateProducerIds { .. } => {
                 ControllerReply::ProducerIds { first: -1 }
             }
+            ControllerCommand::AlterPartition { .. } => ControllerReply::AlterPartition {
+                error_code: code.code(),
+                error_message: Some(why.to_string()),
+            },
         }
     }
 }
@@ -232,6 +251,13 @@ pub enum ControllerReply {
     ProducerIds {
         /// First id of the block.
         first: i64,
+    },
+    /// The outcome of an AlterPartition: 0 once the change is committed.
+    AlterPartition {
+        /// The Kafka error code.
+        error_code: i16,
+        /// Why it was refused.
+        error_message: Option<String>,
     },
 }
 

@@ -19,6 +19,7 @@ use crate::metadata::{MetadataImage, PartitionState};
 use crate::metrics::{PartitionStats, ShardMetrics, ShardSnapshot};
 use crate::partition::{log_config, Partition};
 use crate::quorum_controller::ControllerService;
+use crate::replica_manager::ReplicaManager;
 use crate::time::now_ms;
 use kafka_protocol::ResponseError;
 use sluice_net::listener::ShutdownSignal;
@@ -65,6 +66,9 @@ pub struct Shard {
     pub metrics: ShardMetrics,
     /// The consumer groups this shard coordinates.
     pub groups: GroupCoordinator,
+    /// Leaders and followers: the replica fetchers and the ISR checks (see
+    /// [`crate::replica_manager`]).
+    pub replicas: ReplicaManager,
     /// The thread for slow file-system work: cleaning, removing deleted files.
     pub file_worker: FileWorker,
     /// The open log files of this shard's sealed segments (see [`crate::fd_budget`]).
@@ -104,6 +108,7 @@ impl Shard {
             id,
             node_id: image.node_of(id),
             groups: GroupCoordinator::new(&config),
+            replicas: ReplicaManager::new(),
             segment_files: LogFileCache::new(config.segment_files_open_per_shard),
             config,
             router,
@@ -361,12 +366,14 @@ impl Shard {
                 if report.truncated_at_offset.is_some() {
                     warn!(shard = self.id, "recovery of {topic}-{index}: {report}");
                 }
+                let high_watermark = log.log_start_offset();
                 Ok(Rc::new(Partition::new(
                     topic.to_string(),
                     index,
                     topic_id,
                     log,
                     epoch,
+                    high_watermark,
                     effective.clone(),
                 )))
             }

@@ -22,6 +22,7 @@ use crate::metadata::MetadataImage;
 use crate::metrics::http::serve_metrics;
 use crate::quorum_controller::{ControllerService, ControllerStart};
 use crate::retention;
+use crate::replica_manager;
 use crate::shard::Shard;
 use crate::time::now_ms;
 use futures::channel::mpsc::UnboundedReceiver;
@@ -145,6 +146,7 @@ pub async fn run_shard(start: ShardStart) -> Result<(), ShardError> {
     }
     let shard = Rc::new(shard);
     shard.apply_metadata(image);
+    replica_manager::apply_roles(&shard);
     GroupCoordinator::load(shard.clone());
     // From here on the shard serves: slow file calls go to helper threads (see file_worker).
     forbid_blocking_file_calls();
@@ -183,7 +185,8 @@ pub async fn run_shard(start: ShardStart) -> Result<(), ShardError> {
     let stopping = shard.clone();
     if !gate.wait(move || stopping.shutdown.is_triggered()).await {
         housekeeping.await;
-        allow_blocking_file_calls(|| finish(&shard));
+        shard.replicas.shutdown();
+    allow_blocking_file_calls(|| finish(&shard));
         info!(shard = id, "shard stopped before it served");
         return Ok(());
     }
@@ -267,6 +270,7 @@ pub async fn run_shard(start: ShardStart) -> Result<(), ShardError> {
         lifecycle.controlled_shutdown().await;
     }
     housekeeping.await;
+    shard.replicas.shutdown();
     allow_blocking_file_calls(|| finish(&shard));
     info!(shard = id, "shard stopped cleanly");
     Ok(())
@@ -282,7 +286,9 @@ async fn serve_inbox(shard: Rc<Shard>, mut inbox: UnboundedReceiver<ShardMessage
                     let _ = reply.send(shard.metrics_snapshot());
                 }
                 ShardMessage::ApplyMetadata { image, done } => {
-                    let _ = done.send(shard.apply_metadata(image));
+                    let offline = shard.apply_metadata(image);
+                    replica_manager::apply_roles(&shard);
+                    let _ = done.send(offline);
                     GroupCoordinator::load(shard.clone());
                 }
                 ShardMessage::Controller { command, reply } => match &shard.controller {
@@ -314,6 +320,7 @@ async fn serve_inbox(shard: Rc<Shard>, mut inbox: UnboundedReceiver<ShardMessage
 async fn housekeeping(shard: Rc<Shard>, stop: Arc<AtomicBool>) {
     let mut last_checkpoint = now_ms();
     let mut last_retention_check = last_checkpoint;
+    let mut last_isr_check = last_checkpoint;
     while !shard.shutdown.is_triggered() {
         glommio::timer::sleep(TICK).await;
         if stop.load(Ordering::Relaxed) {
@@ -331,6 +338,10 @@ async fn housekeeping(shard: Rc<Shard>, stop: Arc<AtomicBool>) {
             }
         }
         shard.groups.tick(&shard);
+        if now - last_isr_check >= shard.config.replica_lag_time_max_ms / 2 {
+            last_isr_check = now;
+            replica_manager::check_isr(&shard);
+        }
         if now - last_retention_check >= shard.config.log_retention_check_interval_ms {
             last_retention_check = now;
             retention::delete_old_segments(&shard, now);

@@ -137,7 +137,12 @@ impl Partition {
     ) -> Result<Option<IsrProposal>, LeaderError> {
         let update = match &mut *self.role.borrow_mut() {
             ReplicaRole::Leader(leader) => leader.tracker.record_follower_fetch(fetch)?,
-            ReplicaRole::Follower { .. } => return Err(LeaderError::NotLeader),
+            ReplicaRole::Follower { leader, .. } => {
+                return Err(LeaderError::NotLeader {
+                    local: fetch.replica_id,
+                    leader: *leader,
+                })
+            }
         };
         if update.new_high_watermark.is_some() {
             self.high_watermark_moved();
@@ -146,14 +151,20 @@ impl Partition {
     }
 
     /// The follower's side of a fetch response: the leader's high watermark, capped at this
-    /// replica's log end.
+    /// replica's log end (it may go down after a leader change, as Kafka's follower's does).
     pub fn set_follower_high_watermark(&self, leader_high_watermark: i64) {
         let log_end = self.log_end_offset();
-        if let ReplicaRole::Follower { high_watermark, .. } = &mut *self.role.borrow_mut() {
-            let new = leader_high_watermark.min(log_end);
-            if new > *high_watermark {
+        let moved = match &mut *self.role.borrow_mut() {
+            ReplicaRole::Follower { high_watermark, .. } => {
+                let new = leader_high_watermark.min(log_end);
+                let moved = new != *high_watermark;
                 *high_watermark = new;
+                moved
             }
+            ReplicaRole::Leader(_) => false,
+        };
+        if moved {
+            self.appended.notify(usize::MAX);
         }
     }
 
