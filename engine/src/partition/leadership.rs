@@ -59,6 +59,7 @@ impl Partition {
         now_ms: i64,
     ) -> Result<(), LeaderError> {
         let log_end = self.log_end_offset();
+        let current_high_watermark = self.high_watermark().min(log_end);
         let moved = {
             let mut role = self.role.borrow_mut();
             match &mut *role {
@@ -69,9 +70,8 @@ impl Partition {
                     moved
                 }
                 _ => {
-                    let high_watermark = self.high_watermark().min(log_end);
                     let mut tracker =
-                        IsrTracker::new(state, log_end, high_watermark, config, now_ms)?;
+                        IsrTracker::new(state, log_end, current_high_watermark, config, now_ms)?;
                     let moved = tracker.update_high_watermark(now_ms);
                     let purgatory = AckPurgatory::new(tracker.high_watermark());
                     if let ReplicaRole::Leader(old) = &*role {
