@@ -522,13 +522,18 @@ impl ControllerService {
     }
 
     /// Adds `__consumer_offsets` to `next` when it is missing and due: once every voter has
-    /// registered as a live broker, or (`grace_over`) once some broker is live. Returns
-    /// whether it added it.
+    /// registered as a live broker, or (`grace_over`) once some broker is live — and, as in
+    /// Kafka, only once `offsets.topic.replication.factor` nodes are live (until then
+    /// FindCoordinator answers COORDINATOR_NOT_AVAILABLE). Returns whether it added it.
     fn add_offsets_topic_if_due(&self, next: &mut ClusterState, grace_over: bool) -> bool {
         let live = next.live_brokers().count();
         let voters = self.config.controller_quorum_voters.len().max(1);
-        let due =
-            !next.topics.contains_key(OFFSETS_TOPIC) && live > 0 && (live >= voters || grace_over);
+        let enough_nodes = usize::try_from(self.config.offsets_topic_replication_factor)
+            .is_ok_and(|rf| next.live_nodes().count() >= rf);
+        let due = !next.topics.contains_key(OFFSETS_TOPIC)
+            && live > 0
+            && enough_nodes
+            && (live >= voters || grace_over);
         if !due {
             return false;
         }

@@ -1,11 +1,15 @@
 //! FindCoordinator: which node (shard) coordinates a group.
 //!
 //! Any shard answers: group `g` is coordinated by the shard leading `__consumer_offsets`
-//! partition `abs(javaStringHashCode(g)) % offsets.topic.num.partitions`. v0–v3 carry one key,
+//! partition `abs(javaStringHashCode(g)) % offsets.topic.num.partitions`. Until that topic
+//! exists (the controller creates it once `offsets.topic.replication.factor` nodes are live) or
+//! while that partition has no live leader, the answer is COORDINATOR_NOT_AVAILABLE, as in
+//! Kafka, and clients retry. v0–v3 carry one key,
 //! v4+ a batch (`coordinator_keys`). Transaction coordinators arrive with transactions; until
 //! then a transactional key gets COORDINATOR_NOT_AVAILABLE with a message saying so.
 
 use super::{decode, respond, str_bytes, HandlerResult};
+use crate::config::BrokerConfig;
 use crate::group::{partition_for, OFFSETS_TOPIC};
 use crate::metadata::MetadataImage;
 use crate::shard::Shard;
@@ -25,19 +29,18 @@ const TRANSACTION_KEY: i8 = 1;
 pub async fn handle_find_coordinator(shard: &Rc<Shard>, req: &RawRequest) -> HandlerResult {
     let request: FindCoordinatorRequest = decode(req)?;
     let image = shard.image();
-    let partitions = shard.config.offsets_topic_num_partitions;
     if req.api_version >= 4 {
         let coordinators = request
             .coordinator_keys
             .iter()
-            .map(|key| find(&image, partitions, request.key_type, key))
+            .map(|key| find(&shard.config, &image, request.key_type, key))
             .collect();
         return respond(
             req,
             &FindCoordinatorResponse::default().with_coordinators(coordinators),
         );
     }
-    let c = find(&image, partitions, request.key_type, &request.key);
+    let c = find(&shard.config, &image, request.key_type, &request.key);
     shard.metrics.record_error(req.api_key as i16, c.error_code);
     let error_message = if req.api_version >= 1 {
         c.error_message
@@ -56,7 +59,8 @@ pub async fn handle_find_coordinator(shard: &Rc<Shard>, req: &RawRequest) -> Han
 }
 
 /// The coordinator of one key.
-fn find(image: &MetadataImage, partitions: i32, key_type: i8, key: &StrBytes) -> Coordinator {
+fn find(config: &BrokerConfig, image: &MetadataImage, key_type: i8, key: &StrBytes) -> Coordinator {
+    let partitions = config.offsets_topic_num_partitions;
     let failed = |code: E, message: String| {
         Coordinator::default()
             .with_key(key.clone())
@@ -81,10 +85,17 @@ fn find(image: &MetadataImage, partitions: i32, key_type: i8, key: &StrBytes) ->
         }
     }
     let partition = partition_for(key, partitions);
-    let Some(placement) = image
-        .topic(OFFSETS_TOPIC)
-        .and_then(|t| t.partitions.get(partition as usize))
-    else {
+    let Some(topic) = image.topic(OFFSETS_TOPIC) else {
+        return failed(
+            E::CoordinatorNotAvailable,
+            format!(
+                "{OFFSETS_TOPIC} does not exist yet: the controller creates it once offsets.topic.replication.factor={} nodes are live ({} are)",
+                config.offsets_topic_replication_factor,
+                image.nodes.len()
+            ),
+        );
+    };
+    let Some(placement) = topic.partitions.get(partition as usize) else {
         return failed(
             E::CoordinatorNotAvailable,
             format!("{OFFSETS_TOPIC} partition {partition} does not exist"),

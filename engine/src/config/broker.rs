@@ -10,9 +10,13 @@
 //!   `B*1000+k`, so the id is capped at 2147482.
 //! * `listeners` defaults to `PLAINTEXT://127.0.0.1:9092` and `log.dirs` to `./sluice-data`, so
 //!   `sluice start` with no arguments is a working single-node broker.
-//! * The internal topics' replication factors (`offsets.topic.replication.factor`,
-//!   `transaction.state.log.replication.factor`, `share.coordinator.state.topic.*`) and
-//!   `transaction.state.log.min.isr` default to 1 instead of 3 / 2, so a single broker works.
+//! * `sluice start` with no config file and no `controller.quorum.voters` (a single-node
+//!   broker) sets what Kafka's quickstart `server.properties` sets for one broker:
+//!   `offsets.topic.replication.factor=1` ([`SINGLE_NODE_SETTINGS`]), so that consumer groups
+//!   work; with a file or voters, Kafka's default (3) applies.
+//! * The other internal topics' replication factors (`transaction.state.log.replication.factor`,
+//!   `share.coordinator.state.topic.*`) and `transaction.state.log.min.isr` default to 1 instead
+//!   of 3 / 2, so a single broker works.
 //! * Only the PLAINTEXT security protocol is supported for now; a listener mapped to any other
 //!   protocol is an error saying so.
 //! * Controller listeners (`controller.listener.names`) may appear in `listeners` and
@@ -96,6 +100,8 @@ static BROKER_KEYS: &[BrokerKey] = &[
         "Listeners given to clients (NAME://host:port,...); defaults to listeners minus controller listeners."),
     key("auto.create.topics.enable", BOOL, Some("true"), Check::Bool,
         "Create a topic automatically when a client asks for metadata of, or produces to, an unknown topic."),
+    key("auto.leader.rebalance.enable", BOOL, Some("true"), Check::Bool,
+        "The controller moves leadership back to each partition's preferred replica (its first) when it is live and in sync and its broker's leader imbalance exceeds leader.imbalance.per.broker.percentage."),
     key("background.threads", INT, Some("10"), at_least(1),
         "Accepted for compatibility; meaningless under thread-per-core (see sluice.cores)."),
     key("broker.heartbeat.interval.ms", INT, Some("2000"), at_least(1),
@@ -144,6 +150,10 @@ static BROKER_KEYS: &[BrokerKey] = &[
         "Smallest session timeout a classic group member may ask for."),
     key("inter.broker.listener.name", STR, None, Check::Any,
         "Listener used between brokers; defaults to the listener named after security.inter.broker.protocol."),
+    key("leader.imbalance.check.interval.seconds", LONG, Some("300"), at_least(1),
+        "How often the controller checks the partition leaders' balance (auto.leader.rebalance.enable)."),
+    key("leader.imbalance.per.broker.percentage", INT, Some("10"), ANY_INT,
+        "Share of the partitions a broker is the preferred leader of, led elsewhere, above which the controller rebalances them."),
     key("listener.security.protocol.map", STR,
         Some("PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL"),
         Check::Custom(check_protocol_map),
@@ -247,14 +257,24 @@ static BROKER_KEYS: &[BrokerKey] = &[
         "Committed offsets of a group are dropped this long after the group became empty (for standalone commits: after the commit)."),
     key("offsets.topic.num.partitions", INT, Some("50"), at_least(1),
         "Partitions of __consumer_offsets (fixed once the topic exists)."),
-    key("offsets.topic.replication.factor", SHORT, Some("1"), at_least(1),
-        "Replication factor of __consumer_offsets (Sluice default 1; Kafka's is 3)."),
+    key("offsets.topic.replication.factor", SHORT, Some("3"), at_least(1),
+        "Replication factor of __consumer_offsets, created once this many nodes (shards of live brokers) are live; until then FindCoordinator answers COORDINATOR_NOT_AVAILABLE. A single-node broker (no config file, no controller.quorum.voters) uses 1, as Kafka's quickstart server.properties does."),
     key("offsets.topic.segment.bytes", INT, Some("104857600"), at_least(14),
         "Segment size of __consumer_offsets (a compacted topic: closed segments are cleaned by the log cleaner)."),
     key("process.roles", LIST, Some("broker,controller"), Check::Custom(check_process_roles),
         "Roles of this process: broker, controller or broker,controller."),
     key("queued.max.request.bytes", LONG, Some("209715200"), ANY_INT,
         "Per shard: bytes of large requests being received or handled; over it the shard stops reading until requests drain. At least socket.request.max.bytes (one maximal request always gets through); <= 0 = unbounded."),
+    key("replica.fetch.backoff.ms", INT, Some("1000"), at_least(0),
+        "How long a follower's fetcher waits after a failed fetch before it fetches again."),
+    key("replica.fetch.max.bytes", INT, Some("1048576"), at_least(0),
+        "Bytes a follower asks for per partition in one fetch (a larger first batch is still returned)."),
+    key("replica.fetch.min.bytes", INT, Some("1"), ANY_INT,
+        "Bytes a follower's fetch waits for before the leader answers (up to replica.fetch.wait.max.ms)."),
+    key("replica.fetch.response.max.bytes", INT, Some("10485760"), at_least(0),
+        "Bytes a follower asks for in one whole fetch response."),
+    key("replica.fetch.wait.max.ms", INT, Some("500"), ANY_INT,
+        "Longest time the leader holds a follower's fetch waiting for replica.fetch.min.bytes; keep it below replica.lag.time.max.ms."),
     key("replica.lag.time.max.ms", LONG, Some("30000"), at_least(0),
         "A follower that has not caught up for this long leaves the ISR."),
     key("sasl.kerberos.kinit.cmd", STR, Some("/usr/bin/kinit"), Check::Any,
@@ -300,6 +320,11 @@ static BROKER_KEYS: &[BrokerKey] = &[
     key("unclean.leader.election.enable", BOOL, Some("false"), Check::Bool,
         "Default unclean.leader.election.enable."),
 ];
+
+/// What a single-node broker (`sluice start` with no config file and no
+/// `controller.quorum.voters`) sets when the command line does not: the settings Kafka's
+/// quickstart `server.properties` gives its one broker, so that it works as Kafka's does.
+pub const SINGLE_NODE_SETTINGS: &[(&str, &str)] = &[("offsets.topic.replication.factor", "1")];
 
 /// Keys that configure the same thing, highest precedence first (Kafka's broker synonyms).
 const SYNONYM_GROUPS: &[&[&str]] = &[
@@ -702,6 +727,22 @@ pub struct BrokerConfig {
     pub unclean_leader_election_enable: bool,
     /// `replica.lag.time.max.ms`.
     pub replica_lag_time_max_ms: i64,
+    /// `replica.fetch.wait.max.ms`.
+    pub replica_fetch_wait_max_ms: i32,
+    /// `replica.fetch.min.bytes`.
+    pub replica_fetch_min_bytes: i32,
+    /// `replica.fetch.max.bytes`.
+    pub replica_fetch_max_bytes: i32,
+    /// `replica.fetch.response.max.bytes`.
+    pub replica_fetch_response_max_bytes: i32,
+    /// `replica.fetch.backoff.ms`.
+    pub replica_fetch_backoff_ms: i32,
+    /// `auto.leader.rebalance.enable`.
+    pub auto_leader_rebalance_enable: bool,
+    /// `leader.imbalance.check.interval.seconds`.
+    pub leader_imbalance_check_interval_seconds: i64,
+    /// `leader.imbalance.per.broker.percentage`.
+    pub leader_imbalance_per_broker_percentage: i32,
     /// `cluster.id`, if configured.
     pub cluster_id: Option<String>,
     /// `sluice.cores`: number of shards (0 = every online CPU).
@@ -719,7 +760,8 @@ pub struct BrokerConfig {
     pub segment_files_open_per_shard: usize,
     /// `metrics.listener`: Prometheus endpoint, `None` when disabled.
     pub metrics_listener: Option<HostPort>,
-    /// Keys set by the file or the overrides, with their (canonical) values.
+    /// Keys set by the file or the overrides (and, for a single-node broker, the
+    /// [`SINGLE_NODE_SETTINGS`] they leave unset), with their (canonical) values.
     explicit: BTreeMap<String, String>,
 }
 
@@ -835,6 +877,17 @@ impl BrokerConfig {
                 bad.insert(name.clone());
             }
             explicit.insert(name.clone(), normalize(k.ty, value));
+        }
+        let single_node = file.is_none()
+            && explicit
+                .get("controller.quorum.voters")
+                .is_none_or(|voters| voters.trim().is_empty());
+        if single_node {
+            for (name, value) in SINGLE_NODE_SETTINGS {
+                explicit
+                    .entry(name.to_string())
+                    .or_insert_with(|| value.to_string());
+            }
         }
         let v = Values {
             set: &explicit,
@@ -1041,6 +1094,17 @@ impl BrokerConfig {
             min_insync_replicas: to_i32(v.int("min.insync.replicas")),
             unclean_leader_election_enable: v.bool("unclean.leader.election.enable"),
             replica_lag_time_max_ms: v.int("replica.lag.time.max.ms"),
+            replica_fetch_wait_max_ms: to_i32(v.int("replica.fetch.wait.max.ms")),
+            replica_fetch_min_bytes: to_i32(v.int("replica.fetch.min.bytes")),
+            replica_fetch_max_bytes: to_i32(v.int("replica.fetch.max.bytes")),
+            replica_fetch_response_max_bytes: to_i32(v.int("replica.fetch.response.max.bytes")),
+            replica_fetch_backoff_ms: to_i32(v.int("replica.fetch.backoff.ms")),
+            auto_leader_rebalance_enable: v.bool("auto.leader.rebalance.enable"),
+            leader_imbalance_check_interval_seconds: v
+                .int("leader.imbalance.check.interval.seconds"),
+            leader_imbalance_per_broker_percentage: to_i32(
+                v.int("leader.imbalance.per.broker.percentage"),
+            ),
             cluster_id: v.get("cluster.id").map(|s| s.trim().to_string()),
             cores: usize::try_from(v.int("sluice.cores")).unwrap_or(0),
             fsync_acks_all: v.bool("sluice.fsync.acks.all"),
@@ -1133,7 +1197,9 @@ impl BrokerConfig {
         }
     }
 
-    /// The keys the file and the overrides set, with their values in canonical form.
+    /// The keys the file and the overrides set, with their values in canonical form; for a
+    /// single-node broker also the [`SINGLE_NODE_SETTINGS`] they leave unset (described as
+    /// static broker configs, as the quickstart file's are in Kafka).
     pub fn explicitly_set(&self) -> &BTreeMap<String, String> {
         &self.explicit
     }
@@ -1603,7 +1669,10 @@ mod tests {
         assert_eq!(c.message_max_bytes, 1_048_588);
         assert_eq!(c.socket_request_max_bytes, 104_857_600);
         assert_eq!(c.offsets_topic_num_partitions, 50);
-        assert_eq!(c.offsets_topic_replication_factor, 1);
+        assert_eq!(
+            c.offsets_topic_replication_factor, 1,
+            "a single-node broker"
+        );
         assert_eq!(c.transaction_state_log_num_partitions, 50);
         assert_eq!(c.transaction_state_log_replication_factor, 1);
         assert_eq!(c.transaction_state_log_min_isr, 1);
@@ -1633,7 +1702,58 @@ mod tests {
                 port: 9644
             })
         );
-        assert!(c.explicitly_set().is_empty());
+        assert_eq!(
+            c.explicitly_set(),
+            &BTreeMap::from([(
+                "offsets.topic.replication.factor".to_string(),
+                "1".to_string()
+            )])
+        );
+        assert_eq!(c.replica_lag_time_max_ms, 30_000);
+        assert_eq!(
+            (
+                c.replica_fetch_wait_max_ms,
+                c.replica_fetch_min_bytes,
+                c.replica_fetch_max_bytes,
+                c.replica_fetch_response_max_bytes,
+                c.replica_fetch_backoff_ms
+            ),
+            (500, 1, 1_048_576, 10_485_760, 1000)
+        );
+        assert!(c.auto_leader_rebalance_enable);
+        assert_eq!(c.leader_imbalance_check_interval_seconds, 300);
+        assert_eq!(c.leader_imbalance_per_broker_percentage, 10);
+    }
+
+    #[test]
+    fn a_single_node_broker_sets_what_kafkas_quickstart_file_sets() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("server.properties");
+        std::fs::write(&file, "num.partitions=2\n").unwrap();
+        let voters = "controller.quorum.voters=1@127.0.0.1:19199".to_string();
+        let rf = |file: Option<&Path>, sets: &[String]| {
+            BrokerConfig::load(file, sets)
+                .unwrap()
+                .offsets_topic_replication_factor
+        };
+        assert_eq!(rf(None, &[]), 1);
+        assert_eq!(rf(Some(&file), &[]), 3, "a config file: Kafka's default");
+        let cluster = [
+            voters,
+            "listeners=PLAINTEXT://127.0.0.1:19192,CONTROLLER://127.0.0.1:19199".to_string(),
+            "controller.listener.names=CONTROLLER".to_string(),
+        ];
+        assert_eq!(rf(None, &cluster), 3, "voters: Kafka's default");
+        let set = ["offsets.topic.replication.factor=2".to_string()];
+        assert_eq!(rf(None, &set), 2);
+        let described = BrokerConfig::load(None, &[])
+            .unwrap()
+            .describe(&DynamicBrokerConfigs::default())
+            .into_iter()
+            .find(|e| e.name == "offsets.topic.replication.factor")
+            .unwrap();
+        assert_eq!(described.value.as_deref(), Some("1"));
+        assert_eq!(described.source, ConfigSource::StaticBrokerConfig);
     }
 
     #[test]

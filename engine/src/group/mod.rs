@@ -22,7 +22,7 @@ pub mod store;
 pub use coordinator::GroupCoordinator;
 
 use crate::config::{BrokerConfig, TopicConfigs};
-use crate::metadata::{node_id, ClusterState, PartitionState, TopicState};
+use crate::metadata::{ClusterState, PartitionState, TopicState};
 use crate::partition_caps::PartitionBudget;
 use std::collections::BTreeMap;
 
@@ -39,8 +39,9 @@ pub fn partition_for(group: &str, partitions: i32) -> i32 {
     abs % partitions.max(1)
 }
 
-/// The `__consumer_offsets` topic of a cluster: `offsets.topic.num.partitions` partitions,
-/// spread over the live brokers of `state` and then over their shards, compacted, with
+/// The `__consumer_offsets` topic of a cluster: `offsets.topic.num.partitions` partitions of
+/// `offsets.topic.replication.factor` replicas, placed over the live brokers of `state` as any
+/// topic's (see [`PartitionBudget::place`]), compacted, with
 /// `offsets.topic.segment.bytes` segments (Kafka's topic configs for it).
 pub fn offsets_topic(config: &BrokerConfig, state: &ClusterState) -> Result<TopicState, String> {
     let configs = BTreeMap::from([
@@ -53,15 +54,17 @@ pub fn offsets_topic(config: &BrokerConfig, state: &ClusterState) -> Result<Topi
     ]);
     let count = u64::try_from(config.offsets_topic_num_partitions.max(1)).unwrap_or(1);
     let placed = PartitionBudget::new(state, config)
-        .place(OFFSETS_TOPIC, count)
+        .place(
+            OFFSETS_TOPIC,
+            count,
+            config.offsets_topic_replication_factor,
+        )
         .map_err(|(_, why)| why)?;
     Ok(TopicState {
         id: uuid::Uuid::new_v4(),
         partitions: placed
             .into_iter()
-            .filter_map(|(broker, shard)| {
-                PartitionState::new(vec![node_id(broker, shard)], |n| state.is_live_node(n))
-            })
+            .filter_map(|replicas| PartitionState::new(replicas, |n| state.is_live_node(n)))
             .collect(),
         configs: TopicConfigs::new(configs).map_err(|e| e.to_string())?,
         internal: true,

@@ -14,7 +14,7 @@ use crate::messages::{
     ConfigOutcome, ConfigTarget, ControllerCommand, ControllerReply, NewTopic, OfflinePartition,
     PartitionGrowth, ResourceAlteration, TopicOutcome, TopicRef,
 };
-use crate::metadata::{broker_of_node, node_id, ClusterState, PartitionState, TopicState};
+use crate::metadata::{ClusterState, PartitionState, TopicState};
 use crate::partition_caps::PartitionBudget;
 use crate::scram::ScramAlterError;
 use kafka_protocol::ResponseError;
@@ -166,14 +166,16 @@ impl Controller {
             } else {
                 self.check_new_topic(state, &t, partitions, rf)
             };
-            match check.and_then(|()| self.place(state, &t, partitions, &mut budget)) {
+            match check.and_then(|()| self.place(state, &t, partitions, rf, &mut budget)) {
                 Err((code, message)) => {
                     outcome.error_code = code.code();
                     outcome.error_message = Some(message);
                 }
                 Ok(placement) => {
                     outcome.num_partitions = placement.len() as i32;
-                    outcome.replication_factor = 1;
+                    outcome.replication_factor = placement
+                        .first()
+                        .map_or(rf, |p| i16::try_from(p.replicas.len()).unwrap_or(i16::MAX));
                     if !validate_only {
                         let configs = t
                             .configs
@@ -256,22 +258,17 @@ impl Controller {
                 ));
             }
         } else {
+            if rf < 1 {
+                return Err((
+                    ResponseError::InvalidReplicationFactor,
+                    "Replication factor must be larger than 0, or -1 to use the default value."
+                        .into(),
+                ));
+            }
             if partitions < 1 {
                 return Err((
                     ResponseError::InvalidPartitions,
                     "Number of partitions was set to an invalid non-positive value.".into(),
-                ));
-            }
-            if rf < 1 {
-                return Err((
-                    ResponseError::InvalidReplicationFactor,
-                    "Replication factor must be larger than 0.".into(),
-                ));
-            }
-            if rf > 1 {
-                return Err((
-                    ResponseError::InvalidReplicationFactor,
-                    unsupported_replication(rf, state),
                 ));
             }
         }
@@ -289,11 +286,11 @@ impl Controller {
         Ok(())
     }
 
-    /// Checks manual replica assignments as Kafka's controller does — an empty replica list, a
-    /// node that does not exist, a node named twice, a replica count different from the other
-    /// partitions' (`expected_replicas`, or the first partition's) are INVALID_REPLICA_ASSIGNMENT
-    /// — then that partitions have one replica each, since Sluice does not replicate yet
-    /// (INVALID_REPLICATION_FACTOR).
+    /// Checks manual replica assignments as Kafka's controller does: an empty replica list, a
+    /// node that does not exist (no registered broker has it), a node named twice, a replica
+    /// count different from the other partitions' (`expected_replicas`, or the first
+    /// partition's), a partition none of whose nodes is live — each is
+    /// INVALID_REPLICA_ASSIGNMENT.
     fn check_assignments<'a>(
         &self,
         state: &ClusterState,
@@ -302,7 +299,7 @@ impl Controller {
     ) -> Check {
         let bad = |message: String| Err((ResponseError::InvalidReplicaAssignment, message));
         let mut replicas_per_partition = expected_replicas;
-        for replicas in assignments {
+        for (index, replicas) in assignments.enumerate() {
             if replicas.is_empty() {
                 return bad(
                     "The manual partition assignment includes an empty replica list.".into(),
@@ -311,10 +308,10 @@ impl Controller {
             let mut nodes = replicas.to_vec();
             nodes.sort_unstable();
             for (i, node) in nodes.iter().enumerate() {
-                if live_node(state, *node).is_none() {
+                if !state.is_registered_node(*node) {
                     return bad(format!(
                         "The manual partition assignment includes node {node}, but no such node exists (the nodes of this cluster are {})",
-                        live_nodes_text(state)
+                        registered_nodes_text(state)
                     ));
                 }
                 if i > 0 && nodes[i - 1] == *node {
@@ -332,43 +329,36 @@ impl Controller {
                 }
                 _ => replicas_per_partition = Some(nodes.len()),
             }
+            if !nodes.iter().any(|n| state.is_live_node(*n)) {
+                return bad(format!(
+                    "All brokers specified in the manual partition assignment for partition {index} are fenced or in controlled shutdown."
+                ));
+            }
         }
-        match replicas_per_partition {
-            Some(n) if n > 1 => Err((
-                ResponseError::InvalidReplicationFactor,
-                unsupported_replication(i16::try_from(n).unwrap_or(i16::MAX), state),
-            )),
-            _ => Ok(()),
-        }
+        Ok(())
     }
 
-    /// Places partitions within the partition caps: on the assigned nodes, or spread over the
-    /// live brokers first and then over each broker's shards.
+    /// Places partitions within the partition caps: on the assigned nodes, or by the
+    /// placement rules of [`PartitionBudget::place`] with replication factor `rf`. Each new
+    /// partition's ISR is its live replicas, led by the first of them.
     fn place(
         &self,
         state: &ClusterState,
         t: &NewTopic,
         partitions: i32,
+        rf: i16,
         budget: &mut PartitionBudget,
     ) -> Result<Vec<PartitionState>, (ResponseError, String)> {
-        let nodes = if t.assignments.is_empty() {
-            budget.place(&t.name, u64::try_from(partitions).unwrap_or(0))?
+        let assignments = if t.assignments.is_empty() {
+            budget.place(&t.name, u64::try_from(partitions).unwrap_or(0), rf)?
         } else {
             let mut sorted = t.assignments.clone();
             sorted.sort_by_key(|(p, _)| *p);
-            let nodes: Vec<(i32, u32)> = sorted
-                .iter()
-                .filter_map(|(_, r)| live_node(state, *r.first()?))
-                .collect();
-            budget.place_on(&t.name, &nodes)?;
-            nodes
+            let assignments: Vec<Vec<i32>> = sorted.into_iter().map(|(_, r)| r).collect();
+            budget.place_on(&t.name, &assignments)?;
+            assignments
         };
-        Ok(nodes
-            .into_iter()
-            .filter_map(|(broker, shard)| {
-                PartitionState::new(vec![node_id(broker, shard)], |n| state.is_live_node(n))
-            })
-            .collect())
+        Ok(new_partitions(state, assignments))
     }
 
     /// AlterConfigs / IncrementalAlterConfigs: each resource is validated in full on its own
@@ -523,7 +513,8 @@ fn grow(
         return Err((ResponseError::InvalidPartitions, msg));
     }
     let added = u64::try_from(g.count.saturating_sub(current)).unwrap_or(0);
-    let nodes: Vec<(i32, u32)> = match &g.assignments {
+    let rf = t.partitions.first().map_or(1, |p| p.replicas.len());
+    let assignments: Vec<Vec<i32>> = match &g.assignments {
         Some(a) => {
             if a.len() as u64 != added {
                 return Err((
@@ -531,23 +522,25 @@ fn grow(
                     format!("Increasing the number of partitions by {added} but {} assignments provided.", a.len()),
                 ));
             }
-            c.check_assignments(state, a.iter().map(Vec::as_slice), Some(1))?;
-            let nodes: Vec<(i32, u32)> = a
-                .iter()
-                .filter_map(|r| live_node(state, *r.first()?))
-                .collect();
-            budget.place_on(&g.name, &nodes)?;
-            nodes
+            c.check_assignments(state, a.iter().map(Vec::as_slice), Some(rf))?;
+            budget.place_on(&g.name, a)?;
+            a.clone()
         }
-        None => budget.place(&g.name, added)?,
+        None => budget.place(&g.name, added, i16::try_from(rf).unwrap_or(i16::MAX))?,
     };
     if !validate_only {
-        t.partitions
-            .extend(nodes.into_iter().filter_map(|(broker, shard)| {
-                PartitionState::new(vec![node_id(broker, shard)], |n| state.is_live_node(n))
-            }));
+        t.partitions.extend(new_partitions(state, assignments));
     }
     Ok(())
+}
+
+/// New partitions on the given replicas: each one's ISR is its live replicas, led by the first
+/// of them (the replicas were checked to include a live one).
+fn new_partitions(state: &ClusterState, assignments: Vec<Vec<i32>>) -> Vec<PartitionState> {
+    assignments
+        .into_iter()
+        .filter_map(|replicas| PartitionState::new(replicas, |n| state.is_live_node(n)))
+        .collect()
 }
 
 /// Alters one resource's configs in `state` (unless `validate_only`).
@@ -632,20 +625,11 @@ pub fn validate_topic_name(name: &str) -> Check {
     Ok(())
 }
 
-/// The broker and shard of `node` if it is a shard of a live (registered, unfenced) broker.
-fn live_node(state: &ClusterState, node: i32) -> Option<(i32, u32)> {
-    let broker = state
-        .brokers
-        .get(&broker_of_node(node))
-        .filter(|b| !b.fenced)?;
-    let shard = u32::try_from(node.rem_euclid(1000)).ok()?;
-    (shard < broker.shards).then_some((broker.id, shard))
-}
-
-/// The live nodes, for error messages: `1000..=1001, 2000..=2001`.
-fn live_nodes_text(state: &ClusterState) -> String {
+/// The registered nodes, for error messages: `1000..=1001, 2000..=2001`.
+fn registered_nodes_text(state: &ClusterState) -> String {
     let ranges: Vec<String> = state
-        .live_brokers()
+        .brokers
+        .values()
         .map(|b| format!("{}..={}", b.id * 1000, b.id * 1000 + b.shards as i32 - 1))
         .collect();
     if ranges.is_empty() {
@@ -653,15 +637,6 @@ fn live_nodes_text(state: &ClusterState) -> String {
     } else {
         ranges.join(", ")
     }
-}
-
-fn unsupported_replication(rf: i16, state: &ClusterState) -> String {
-    let brokers = state.live_brokers().count();
-    format!(
-        "Replication factor {rf} is not supported yet: Sluice does not replicate partitions, so every partition \
-         has one replica (this cluster has {brokers} live broker(s), whose shard nodes are {}). Use a replication factor of 1.",
-        live_nodes_text(state)
-    )
 }
 
 /// Turns a successful outcome into `code`: its change was not committed.
@@ -753,10 +728,119 @@ pub fn fail_all(reply: ControllerReply, code: ResponseError, why: &str) -> Contr
 mod tests {
     use super::*;
     use crate::config::{AlterOp, ConfigAlteration, ConfigChange};
+    use crate::metadata::broker_of_node;
 
     /// A controller with broker 1's defaults.
     fn controller() -> Controller {
         Controller::new(Arc::new(BrokerConfig::load(None, &[]).unwrap()))
+    }
+
+    /// A cluster of `brokers` brokers (1, 2, …) with `shards` shards each, all live.
+    pub(crate) fn cluster(brokers: i32, shards: u32) -> ClusterState {
+        let mut state = ClusterState::new(Some("c".into()));
+        for id in 1..=brokers {
+            let config = BrokerConfig::load(None, &[format!("node.id={id}")]).unwrap();
+            state = state.with_live_local_broker(&config, shards);
+        }
+        state
+    }
+
+    fn create(
+        c: &Controller,
+        state: &mut ClusterState,
+        name: &str,
+        partitions: i32,
+        rf: i16,
+        assignments: &[(i32, &[i32])],
+    ) -> TopicOutcome {
+        let mut t = new_topic(assignments, &[]);
+        t.name = name.into();
+        if assignments.is_empty() {
+            (t.num_partitions, t.replication_factor) = (partitions, rf);
+        }
+        c.create_topics(state, vec![t], false).remove(0)
+    }
+
+    #[test]
+    fn topics_get_their_replication_factor_on_distinct_brokers() {
+        let c = controller();
+        let mut state = cluster(3, 2);
+        let out = create(&c, &mut state, "t", 6, 3, &[]);
+        assert_eq!((out.error_code, out.replication_factor), (0, 3), "{out:?}");
+        for p in &state.topics["t"].partitions {
+            let mut brokers: Vec<i32> = p.replicas.iter().map(|n| broker_of_node(*n)).collect();
+            brokers.sort_unstable();
+            assert_eq!(brokers, [1, 2, 3], "{p:?}");
+            assert_eq!((&p.isr, p.leader), (&p.replicas, p.replicas[0]));
+            assert_eq!((p.leader_epoch, p.partition_epoch), (0, 0));
+        }
+        let out = create(&c, &mut state, "too-many", 1, 7, &[]);
+        assert_eq!(
+            out.error_code,
+            ResponseError::InvalidReplicationFactor.code()
+        );
+        assert!(
+            out.error_message.unwrap().starts_with("Unable to replicate the partition 7 time(s): The target replication factor of 7 cannot be reached because only 6 broker(s) are registered."),
+        );
+
+        // -1 means default.replication.factor.
+        let c = Controller::new(Arc::new(
+            BrokerConfig::load(None, &["default.replication.factor=2".to_string()]).unwrap(),
+        ));
+        let out = create(&c, &mut state, "d", 2, -1, &[]);
+        assert_eq!((out.error_code, out.replication_factor), (0, 2), "{out:?}");
+        assert!(state.topics["d"]
+            .partitions
+            .iter()
+            .all(|p| p.replicas.len() == 2));
+    }
+
+    #[test]
+    fn assignments_may_name_fenced_nodes_but_not_only_fenced_ones() {
+        let c = controller();
+        let mut state = cluster(2, 1);
+        state.brokers.get_mut(&2).unwrap().fenced = true;
+        let out = create(&c, &mut state, "t", -1, -1, &[(0, &[2000, 1000])]);
+        assert_eq!((out.error_code, out.replication_factor), (0, 2), "{out:?}");
+        let p = &state.topics["t"].partitions[0];
+        assert_eq!((p.isr.as_slice(), p.leader), (&[1000][..], 1000));
+        let out = create(&c, &mut state, "u", -1, -1, &[(0, &[2000])]);
+        assert_eq!(
+            (out.error_code, out.error_message.as_deref()),
+            (
+                ResponseError::InvalidReplicaAssignment.code(),
+                Some("All brokers specified in the manual partition assignment for partition 0 are fenced or in controlled shutdown.")
+            )
+        );
+    }
+
+    #[test]
+    fn new_partitions_follow_the_topics_replication_factor() {
+        let c = controller();
+        let mut state = cluster(3, 1);
+        create(&c, &mut state, "t", 1, 2, &[]);
+        let grow = |count: i32, assignments: Option<Vec<Vec<i32>>>| PartitionGrowth {
+            name: "t".into(),
+            count,
+            assignments,
+        };
+        let out = c.create_partitions(&mut state, vec![grow(3, None)], false);
+        assert_eq!(out[0].error_code, 0, "{out:?}");
+        let partitions = &state.topics["t"].partitions;
+        assert_eq!(partitions.len(), 3);
+        assert!(partitions.iter().all(|p| p.replicas.len() == 2));
+        let out = c.create_partitions(&mut state, vec![grow(4, Some(vec![vec![1000]]))], false);
+        assert_eq!(
+            out[0].error_code,
+            ResponseError::InvalidReplicaAssignment.code()
+        );
+        let out = c.create_partitions(
+            &mut state,
+            vec![grow(4, Some(vec![vec![3000, 1000]]))],
+            false,
+        );
+        assert_eq!(out[0].error_code, 0, "{out:?}");
+        assert_eq!(state.topics["t"].partitions[3].leader, 3000);
     }
 
     /// A cluster of broker 1 with 2 shards (nodes 1000 and 1001).
@@ -1086,11 +1170,15 @@ mod tests {
             }
             assert_eq!(check(t), Err((code, message.to_string())));
         }
-        let (code, message) = check(new_topic(&[(0, &[1000, 1001])], &[])).unwrap_err();
-        assert_eq!(code, ResponseError::InvalidReplicationFactor);
-        assert!(
-            message.contains("Replication factor 2 is not supported"),
-            "{message}"
+        assert!(check(new_topic(&[(0, &[1000, 1001])], &[])).is_ok());
+        let mut t = new_topic(&[], &[]);
+        (t.num_partitions, t.replication_factor) = (1, 0);
+        assert_eq!(
+            check(t),
+            Err((
+                ResponseError::InvalidReplicationFactor,
+                "Replication factor must be larger than 0, or -1 to use the default value.".into()
+            ))
         );
     }
 
