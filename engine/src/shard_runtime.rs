@@ -289,6 +289,7 @@ async fn serve_inbox(shard: Rc<Shard>, mut inbox: UnboundedReceiver<ShardMessage
                     let offline = shard.apply_metadata(image);
                     replica_manager::apply_roles(&shard);
                     let _ = done.send(offline);
+                    GroupCoordinator::unload_lost(&shard);
                     GroupCoordinator::load(shard.clone());
                 }
                 ShardMessage::Controller { command, reply } => match &shard.controller {

@@ -4,7 +4,9 @@
 //! (the log patches offsets in a separate 61-byte prefix). Durability follows `acks` and the
 //! flush policy: a partition whose `flush.messages` is due, or any partition of an acks=all
 //! request when `sluice.fsync.acks.all` is on, waits for the shard's group commit before the
-//! response goes out.
+//! response goes out. An acks=all produce is refused with NOT_ENOUGH_REPLICAS when the ISR is
+//! smaller than `min.insync.replicas`, and once appended waits (at most the request's
+//! timeout) until the high watermark covers its records: every in-sync replica has them.
 
 use super::{decode, respond, str_bytes, HandlerResult};
 use crate::error::append_error_code;

@@ -452,6 +452,9 @@ impl GroupCoordinator {
             let mut loaded = 0usize;
             for p in &partitions {
                 glommio::yield_if_needed().await;
+                if !shard.groups.loaded.borrow().contains(&p.index) {
+                    continue; // unloaded meanwhile: leadership moved on
+                }
                 match replay(p, now_ms()) {
                     Ok(groups) => {
                         loaded += groups.len();
@@ -526,6 +529,46 @@ impl GroupCoordinator {
         for id in dead {
             groups.remove(&id);
         }
+    }
+
+    /// Unloads the groups of the offsets partitions this shard no longer leads (leadership
+    /// moved to another replica): their parked JoinGroup/SyncGroup requests get
+    /// NOT_COORDINATOR, and clients find the new coordinator, which replays the partition.
+    pub fn unload_lost(shard: &Shard) {
+        let lost: Vec<i32> = shard
+            .groups
+            .loaded
+            .borrow()
+            .iter()
+            .copied()
+            .filter(|&index| shard.partition(OFFSETS_TOPIC, index).is_none())
+            .collect();
+        if lost.is_empty() {
+            return;
+        }
+        let mut groups = shard.groups.groups.borrow_mut();
+        let before = groups.len();
+        groups.retain(|_, g| {
+            let keep = !lost.contains(&g.partition);
+            if !keep {
+                g.fail_waiters(E::NotCoordinator.code());
+            }
+            keep
+        });
+        let unloaded = before - groups.len();
+        drop(groups);
+        let mut loaded = shard.groups.loaded.borrow_mut();
+        let mut loading = shard.groups.loading.borrow_mut();
+        for index in &lost {
+            loaded.remove(index);
+            loading.remove(index);
+        }
+        info!(
+            shard = shard.id,
+            partitions = ?lost,
+            groups = unloaded,
+            "unloaded consumer groups: no longer the coordinator"
+        );
     }
 
     /// Answers every parked JoinGroup/SyncGroup with NOT_COORDINATOR (the shard is stopping).
