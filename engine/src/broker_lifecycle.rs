@@ -6,7 +6,10 @@
 //! `broker.heartbeat.interval.ms` with the offset it has applied; the controller unfences it
 //! once it has caught up, and fences it when heartbeats stop for `broker.session.timeout.ms`.
 //! The shards start listening once the broker is first unfenced ([`ServingGate`]). On SIGTERM
-//! the broker asks to be fenced before it stops ([`BrokerLifecycle::controlled_shutdown`]).
+//! the broker asks for a controlled shutdown before it stops
+//! ([`BrokerLifecycle::controlled_shutdown`]): the controller fences it, moves the leadership
+//! of its partitions to their other in-sync replicas and takes its nodes out of the ISRs, all
+//! in one committed change, and answers once it is committed.
 
 use crate::config::BrokerConfig;
 use crate::controller_rpc::{BrokerHeartbeat, ControllerCall, ControllerCallReply};
@@ -141,7 +144,9 @@ impl BrokerLifecycle {
     }
 
     /// Tells the controller this broker is stopping, so that it is fenced at once rather than
-    /// after `broker.session.timeout.ms`. Gives up after a few seconds (the quorum may be gone).
+    /// after `broker.session.timeout.ms`, and its partitions' leadership moves to their other
+    /// in-sync replicas before it stops; returns once that is committed. Gives up after a few
+    /// seconds (the quorum may be gone).
     pub async fn controlled_shutdown(&self) {
         let deadline = Instant::now() + SHUTDOWN_WAIT;
         match before(deadline, self.heartbeat(true)).await {

@@ -13,14 +13,18 @@
 //! * **Lead.** When this node leads the quorum *and* has applied every entry before its term,
 //!   it is the active controller. It decides commands with [`Controller::decide`], writes the
 //!   difference as records, and answers once they are committed and applied here. It also
-//!   registers, heartbeats and fences brokers ([`ControllerService::tick`]), bootstraps a new
-//!   cluster (its id, and the import of a single-broker release's `cluster-metadata.json`), and
-//!   creates `__consumer_offsets`.
+//!   registers, heartbeats and fences brokers, electing new partition leaders as they come and
+//!   go ([`crate::controller::election`]), runs the periodic work ([`ControllerService::tick`]),
+//!   bootstraps a new cluster (its id, and the import of a single-broker release's
+//!   `cluster-metadata.json`), and creates `__consumer_offsets`.
 //!
 //! Raft allows at most one leader per epoch, and a node acts only as leader of its current
 //! epoch, so no two nodes act as active controller in the same epoch.
 
 use crate::config::BrokerConfig;
+use crate::controller::election::{
+    elect_leaderless, fence_broker, leaderless_electable, unfence_broker,
+};
 use crate::controller::{fail_all, report_offline, Controller};
 use crate::controller_rpc::{
     decode, encode, BrokerHeartbeat, ControllerCall, ControllerCallReply, QuorumView,
@@ -402,8 +406,9 @@ impl ControllerService {
         }
     }
 
-    /// Registers a broker (fenced until it catches up), moving its partitions off shards it
-    /// no longer runs.
+    /// Registers a broker (fenced until it catches up), moving its replicas off shards it no
+    /// longer runs. A new incarnation means the old one is gone: its nodes leave every ISR and
+    /// lose every leadership, as when a broker is fenced.
     async fn register(
         &self,
         registration: BrokerRegistration,
@@ -430,13 +435,15 @@ impl ControllerService {
             );
         }
         info!(broker = registration.id, shards = registration.shards, rack = ?registration.rack, "broker registered");
+        let id = registration.id;
         next.brokers.insert(
-            registration.id,
+            id,
             BrokerRegistration {
                 fenced: true,
                 ..registration
             },
         );
+        fence_broker(&mut next, id, &self.config).log(&format!("broker {id} registered"));
         let records = records_between(&self.state.borrow(), &next);
         match self.commit(records, deadline).await {
             Ok(()) => ControllerCallReply::Registered,
@@ -447,7 +454,10 @@ impl ControllerService {
         }
     }
 
-    /// Records a heartbeat; unfences a broker that has caught up, fences one that shuts down.
+    /// Records a heartbeat; unfences a broker that has caught up (leaderless partitions it is
+    /// in sync for elect it), fences one that shuts down (a controlled shutdown: its
+    /// leaderships move to the other in-sync replicas and its nodes leave the ISRs) and
+    /// answers once that is committed.
     async fn heartbeat(
         &self,
         heartbeat: BrokerHeartbeat,
@@ -477,8 +487,12 @@ impl ControllerService {
         let fenced = heartbeat.shutting_down;
         let _serialized = self.lock.lock().await;
         let mut next = self.state.borrow().clone();
-        if let Some(b) = next.brokers.get_mut(&heartbeat.id) {
-            b.fenced = fenced;
+        let id = heartbeat.id;
+        if fenced {
+            fence_broker(&mut next, id, &self.config)
+                .log(&format!("controlled shutdown of broker {id}"));
+        } else {
+            unfence_broker(&mut next, id, &self.config).log(&format!("broker {id} unfenced"));
         }
         // The broker that completes the voters' registrations gets __consumer_offsets before
         // it serves, so that its first clients find their group coordinators.
@@ -508,17 +522,6 @@ impl ControllerService {
                 message,
             },
         }
-    }
-
-    /// Commits a change of broker `id`'s fencing.
-    async fn set_fenced(
-        &self,
-        id: i32,
-        fenced: bool,
-        deadline: Instant,
-    ) -> Result<(), (ResponseError, String)> {
-        self.commit(vec![MetadataRecord::BrokerFencing { id, fenced }], deadline)
-            .await
     }
 
     /// Adds `__consumer_offsets` to `next` when it is missing and due: once every voter has
@@ -577,6 +580,7 @@ impl ControllerService {
                 continue;
             }
             self.fence_silent_brokers(deadline).await;
+            self.elect_leaderless(deadline).await;
             self.create_offsets_topic(since, deadline).await;
         }
     }
@@ -648,14 +652,40 @@ impl ControllerService {
         };
         for id in silent {
             let _serialized = self.lock.lock().await;
-            match self.set_fenced(id, true, deadline).await {
-                Ok(()) => warn!(
-                    broker = id,
-                    "broker fenced: no heartbeat for broker.session.timeout.ms={}",
-                    timeout.as_millis()
-                ),
+            let mut next = self.state.borrow().clone();
+            let changed = fence_broker(&mut next, id, &self.config);
+            let records = records_between(&self.state.borrow(), &next);
+            match self.commit(records, deadline).await {
+                Ok(()) => {
+                    warn!(
+                        broker = id,
+                        "broker fenced: no heartbeat for broker.session.timeout.ms={}",
+                        timeout.as_millis()
+                    );
+                    changed.log(&format!("broker {id} fenced"));
+                }
                 Err((_, why)) => warn!(broker = id, "cannot fence silent broker: {why}"),
             }
+        }
+    }
+
+    /// Elects leaders for the partitions without one that can get one (a topic's
+    /// `unclean.leader.election.enable` turned on, say): Kafka's periodic election of offline
+    /// partitions.
+    async fn elect_leaderless(&self, deadline: Instant) {
+        if !leaderless_electable(&self.state.borrow(), &self.config) {
+            return;
+        }
+        let _serialized = self.lock.lock().await;
+        let mut next = self.state.borrow().clone();
+        let changed = elect_leaderless(&mut next, &self.config);
+        if changed.partitions == 0 {
+            return;
+        }
+        let records = records_between(&self.state.borrow(), &next);
+        match self.commit(records, deadline).await {
+            Ok(()) => changed.log("election of leaderless partitions"),
+            Err((_, why)) => warn!("cannot elect leaders of leaderless partitions yet: {why}"),
         }
     }
 

@@ -6,6 +6,8 @@
 //! and the change happens when the quorum has committed them and every broker applies them.
 //! Each command is validated in full before anything changes.
 
+pub mod election;
+
 use crate::controller_isr::{alter_partition, IsrChange};
 use crate::config::{
     validate_dynamic_broker_configs, BrokerConfig, ConfigError, ConfigKind, TopicConfigs,
