@@ -33,7 +33,7 @@ use sluice_storage::{FollowerAppendError, LogTruncation, StorageError};
 use std::cell::{Cell, RefCell};
 use std::collections::HashSet;
 use std::rc::Rc;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 /// A shard's replica fetchers and the partitions they follow.
 pub struct ReplicaManager {
@@ -114,7 +114,7 @@ pub fn apply_roles(shard: &Rc<Shard>) {
                     log: Rc::new(FollowerReplica::new(p.clone(), shard.file_worker.clone())),
                 };
                 if fetchers.become_follower(&endpoint, follower) {
-                    info!(
+                    debug!(
                         topic = %p.topic, partition = p.index, leader = state.leader,
                         leader_epoch = state.leader_epoch, "following a new leader"
                     );
@@ -159,7 +159,7 @@ fn make_leader(
         return;
     }
     if !was_leader {
-        info!(
+        debug!(
             topic = %p.topic, partition = p.index, leader_epoch = state.leader_epoch,
             isr = ?state.isr, "leading the partition"
         );
