@@ -6,7 +6,7 @@
 //! shard (DESIGN §1), and metrics snapshots for a scrape. Produce and fetch never appear here.
 
 use crate::config::ConfigAlteration;
-use crate::controller_rpc::QuorumView;
+use crate::controller_rpc::{ControllerCall, ControllerCallReply, QuorumView};
 use crate::metadata::MetadataImage;
 use crate::metrics::ShardSnapshot;
 use crate::scram::{ScramAlterError, ScramAlterOutcome, ScramDeletion, ScramUpsertion};
@@ -244,6 +244,13 @@ pub enum ShardMessage {
         /// Where the reply goes.
         reply: oneshot::Sender<ControllerReply>,
     },
+    /// For shard 0: take a call to the active controller (AlterPartition, say) and reply.
+    ControllerCall {
+        /// The call.
+        call: ControllerCall,
+        /// Where the reply goes.
+        reply: oneshot::Sender<ControllerCallReply>,
+    },
     /// For shard 0: describe the controller quorum, as its leader sees it.
     DescribeQuorum {
         /// Where the answer goes.
@@ -305,6 +312,17 @@ impl ShardRouter {
     ) -> Result<ControllerReply, ShardUnavailable> {
         let (reply, answer) = oneshot::channel();
         self.send(0, ShardMessage::Controller { command, reply })?;
+        answer.await.map_err(|_| ShardUnavailable(0))
+    }
+
+    /// Sends `call` to shard 0, which takes it to the active controller, and waits for the
+    /// reply.
+    pub async fn call(
+        &self,
+        call: ControllerCall,
+    ) -> Result<ControllerCallReply, ShardUnavailable> {
+        let (reply, answer) = oneshot::channel();
+        self.send(0, ShardMessage::ControllerCall { call, reply })?;
         answer.await.map_err(|_| ShardUnavailable(0))
     }
 

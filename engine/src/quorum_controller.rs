@@ -22,12 +22,14 @@
 //! epoch, so no two nodes act as active controller in the same epoch.
 
 use crate::config::BrokerConfig;
+use crate::controller::alter_partition::alter_partition;
 use crate::controller::election::{
     elect_leaderless, fence_broker, leaderless_electable, unfence_broker,
 };
 use crate::controller::{fail_all, report_offline, Controller};
 use crate::controller_rpc::{
-    decode, encode, BrokerHeartbeat, ControllerCall, ControllerCallReply, QuorumView,
+    decode, encode, AlterPartitionOutcome, AlterPartitionRequest, BrokerHeartbeat, ControllerCall,
+    ControllerCallReply, QuorumView,
 };
 use crate::group::{offsets_topic, OFFSETS_TOPIC};
 use crate::messages::{ControllerCommand, ControllerReply, OfflinePartition, ShardRouter};
@@ -383,6 +385,9 @@ impl ControllerService {
                 self.register(registration, deadline).await
             }
             ControllerCall::BrokerHeartbeat(heartbeat) => self.heartbeat(heartbeat, deadline).await,
+            ControllerCall::AlterPartition(request) => {
+                ControllerCallReply::AlterPartition(self.alter_partition(request, deadline).await)
+            }
         }
     }
 
@@ -403,6 +408,33 @@ impl ControllerService {
         match before(deadline, self.published_past(offset)).await {
             Some(()) => Ok(()),
             None => Err(not_committed_in_time()),
+        }
+    }
+
+    /// Decides a partition leader's AlterPartition and answers once the change is committed.
+    async fn alter_partition(
+        &self,
+        request: AlterPartitionRequest,
+        deadline: Instant,
+    ) -> AlterPartitionOutcome {
+        let _serialized = self.lock.lock().await;
+        let (outcome, next) = alter_partition(&self.state.borrow(), &self.config, &request);
+        let Some(next) = next else {
+            return outcome;
+        };
+        let records = records_between(&self.state.borrow(), &next);
+        match self.commit(records, deadline).await {
+            Ok(()) => {
+                debug!(
+                    topic = %request.topic,
+                    partition = request.partition,
+                    leader = request.leader,
+                    "ISR altered: {:?}",
+                    outcome.partition.as_ref().map(|p| &p.isr)
+                );
+                outcome
+            }
+            Err((code, why)) => AlterPartitionOutcome::failed(code, why),
         }
     }
 

@@ -6,6 +6,7 @@
 //! and the change happens when the quorum has committed them and every broker applies them.
 //! Each command is validated in full before anything changes.
 
+pub mod alter_partition;
 pub mod election;
 
 use crate::config::{
