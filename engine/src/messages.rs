@@ -95,6 +95,40 @@ pub struct ConfigOutcome {
     pub error_message: Option<String>,
 }
 
+/// Which leader an ElectLeaders request asks for (Kafka's `ElectionType`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum ElectionType {
+    /// The preferred replica (the first), when it is live and in sync.
+    Preferred,
+    /// Any live replica for a partition without a leader, in sync or not.
+    Unclean,
+}
+
+impl ElectionType {
+    /// The type of Kafka's wire value (0 preferred, 1 unclean).
+    pub fn from_wire(value: i8) -> Option<ElectionType> {
+        match value {
+            0 => Some(ElectionType::Preferred),
+            1 => Some(ElectionType::Unclean),
+            _ => None,
+        }
+    }
+}
+
+/// The controller's answer for one partition of an ElectLeaders request.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ElectionOutcome {
+    /// Topic name.
+    pub topic: String,
+    /// Partition index.
+    pub partition: i32,
+    /// Kafka error code (ELECTION_NOT_NEEDED when the partition already has the leader asked
+    /// for).
+    pub error_code: i16,
+    /// Why, when it failed.
+    pub error_message: Option<String>,
+}
+
 /// Work only the controller (shard 0) may do, because it changes the cluster metadata.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub enum ControllerCommand {
@@ -135,6 +169,13 @@ pub enum ControllerCommand {
     AllocateProducerIds {
         /// How many ids.
         count: i64,
+    },
+    /// Elect leaders (ElectLeaders).
+    ElectLeaders {
+        /// Which leader.
+        election: ElectionType,
+        /// The partitions by topic; `None` means every partition.
+        partitions: Option<Vec<(String, Vec<i32>)>>,
     },
 }
 
@@ -215,6 +256,22 @@ impl ControllerCommand {
             ControllerCommand::AllocateProducerIds { .. } => {
                 ControllerReply::ProducerIds { first: -1 }
             }
+            ControllerCommand::ElectLeaders { partitions, .. } => ControllerReply::Elections {
+                error_code: code.code(),
+                error_message: Some(why.to_string()),
+                results: partitions
+                    .iter()
+                    .flatten()
+                    .flat_map(|(topic, indexes)| {
+                        indexes.iter().map(|i| ElectionOutcome {
+                            topic: topic.clone(),
+                            partition: *i,
+                            error_code: code.code(),
+                            error_message: Some(why.to_string()),
+                        })
+                    })
+                    .collect(),
+            },
         }
     }
 }
@@ -232,6 +289,16 @@ pub enum ControllerReply {
     ProducerIds {
         /// First id of the block.
         first: i64,
+    },
+    /// The answer to ElectLeaders: one outcome per partition (for an election of every
+    /// partition, only those that needed one), and a request-level error.
+    Elections {
+        /// Kafka error code of the whole request (the controller could not be reached, say).
+        error_code: i16,
+        /// Why, when it failed.
+        error_message: Option<String>,
+        /// Per partition.
+        results: Vec<ElectionOutcome>,
     },
 }
 

@@ -95,6 +95,19 @@ impl Controller {
                 next.next_producer_id += count.max(1);
                 (ControllerReply::ProducerIds { first }, true)
             }
+            ControllerCommand::ElectLeaders {
+                election,
+                partitions,
+            } => {
+                let results = election::elect_leaders(&mut next, election, partitions);
+                let changed = results.iter().any(|o| o.error_code == 0);
+                let reply = ControllerReply::Elections {
+                    error_code: 0,
+                    error_message: None,
+                    results,
+                };
+                (reply, changed)
+            }
         };
         (reply, changed.then_some(next))
     }
@@ -680,6 +693,22 @@ pub fn fail_all(reply: ControllerReply, code: ResponseError, why: &str) -> Contr
                 .collect(),
         ),
         ControllerReply::ProducerIds { .. } => ControllerReply::ProducerIds { first: -1 },
+        ControllerReply::Elections {
+            error_code,
+            error_message,
+            mut results,
+        } => {
+            for o in &mut results {
+                not_committed(&mut o.error_code, &mut o.error_message, code, why);
+            }
+            let (mut error_code, mut error_message) = (error_code, error_message);
+            not_committed(&mut error_code, &mut error_message, code, why);
+            ControllerReply::Elections {
+                error_code,
+                error_message,
+                results,
+            }
+        }
     }
 }
 
