@@ -519,10 +519,17 @@ fn grow(
 /// New partitions on the given replicas: each one's ISR is its live replicas, led by the first
 /// of them (the replicas were checked to include a live one).
 fn new_partitions(state: &ClusterState, assignments: Vec<Vec<i32>>) -> Vec<PartitionState> {
-    assignments
+    let count = assignments.len();
+    let partitions: Vec<PartitionState> = assignments
         .into_iter()
         .filter_map(|replicas| PartitionState::new(replicas, |n| state.is_live_node(n)))
-        .collect()
+        .collect();
+    debug_assert_eq!(
+        partitions.len(),
+        count,
+        "every new partition has a live replica"
+    );
+    partitions
 }
 
 /// Alters one resource's configs in `state` (unless `validate_only`).
