@@ -17,6 +17,11 @@
 //! * a broker whose heartbeats stop (SIGSTOP) is fenced: its nodes leave Metadata and its
 //!   partitions answer LEADER_NOT_AVAILABLE; after SIGCONT it is unfenced and serves its
 //!   partitions again with their data intact;
+//! * a topic with replication factor 3 has its replicas on the three brokers, in sync, led by
+//!   the first, leaders on every broker; a factor above the node count is refused; ElectLeaders
+//!   answers per partition; a SIGTERM (controlled shutdown) moves every leadership of the
+//!   stopping broker to another in-sync replica and takes its nodes out of the ISRs before it
+//!   exits;
 //! * the recipe's files (`config/cluster/broker-N.properties`) pass `--check-config`.
 mod common;
 
@@ -29,7 +34,12 @@ use std::time::{Duration, Instant};
 use common::cluster::*;
 use common::group::{self, GroupConsumer};
 use common::*;
-use kafka_protocol::messages::BrokerId;
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::elect_leaders_request::TopicPartitions;
+use kafka_protocol::messages::{
+    BrokerId, CreateTopicsRequest, ElectLeadersRequest, MetadataRequest, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
@@ -553,6 +563,170 @@ fn controller_failover_keeps_every_acknowledged_change() {
             ledger.failed,
             epochs.len()
         );
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Replicated partitions: placement, ElectLeaders, controlled shutdown
+// ---------------------------------------------------------------------------
+
+/// INVALID_REPLICATION_FACTOR.
+const INVALID_REPLICATION_FACTOR: i16 = 38;
+/// ELECTION_NOT_NEEDED.
+const ELECTION_NOT_NEEDED: i16 = 84;
+/// UNKNOWN_TOPIC_OR_PARTITION.
+const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+
+/// One partition as Metadata describes it: (leader, replicas, ISR, error code).
+type Replicated = (i32, Vec<i32>, Vec<i32>, i16);
+
+/// Partition → its description, for `topic` from Metadata at `addr`.
+fn replicated_at(addr: SocketAddr, topic: &str) -> BTreeMap<i32, Replicated> {
+    let mut c = RawClient::connect_negotiated(addr);
+    let version = c.version::<MetadataRequest>(12);
+    let md = c
+        .send(
+            &MetadataRequest::default().with_topics(Some(vec![
+                kafka_protocol::messages::metadata_request::MetadataRequestTopic::default()
+                    .with_name(Some(TopicName(StrBytes::from_string(topic.to_string())))),
+            ])),
+            version,
+        )
+        .expect("Metadata");
+    let ids = |nodes: &[BrokerId]| nodes.iter().map(|n| n.0).collect::<Vec<_>>();
+    md.topics[0]
+        .partitions
+        .iter()
+        .map(|p| {
+            (
+                p.partition_index,
+                (
+                    p.leader_id.0,
+                    ids(&p.replica_nodes),
+                    ids(&p.isr_nodes),
+                    p.error_code,
+                ),
+            )
+        })
+        .collect()
+}
+
+/// CreateTopics of `name` with `partitions` partitions of `replication_factor` replicas; the
+/// error code.
+fn create_replicated(
+    c: &mut RawClient,
+    name: &str,
+    partitions: i32,
+    replication_factor: i16,
+) -> i16 {
+    let version = c.version::<CreateTopicsRequest>(7);
+    let request = CreateTopicsRequest::default()
+        .with_topics(vec![CreatableTopic::default()
+            .with_name(TopicName(StrBytes::from_string(name.to_string())))
+            .with_num_partitions(partitions)
+            .with_replication_factor(replication_factor)])
+        .with_timeout_ms(ADMIN_TIMEOUT_MS);
+    c.send(&request, version).expect("CreateTopics").topics[0].error_code
+}
+
+/// ElectLeaders of `election_type` for `partitions` (`None`: every partition): the
+/// request-level error and (topic, partition, error code) per result.
+fn elect(
+    c: &mut RawClient,
+    election_type: i8,
+    partitions: Option<Vec<(&str, Vec<i32>)>>,
+) -> (i16, Vec<(String, i32, i16)>) {
+    let version = c.version::<ElectLeadersRequest>(2);
+    let request = ElectLeadersRequest::default()
+        .with_election_type(election_type)
+        .with_timeout_ms(ADMIN_TIMEOUT_MS)
+        .with_topic_partitions(partitions.map(|ps| {
+            ps.into_iter()
+                .map(|(t, p)| {
+                    TopicPartitions::default()
+                        .with_topic(TopicName(StrBytes::from_string(t.to_string())))
+                        .with_partitions(p)
+                })
+                .collect()
+        }));
+    let resp = c.send(&request, version).expect("ElectLeaders");
+    let results = resp
+        .replica_election_results
+        .iter()
+        .flat_map(|t| {
+            t.partition_result
+                .iter()
+                .map(|p| (t.topic.0.to_string(), p.partition_id, p.error_code))
+        })
+        .collect();
+    (resp.error_code, results)
+}
+
+#[test]
+fn replicated_partitions_follow_controlled_shutdowns() {
+    bounded(TEST_LIMIT, || {
+        let mut cluster = Cluster::start(BROKERS, SHARDS);
+        let topic = unique("replicated");
+        let watch = cluster.broker(1).addr(0);
+        let mut c = RawClient::connect_negotiated(watch);
+        assert_eq!(create_replicated(&mut c, &topic, 6, 3), errors::NONE);
+        assert_eq!(
+            create_replicated(&mut c, &unique("too-many"), 1, 7),
+            INVALID_REPLICATION_FACTOR,
+            "replication factor 7 on 6 nodes"
+        );
+        let ready = wait_until(WAIT, Duration::from_millis(200), || {
+            replicated_at(watch, &topic).values().all(|p| p.0 >= 0)
+        });
+        assert!(ready, "{topic} got no leaders");
+        let placed = replicated_at(watch, &topic);
+        for (index, (leader, replicas, isr, error)) in &placed {
+            let mut brokers: Vec<u16> = replicas.iter().map(|n| broker_of(*n)).collect();
+            brokers.sort_unstable();
+            assert_eq!(brokers, [1, 2, 3], "partition {index}: {replicas:?}");
+            assert_eq!(
+                (isr, *leader, *error),
+                (replicas, replicas[0], errors::NONE)
+            );
+        }
+        let leading: BTreeSet<u16> = placed.values().map(|p| broker_of(p.0)).collect();
+        assert_eq!(leading, cluster.ids().into_iter().collect(), "{placed:?}");
+
+        // ElectLeaders: every preferred replica leads already.
+        assert_eq!(elect(&mut c, 0, None), (errors::NONE, vec![]));
+        assert_eq!(
+            elect(
+                &mut c,
+                1,
+                Some(vec![(&topic, vec![0]), ("no-such-topic", vec![0])])
+            ),
+            (
+                errors::NONE,
+                vec![
+                    (topic.clone(), 0, ELECTION_NOT_NEEDED),
+                    ("no-such-topic".to_string(), 0, UNKNOWN_TOPIC_OR_PARTITION)
+                ]
+            )
+        );
+
+        // A controlled shutdown: once broker 2 has exited (and broker 1 has applied the
+        // committed change), nothing is led by it or waits for it in an ISR, and every
+        // partition still has a leader.
+        cluster.stop(2);
+        let moved = |parts: &BTreeMap<i32, Replicated>| {
+            parts.iter().all(|(index, (leader, replicas, isr, error))| {
+                *error == errors::NONE
+                    && broker_of(*leader) != 2
+                    && isr.iter().all(|n| broker_of(*n) != 2)
+                    && replicas == &placed[index].1
+            })
+        };
+        let mut after = BTreeMap::new();
+        let done = wait_until(Duration::from_secs(10), Duration::from_millis(100), || {
+            after = replicated_at(watch, &topic);
+            moved(&after)
+        });
+        assert!(done, "leadership did not leave broker 2: {after:?}");
     })
 }
 

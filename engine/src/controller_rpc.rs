@@ -1,13 +1,16 @@
 //! What brokers ask the active controller over the controller listeners.
 //!
-//! Admin requests that change metadata, broker registrations and heartbeats, and DescribeQuorum
-//! reach the active controller from any shard of any broker (forwarding, as KIP-590 does): the
-//! receiving broker's shard 0 sends a [`ControllerCall`] through the quorum's `call` to the
-//! quorum leader's controller listener and hands the [`ControllerCallReply`] back. Both travel
-//! as JSON; they never leave the cluster's controller listeners.
+//! Admin requests that change metadata, broker registrations and heartbeats, partition leaders'
+//! ISR changes (AlterPartition) and DescribeQuorum reach the active controller from any shard
+//! of any broker (forwarding, as KIP-590 does): the receiving broker's shard 0 sends a
+//! [`ControllerCall`] through the quorum's `call` to the quorum leader's controller listener
+//! and hands the [`ControllerCallReply`] back. Both travel as JSON; they never leave the
+//! cluster's controller listeners. A shard other than 0 reaches its shard 0 through the
+//! [`ShardRouter`] ([`call_from_shard`], [`alter_partition`]).
 
-use crate::messages::{ControllerCommand, ControllerReply};
-use crate::metadata::BrokerRegistration;
+use crate::messages::{ControllerCommand, ControllerReply, ShardRouter};
+use crate::metadata::{BrokerRegistration, PartitionState};
+use kafka_protocol::ResponseError;
 use serde::{Deserialize, Serialize};
 use sluice_replication::quorum::QuorumStatus;
 use uuid::Uuid;
@@ -23,6 +26,70 @@ pub enum ControllerCall {
     BrokerHeartbeat(BrokerHeartbeat),
     /// The quorum's state as the leader sees it (DescribeQuorum).
     DescribeQuorum,
+    /// A partition leader changes the partition's ISR (Kafka's AlterPartition).
+    AlterPartition(AlterPartitionRequest),
+}
+
+/// A partition leader's request to change the ISR (Kafka's AlterPartition, one partition).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlterPartitionRequest {
+    /// Topic name (used when `topic_id` is nil).
+    pub topic: String,
+    /// Topic id; nil to name the topic by `topic`.
+    pub topic_id: Uuid,
+    /// Partition index.
+    pub partition: i32,
+    /// Node id of the leader sending the request.
+    pub leader: i32,
+    /// The leader epoch the leader knows.
+    pub leader_epoch: i32,
+    /// The partition epoch the leader knows: the change is refused (INVALID_UPDATE_VERSION)
+    /// when the partition changed since.
+    pub partition_epoch: i32,
+    /// The ISR the leader wants, itself included.
+    pub new_isr: Vec<IsrMember>,
+}
+
+/// One member of a requested ISR (Kafka's `BrokerState`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IsrMember {
+    /// Node id of the replica.
+    pub node: i32,
+    /// The epoch of its broker's registration as the replica gave it in its fetches (KIP-903:
+    /// a replica of an earlier incarnation of the broker is not eligible); -1 skips the check.
+    pub broker_epoch: i64,
+}
+
+impl IsrMember {
+    /// The member `node`, its broker epoch not checked.
+    pub fn unchecked(node: i32) -> IsrMember {
+        IsrMember {
+            node,
+            broker_epoch: -1,
+        }
+    }
+}
+
+/// The controller's answer to an [`AlterPartitionRequest`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlterPartitionOutcome {
+    /// Kafka error code (0 when the change is committed, or was not needed).
+    pub error_code: i16,
+    /// Why, when it failed.
+    pub error_message: Option<String>,
+    /// The partition's state after the change (on success, and with NEW_LEADER_ELECTED).
+    pub partition: Option<PartitionState>,
+}
+
+impl AlterPartitionOutcome {
+    /// A refusal with `code` and `message`.
+    pub fn failed(code: ResponseError, message: impl Into<String>) -> AlterPartitionOutcome {
+        AlterPartitionOutcome {
+            error_code: code.code(),
+            error_message: Some(message.into()),
+            partition: None,
+        }
+    }
 }
 
 /// A broker's heartbeat.
@@ -54,6 +121,8 @@ pub enum ControllerCallReply {
     },
     /// The answer to [`ControllerCall::DescribeQuorum`].
     Quorum(QuorumView),
+    /// The answer to [`ControllerCall::AlterPartition`].
+    AlterPartition(AlterPartitionOutcome),
     /// This node is not the active controller; `leader` is the quorum leader it knows.
     NotController {
         /// `node.id` of the leader, if known.
@@ -112,6 +181,41 @@ impl QuorumView {
     }
 }
 
+/// Takes `call` to the active controller from any shard of this broker, through shard 0's
+/// controller service. Fails only when shard 0 is gone (the broker is stopping).
+pub async fn call_from_shard(router: &ShardRouter, call: ControllerCall) -> ControllerCallReply {
+    match router.call(call).await {
+        Ok(reply) => reply,
+        Err(e) => ControllerCallReply::Failed {
+            code: ResponseError::RequestTimedOut.code(),
+            message: e.to_string(),
+        },
+    }
+}
+
+/// Sends a partition leader's AlterPartition to the active controller from any shard, and
+/// returns its answer: the committed partition state, or the Kafka error (FENCED_LEADER_EPOCH,
+/// INVALID_UPDATE_VERSION, INELIGIBLE_REPLICA, UNKNOWN_TOPIC_OR_PARTITION, NOT_CONTROLLER,
+/// REQUEST_TIMED_OUT, …). The leader applies the new ISR once this broker's metadata image
+/// shows it (the same partition epoch).
+pub async fn alter_partition(
+    router: &ShardRouter,
+    request: AlterPartitionRequest,
+) -> AlterPartitionOutcome {
+    match call_from_shard(router, ControllerCall::AlterPartition(request)).await {
+        ControllerCallReply::AlterPartition(outcome) => outcome,
+        ControllerCallReply::Failed { code, message } => AlterPartitionOutcome {
+            error_code: code,
+            error_message: Some(message),
+            partition: None,
+        },
+        other => AlterPartitionOutcome::failed(
+            ResponseError::UnknownServerError,
+            format!("the controller answered {other:?}"),
+        ),
+    }
+}
+
 /// Encodes a call or a reply.
 pub fn encode<T: Serialize>(message: &T) -> Vec<u8> {
     // Plain data with string keys: serializing cannot fail.
@@ -156,6 +260,34 @@ mod tests {
                 fenced: false
             }
         ));
+        let request = AlterPartitionRequest {
+            topic: "t".into(),
+            topic_id: Uuid::from_u128(3),
+            partition: 2,
+            leader: 1000,
+            leader_epoch: 4,
+            partition_epoch: 9,
+            new_isr: vec![
+                IsrMember::unchecked(1000),
+                IsrMember {
+                    node: 2001,
+                    broker_epoch: 17,
+                },
+            ],
+        };
+        let back: ControllerCall =
+            decode(&encode(&ControllerCall::AlterPartition(request.clone()))).unwrap();
+        assert!(matches!(back, ControllerCall::AlterPartition(r) if r == request));
+        let outcome = AlterPartitionOutcome {
+            error_code: 0,
+            error_message: None,
+            partition: PartitionState::new(vec![1000, 2001], |_| true),
+        };
+        let back: ControllerCallReply = decode(&encode(&ControllerCallReply::AlterPartition(
+            outcome.clone(),
+        )))
+        .unwrap();
+        assert!(matches!(back, ControllerCallReply::AlterPartition(o) if o == outcome));
         assert!(decode::<ControllerCall>(b"\xff").is_err());
     }
 }

@@ -27,7 +27,6 @@ pub mod broker;
 pub mod broker_lifecycle;
 pub mod config;
 pub mod controller;
-pub mod controller_isr;
 pub mod controller_rpc;
 pub mod error;
 pub mod fd_budget;

@@ -6,7 +6,7 @@
 //! shard (DESIGN §1), and metrics snapshots for a scrape. Produce and fetch never appear here.
 
 use crate::config::ConfigAlteration;
-use crate::controller_rpc::QuorumView;
+use crate::controller_rpc::{ControllerCall, ControllerCallReply, QuorumView};
 use crate::metadata::MetadataImage;
 use crate::metrics::ShardSnapshot;
 use crate::scram::{ScramAlterError, ScramAlterOutcome, ScramDeletion, ScramUpsertion};
@@ -95,6 +95,40 @@ pub struct ConfigOutcome {
     pub error_message: Option<String>,
 }
 
+/// Which leader an ElectLeaders request asks for (Kafka's `ElectionType`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum ElectionType {
+    /// The preferred replica (the first), when it is live and in sync.
+    Preferred,
+    /// Any live replica for a partition without a leader, in sync or not.
+    Unclean,
+}
+
+impl ElectionType {
+    /// The type of Kafka's wire value (0 preferred, 1 unclean).
+    pub fn from_wire(value: i8) -> Option<ElectionType> {
+        match value {
+            0 => Some(ElectionType::Preferred),
+            1 => Some(ElectionType::Unclean),
+            _ => None,
+        }
+    }
+}
+
+/// The controller's answer for one partition of an ElectLeaders request.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ElectionOutcome {
+    /// Topic name.
+    pub topic: String,
+    /// Partition index.
+    pub partition: i32,
+    /// Kafka error code (ELECTION_NOT_NEEDED when the partition already has the leader asked
+    /// for).
+    pub error_code: i16,
+    /// Why, when it failed.
+    pub error_message: Option<String>,
+}
+
 /// Work only the controller (shard 0) may do, because it changes the cluster metadata.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub enum ControllerCommand {
@@ -136,20 +170,12 @@ pub enum ControllerCommand {
         /// How many ids.
         count: i64,
     },
-    /// A partition leader's ISR change (Kafka's AlterPartition).
-    AlterPartition {
-        /// Topic name.
-        topic: String,
-        /// Partition index.
-        partition: i32,
-        /// The leader's node id.
-        leader: i32,
-        /// The leader epoch the change was made in.
-        leader_epoch: i32,
-        /// The partition epoch the change builds on.
-        partition_epoch: i32,
-        /// The new ISR: node ids with the broker epochs their fetches carried.
-        new_isr: Vec<(i32, i64)>,
+    /// Elect leaders (ElectLeaders).
+    ElectLeaders {
+        /// Which leader.
+        election: ElectionType,
+        /// The partitions by topic; `None` means every partition.
+        partitions: Option<Vec<(String, Vec<i32>)>>,
     },
 }
 
@@ -230,9 +256,21 @@ impl ControllerCommand {
             ControllerCommand::AllocateProducerIds { .. } => {
                 ControllerReply::ProducerIds { first: -1 }
             }
-            ControllerCommand::AlterPartition { .. } => ControllerReply::AlterPartition {
+            ControllerCommand::ElectLeaders { partitions, .. } => ControllerReply::Elections {
                 error_code: code.code(),
                 error_message: Some(why.to_string()),
+                results: partitions
+                    .iter()
+                    .flatten()
+                    .flat_map(|(topic, indexes)| {
+                        indexes.iter().map(|i| ElectionOutcome {
+                            topic: topic.clone(),
+                            partition: *i,
+                            error_code: code.code(),
+                            error_message: Some(why.to_string()),
+                        })
+                    })
+                    .collect(),
             },
         }
     }
@@ -252,12 +290,15 @@ pub enum ControllerReply {
         /// First id of the block.
         first: i64,
     },
-    /// The outcome of an AlterPartition: 0 once the change is committed.
-    AlterPartition {
-        /// The Kafka error code.
+    /// The answer to ElectLeaders: one outcome per partition (for an election of every
+    /// partition, only those that needed one), and a request-level error.
+    Elections {
+        /// Kafka error code of the whole request (the controller could not be reached, say).
         error_code: i16,
-        /// Why it was refused.
+        /// Why, when it failed.
         error_message: Option<String>,
+        /// Per partition.
+        results: Vec<ElectionOutcome>,
     },
 }
 
@@ -269,6 +310,13 @@ pub enum ShardMessage {
         command: ControllerCommand,
         /// Where the reply goes.
         reply: oneshot::Sender<ControllerReply>,
+    },
+    /// For shard 0: take a call to the active controller (AlterPartition, say) and reply.
+    ControllerCall {
+        /// The call.
+        call: ControllerCall,
+        /// Where the reply goes.
+        reply: oneshot::Sender<ControllerCallReply>,
     },
     /// For shard 0: describe the controller quorum, as its leader sees it.
     DescribeQuorum {
@@ -331,6 +379,17 @@ impl ShardRouter {
     ) -> Result<ControllerReply, ShardUnavailable> {
         let (reply, answer) = oneshot::channel();
         self.send(0, ShardMessage::Controller { command, reply })?;
+        answer.await.map_err(|_| ShardUnavailable(0))
+    }
+
+    /// Sends `call` to shard 0, which takes it to the active controller, and waits for the
+    /// reply.
+    pub async fn call(
+        &self,
+        call: ControllerCall,
+    ) -> Result<ControllerCallReply, ShardUnavailable> {
+        let (reply, answer) = oneshot::channel();
+        self.send(0, ShardMessage::ControllerCall { call, reply })?;
         answer.await.map_err(|_| ShardUnavailable(0))
     }
 

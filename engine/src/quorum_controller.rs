@@ -22,12 +22,15 @@
 //! epoch, so no two nodes act as active controller in the same epoch.
 
 use crate::config::BrokerConfig;
+use crate::controller::alter_partition::alter_partition;
 use crate::controller::election::{
-    elect_leaderless, fence_broker, leaderless_electable, unfence_broker,
+    elect_leaderless, fence_broker, leaderless_electable, rebalance_preferred_leaders,
+    unfence_broker,
 };
 use crate::controller::{fail_all, report_offline, Controller};
 use crate::controller_rpc::{
-    decode, encode, BrokerHeartbeat, ControllerCall, ControllerCallReply, QuorumView,
+    decode, encode, AlterPartitionOutcome, AlterPartitionRequest, BrokerHeartbeat, ControllerCall,
+    ControllerCallReply, QuorumView,
 };
 use crate::group::{offsets_topic, OFFSETS_TOPIC};
 use crate::messages::{ControllerCommand, ControllerReply, OfflinePartition, ShardRouter};
@@ -110,6 +113,8 @@ pub struct ControllerService {
     lock: futures::lock::Mutex<()>,
     /// The epoch in which this node last became active, and when.
     active_since: Cell<Option<(u64, Instant)>>,
+    /// When the active controller last checked the leaders' balance (`auto.leader.rebalance.enable`).
+    last_balance_check: Cell<Option<Instant>>,
     /// When each broker last heartbeated (kept by the active controller only).
     heartbeats: RefCell<HashMap<i32, Instant>>,
     /// A single-broker release's state, imported when this node bootstraps the cluster.
@@ -145,6 +150,7 @@ impl ControllerService {
             bytes_since_snapshot: Cell::new(0),
             lock: futures::lock::Mutex::new(()),
             active_since: Cell::new(None),
+            last_balance_check: Cell::new(None),
             heartbeats: RefCell::new(HashMap::new()),
             pending_import: RefCell::new(pending_import),
             metadata_dir,
@@ -383,6 +389,9 @@ impl ControllerService {
                 self.register(registration, deadline).await
             }
             ControllerCall::BrokerHeartbeat(heartbeat) => self.heartbeat(heartbeat, deadline).await,
+            ControllerCall::AlterPartition(request) => {
+                ControllerCallReply::AlterPartition(self.alter_partition(request, deadline).await)
+            }
         }
     }
 
@@ -403,6 +412,33 @@ impl ControllerService {
         match before(deadline, self.published_past(offset)).await {
             Some(()) => Ok(()),
             None => Err(not_committed_in_time()),
+        }
+    }
+
+    /// Decides a partition leader's AlterPartition and answers once the change is committed.
+    async fn alter_partition(
+        &self,
+        request: AlterPartitionRequest,
+        deadline: Instant,
+    ) -> AlterPartitionOutcome {
+        let _serialized = self.lock.lock().await;
+        let (outcome, next) = alter_partition(&self.state.borrow(), &self.config, &request);
+        let Some(next) = next else {
+            return outcome;
+        };
+        let records = records_between(&self.state.borrow(), &next);
+        match self.commit(records, deadline).await {
+            Ok(()) => {
+                debug!(
+                    topic = %request.topic,
+                    partition = request.partition,
+                    leader = request.leader,
+                    "ISR altered: {:?}",
+                    outcome.partition.as_ref().map(|p| &p.isr)
+                );
+                outcome
+            }
+            Err((code, why)) => AlterPartitionOutcome::failed(code, why),
         }
     }
 
@@ -571,6 +607,7 @@ impl ControllerService {
                         .borrow_mut()
                         .extend(ids.into_iter().map(|id| (id, now)));
                     self.active_since.set(Some((epoch, now)));
+                    self.last_balance_check.set(Some(now));
                     now
                 }
             };
@@ -581,6 +618,7 @@ impl ControllerService {
             }
             self.fence_silent_brokers(deadline).await;
             self.elect_leaderless(deadline).await;
+            self.balance_leaders(deadline).await;
             self.create_offsets_topic(since, deadline).await;
         }
     }
@@ -686,6 +724,34 @@ impl ControllerService {
         match self.commit(records, deadline).await {
             Ok(()) => changed.log("election of leaderless partitions"),
             Err((_, why)) => warn!("cannot elect leaders of leaderless partitions yet: {why}"),
+        }
+    }
+
+    /// Every `leader.imbalance.check.interval.seconds` (`auto.leader.rebalance.enable`): moves
+    /// leadership back to preferred replicas where a broker's imbalance is over
+    /// `leader.imbalance.per.broker.percentage`.
+    async fn balance_leaders(&self, deadline: Instant) {
+        let interval = Duration::from_secs(
+            u64::try_from(self.config.leader_imbalance_check_interval_seconds).unwrap_or(1),
+        );
+        let due = self
+            .last_balance_check
+            .get()
+            .is_none_or(|last| last.elapsed() >= interval);
+        if !self.config.auto_leader_rebalance_enable || !due {
+            return;
+        }
+        self.last_balance_check.set(Some(Instant::now()));
+        let _serialized = self.lock.lock().await;
+        let mut next = self.state.borrow().clone();
+        let changed = rebalance_preferred_leaders(&mut next, &self.config);
+        if changed.partitions == 0 {
+            return;
+        }
+        let records = records_between(&self.state.borrow(), &next);
+        match self.commit(records, deadline).await {
+            Ok(()) => changed.log("preferred leader election (auto.leader.rebalance.enable)"),
+            Err((_, why)) => warn!("cannot move leadership back to preferred replicas: {why}"),
         }
     }
 

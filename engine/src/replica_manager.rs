@@ -17,7 +17,7 @@
 //! truncation is made durable on the shard's file worker before the replica appends again
 //! (no fsync on the shard's thread).
 
-use crate::messages::{ControllerCommand, ControllerReply};
+use crate::controller_rpc::{alter_partition, AlterPartitionRequest, IsrMember};
 use crate::file_worker::FileWorker;
 use crate::metadata::{MetadataImage, PartitionState};
 use crate::partition::Partition;
@@ -217,31 +217,27 @@ pub fn send_isr_proposal(shard: &Rc<Shard>, p: &Rc<Partition>, proposal: IsrProp
         let new_isr = proposal
             .new_isr
             .iter()
-            .map(|m| {
-                let epoch = if m.replica_id == proposal.leader {
+            .map(|m| IsrMember {
+                node: m.replica_id,
+                broker_epoch: if m.replica_id == proposal.leader {
                     own_epoch
                 } else {
                     m.broker_epoch
-                };
-                (m.replica_id, epoch)
+                },
             })
             .collect();
-        let command = ControllerCommand::AlterPartition {
+        let request = AlterPartitionRequest {
             topic: p.topic.clone(),
+            topic_id: p.topic_id,
             partition: p.index,
             leader: proposal.leader,
             leader_epoch: proposal.leader_epoch,
             partition_epoch: proposal.partition_epoch,
             new_isr,
         };
-        let refusal = match shard.router.call_controller(command).await {
-            Ok(ControllerReply::AlterPartition { error_code: 0, .. }) => None,
-            Ok(ControllerReply::AlterPartition { error_message, .. }) => {
-                Some(error_message.unwrap_or_default())
-            }
-            Ok(other) => Some(format!("unexpected controller reply {other:?}")),
-            Err(e) => Some(e.to_string()),
-        };
+        let outcome = alter_partition(&shard.router, request).await;
+        let refusal =
+            (outcome.error_code != 0).then(|| outcome.error_message.unwrap_or_default());
         if let Some(reason) = refusal {
             warn!(
                 topic = %p.topic, partition = p.index, %reason,

@@ -301,6 +301,15 @@ async fn serve_inbox(shard: Rc<Shard>, mut inbox: UnboundedReceiver<ShardMessage
                         "controller command sent to a shard without the controller"
                     ),
                 },
+                ShardMessage::ControllerCall { call, reply } => match &shard.controller {
+                    Some(c) => {
+                        let _ = reply.send(c.call(call).await);
+                    }
+                    None => error!(
+                        shard = shard.id,
+                        "controller call sent to a shard without the controller"
+                    ),
+                },
                 ShardMessage::DescribeQuorum { reply } => match &shard.controller {
                     Some(c) => {
                         let _ = reply.send(c.describe_quorum().await);

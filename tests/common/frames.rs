@@ -73,6 +73,7 @@ pub fn default_frames() -> Vec<(ApiKey, i16, Bytes)> {
                 AlterConfigs => AlterConfigsRequest,
                 IncrementalAlterConfigs => IncrementalAlterConfigsRequest,
                 CreatePartitions => CreatePartitionsRequest,
+                ElectLeaders => ElectLeadersRequest,
                 DescribeCluster => DescribeClusterRequest,
                 DescribeQuorum => DescribeQuorumRequest,
                 FindCoordinator => FindCoordinatorRequest,

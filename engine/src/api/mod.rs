@@ -18,6 +18,7 @@ pub mod describe_configs;
 pub mod describe_groups;
 pub mod describe_quorum;
 pub mod describe_user_scram_credentials;
+pub mod elect_leaders;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod heartbeat;
@@ -63,6 +64,7 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::AlterConfigs, 0, 2),
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::CreatePartitions, 0, 3),
+    (ApiKey::ElectLeaders, 0, 2),
     (ApiKey::DescribeCluster, 0, 2),
     (ApiKey::DescribeQuorum, 0, 2),
     (ApiKey::FindCoordinator, 0, 6),
@@ -152,6 +154,7 @@ pub async fn dispatch(shard: Rc<Shard>, req: RawRequest, client_host: &str) -> H
         ApiKey::CreateTopics => create_topics::handle_create_topics(shard, req).await,
         ApiKey::DeleteTopics => delete_topics::handle_delete_topics(shard, req).await,
         ApiKey::CreatePartitions => create_partitions::handle_create_partitions(shard, req).await,
+        ApiKey::ElectLeaders => elect_leaders::handle_elect_leaders(shard, req).await,
         ApiKey::InitProducerId => init_producer_id::handle_init_producer_id(shard, req).await,
         ApiKey::OffsetForLeaderEpoch => {
             offset_for_leader_epoch::handle_offset_for_leader_epoch(shard, req).await

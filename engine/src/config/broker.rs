@@ -953,6 +953,18 @@ impl BrokerConfig {
             );
         }
 
+        // Kafka's rule: a follower's fetch must not wait long enough to fall out of the ISR.
+        if !v.any_bad(&["replica.fetch.wait.max.ms", "replica.lag.time.max.ms"])
+            && v.int("replica.fetch.wait.max.ms") > v.int("replica.lag.time.max.ms")
+        {
+            problems.push(format!(
+                "'replica.fetch.wait.max.ms' ({}) should always be less than or equal to 'replica.lag.time.max.ms' ({}) to prevent frequent changes in ISR{}",
+                v.int("replica.fetch.wait.max.ms"),
+                v.int("replica.lag.time.max.ms"),
+                at("replica.fetch.wait.max.ms")
+            ));
+        }
+
         // Kafka's rule: a bounded queue must hold at least one maximal request.
         if !v.any_bad(&["queued.max.request.bytes", "socket.request.max.bytes"])
             && v.int("queued.max.request.bytes") > 0
@@ -1723,6 +1735,33 @@ mod tests {
         assert!(c.auto_leader_rebalance_enable);
         assert_eq!(c.leader_imbalance_check_interval_seconds, 300);
         assert_eq!(c.leader_imbalance_per_broker_percentage, 10);
+    }
+
+    #[test]
+    fn replica_fetch_waits_stay_within_the_replica_lag() {
+        let p = problems(&[
+            "replica.fetch.wait.max.ms=40000",
+            "replica.lag.time.max.ms=30000",
+        ]);
+        assert!(
+            p[0].contains("'replica.fetch.wait.max.ms' (40000) should always be less than or equal to 'replica.lag.time.max.ms' (30000)"),
+            "{p:?}"
+        );
+        assert!(problems(&["replica.fetch.max.bytes=-1"])[0].contains("replica.fetch.max.bytes"));
+        let c = BrokerConfig::load(
+            None,
+            &[
+                "replica.fetch.wait.max.ms=100".to_string(),
+                "replica.fetch.backoff.ms=50".to_string(),
+                "auto.leader.rebalance.enable=false".to_string(),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            (c.replica_fetch_wait_max_ms, c.replica_fetch_backoff_ms),
+            (100, 50)
+        );
+        assert!(!c.auto_leader_rebalance_enable);
     }
 
     #[test]

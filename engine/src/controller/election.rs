@@ -12,11 +12,16 @@
 //!
 //! Around it, the cluster-level events: a broker fenced or shutting down
 //! ([`fence_broker`]: its nodes leave every ISR and lose every leadership), a broker unfenced
-//! ([`unfence_broker`]: leaderless partitions whose ISR holds its nodes elect them), and the
-//! unclean elections of leaderless partitions whose topic allows them ([`elect_leaderless`]).
+//! ([`unfence_broker`]: leaderless partitions whose ISR holds its nodes elect them), the
+//! unclean elections of leaderless partitions whose topic allows them ([`elect_leaderless`]),
+//! the ElectLeaders API ([`elect_leaders`]) and the automatic return of leadership to the
+//! preferred replicas ([`rebalance_preferred_leaders`], `auto.leader.rebalance.enable`).
 
 use crate::config::BrokerConfig;
+use crate::messages::{ElectionOutcome, ElectionType};
 use crate::metadata::{broker_of_node, ClusterState, PartitionState, TopicState, NO_LEADER};
+use kafka_protocol::ResponseError;
+use std::collections::BTreeMap;
 use tracing::{info, warn};
 
 /// How a change picks the leader (Kafka's `PartitionChangeBuilder.Election`).
@@ -210,6 +215,139 @@ pub fn elect_leaderless(state: &mut ClusterState, config: &BrokerConfig) -> Chan
         }
         change_partition(p, p.isr.clone(), election, |n| state.is_live_node(n))
     })
+}
+
+/// ElectLeaders: elects the leader `election` asks for on `partitions` (every partition when
+/// `None`), as Kafka's `ReplicationControlManager.electLeaders` does. Per partition:
+/// UNKNOWN_TOPIC_OR_PARTITION; ELECTION_NOT_NEEDED when the preferred replica already leads
+/// (preferred) or the partition has a leader (unclean) — such partitions are left out of the
+/// answer for an election of every partition; PREFERRED_LEADER_NOT_AVAILABLE /
+/// ELIGIBLE_LEADERS_NOT_AVAILABLE when nothing could change. An unclean election here does not
+/// depend on the topic's `unclean.leader.election.enable`: the operator asked for it.
+pub fn elect_leaders(
+    state: &mut ClusterState,
+    election: ElectionType,
+    partitions: Option<Vec<(String, Vec<i32>)>>,
+) -> Vec<ElectionOutcome> {
+    let every = partitions.is_none();
+    let targets = partitions.unwrap_or_else(|| {
+        state
+            .topics
+            .iter()
+            .map(|(name, t)| (name.clone(), (0..t.partitions.len() as i32).collect()))
+            .collect()
+    });
+    let mut outcomes = Vec::new();
+    for (topic, indexes) in targets {
+        for index in indexes {
+            let (error_code, error_message) = match elect_one(state, election, &topic, index) {
+                Ok(()) => (0, None),
+                Err((ResponseError::ElectionNotNeeded, _)) if every => continue,
+                Err((code, message)) => (code.code(), message),
+            };
+            outcomes.push(ElectionOutcome {
+                topic: topic.clone(),
+                partition: index,
+                error_code,
+                error_message,
+            });
+        }
+    }
+    outcomes
+}
+
+/// One partition of [`elect_leaders`]: elected, or the error and its message.
+fn elect_one(
+    state: &mut ClusterState,
+    election: ElectionType,
+    topic: &str,
+    index: i32,
+) -> Result<(), (ResponseError, Option<String>)> {
+    let Some(p) = state
+        .topics
+        .get(topic)
+        .and_then(|t| t.partitions.get(usize::try_from(index).ok()?))
+    else {
+        let message = if state.topics.contains_key(topic) {
+            format!("No such partition as {topic}-{index}")
+        } else {
+            format!("No such topic as {topic}")
+        };
+        return Err((ResponseError::UnknownTopicOrPartition, Some(message)));
+    };
+    let (needed, rule, unavailable) = match election {
+        ElectionType::Preferred => (
+            p.leader != p.preferred_leader(),
+            Election::Preferred,
+            ResponseError::PreferredLeaderNotAvailable,
+        ),
+        ElectionType::Unclean => (
+            p.leader == NO_LEADER,
+            Election::Unclean,
+            ResponseError::EligibleLeadersNotAvailable,
+        ),
+    };
+    if !needed {
+        return Err((ResponseError::ElectionNotNeeded, None));
+    }
+    let Some(next) = change_partition(p, p.isr.clone(), rule, |n| state.is_live_node(n)) else {
+        let message = format!(
+            "{topic}-{index}: no replica can lead (replicas {:?}, in sync {:?}, leader {})",
+            p.replicas, p.isr, p.leader
+        );
+        return Err((unavailable, Some(message)));
+    };
+    if let Some(slot) = state
+        .topics
+        .get_mut(topic)
+        .and_then(|t| t.partitions.get_mut(index as usize))
+    {
+        *slot = next;
+    }
+    Ok(())
+}
+
+/// The automatic preferred-leader election (`auto.leader.rebalance.enable`, checked every
+/// `leader.imbalance.check.interval.seconds`): for each broker whose share of the partitions it
+/// is the preferred leader of (first replica on one of its nodes) but does not lead exceeds
+/// `leader.imbalance.per.broker.percentage`, those partitions move their leadership back to
+/// the preferred replica — only where it is live and in sync.
+pub fn rebalance_preferred_leaders(state: &mut ClusterState, config: &BrokerConfig) -> Changed {
+    // Per broker: (partitions it is preferred leader of, those led elsewhere).
+    let mut per_broker: BTreeMap<i32, (u64, Vec<(String, usize)>)> = BTreeMap::new();
+    for (name, topic) in &state.topics {
+        for (i, p) in topic.partitions.iter().enumerate() {
+            let entry = per_broker
+                .entry(broker_of_node(p.preferred_leader()))
+                .or_default();
+            entry.0 += 1;
+            if p.leader != p.preferred_leader() {
+                entry.1.push((name.clone(), i));
+            }
+        }
+    }
+    let threshold = f64::from(config.leader_imbalance_per_broker_percentage) / 100.0;
+    let mut changed = Changed::default();
+    for (preferred, imbalanced) in per_broker.into_values() {
+        if imbalanced.is_empty() || imbalanced.len() as f64 / preferred as f64 <= threshold {
+            continue;
+        }
+        for (name, i) in imbalanced {
+            let Some(p) = state.topics.get(&name).map(|t| &t.partitions[i]) else {
+                continue;
+            };
+            let next = change_partition(p, p.isr.clone(), Election::Preferred, |n| {
+                state.is_live_node(n)
+            });
+            if let Some(next) = next.filter(|n| n.leader == n.preferred_leader()) {
+                if let Some(t) = state.topics.get_mut(&name) {
+                    t.partitions[i] = next;
+                    changed.partitions += 1;
+                }
+            }
+        }
+    }
+    changed
 }
 
 #[cfg(test)]
@@ -438,5 +576,114 @@ mod tests {
     fn a_change_to_an_isr_outside_the_replicas_is_caught() {
         let p = partition(&[1000, 2000], &[1000, 2000], 1000);
         change_partition(&p, vec![4242], Election::Online, |_| true);
+    }
+
+    #[test]
+    fn elect_leaders_answers_per_partition_as_kafka_does() {
+        let mut state = with_topic(
+            cluster(3, 1),
+            "t",
+            vec![
+                partition(&[1000, 2000], &[1000, 2000], 2000),
+                partition(&[1000, 2000], &[1000, 2000], 1000),
+                partition(&[3000, 2000], &[2000], 2000),
+                partition(&[1000, 3000], &[1000], NO_LEADER),
+            ],
+        );
+        state.brokers.get_mut(&1).unwrap().fenced = true;
+        let all = Some(vec![
+            ("t".to_string(), vec![0, 1, 2, 3, 4]),
+            ("u".to_string(), vec![0]),
+        ]);
+        let codes = |out: &[ElectionOutcome]| -> Vec<(String, i32, i16)> {
+            out.iter()
+                .map(|o| (o.topic.clone(), o.partition, o.error_code))
+                .collect()
+        };
+        // Broker 1 is fenced: partition 0's preferred replica cannot lead.
+        let out = elect_leaders(&mut state, ElectionType::Preferred, all.clone());
+        let t = |p: i32, e: Option<ResponseError>| ("t".to_string(), p, e.map_or(0, |e| e.code()));
+        use ResponseError as E;
+        assert_eq!(
+            codes(&out),
+            [
+                t(0, Some(E::PreferredLeaderNotAvailable)),
+                t(1, Some(E::ElectionNotNeeded)),
+                t(2, Some(E::PreferredLeaderNotAvailable)),
+                t(3, Some(E::PreferredLeaderNotAvailable)),
+                t(4, Some(E::UnknownTopicOrPartition)),
+                (
+                    "u".to_string(),
+                    0,
+                    ResponseError::UnknownTopicOrPartition.code()
+                ),
+            ]
+        );
+        state.brokers.get_mut(&1).unwrap().fenced = false;
+        let out = elect_leaders(&mut state, ElectionType::Preferred, None);
+        assert_eq!(
+            codes(&out),
+            [
+                t(0, None),
+                t(2, Some(E::PreferredLeaderNotAvailable)),
+                t(3, None),
+            ],
+            "an election of every partition leaves out those that need none"
+        );
+        let p = &state.topics["t"].partitions;
+        assert_eq!((p[0].leader, epochs(&p[0])), (1000, (6, 10)));
+        assert_eq!(p[3].leader, 1000, "the preferred replica, live again");
+
+        // Unclean: only for partitions without a leader, from any live replica.
+        state.topics.get_mut("t").unwrap().partitions[3] =
+            partition(&[1000, 3000], &[1000], NO_LEADER);
+        state.brokers.get_mut(&1).unwrap().fenced = true;
+        let out = elect_leaders(
+            &mut state,
+            ElectionType::Unclean,
+            Some(vec![("t".to_string(), vec![2, 3])]),
+        );
+        assert_eq!(codes(&out), [t(2, Some(E::ElectionNotNeeded)), t(3, None)]);
+        let p = &state.topics["t"].partitions[3];
+        assert_eq!((p.leader, p.isr.as_slice()), (3000, &[3000][..]));
+    }
+
+    #[test]
+    fn leadership_returns_to_preferred_replicas_over_the_imbalance_percentage() {
+        let config = config();
+        // Broker 1 is the preferred leader of 10 partitions; 2 are led by broker 2 (20 % > 10 %).
+        let mut partitions: Vec<PartitionState> = (0..8)
+            .map(|_| partition(&[1000, 2000], &[1000, 2000], 1000))
+            .collect();
+        partitions.push(partition(&[1000, 2000], &[1000, 2000], 2000));
+        partitions.push(partition(&[1000, 2000], &[2000], 2000));
+        let mut state = with_topic(cluster(2, 1), "t", partitions);
+        let changed = rebalance_preferred_leaders(&mut state, &config);
+        assert_eq!(
+            changed.partitions, 1,
+            "the one whose preferred replica is in sync"
+        );
+        let p = &state.topics["t"].partitions;
+        assert_eq!((p[8].leader, epochs(&p[8])), (1000, (6, 10)));
+        assert_eq!(p[9].leader, 2000);
+
+        // 1 of 10 led elsewhere: 10 % is not above 10 %.
+        state.topics.get_mut("t").unwrap().partitions[9] =
+            partition(&[1000, 2000], &[1000, 2000], 2000);
+        state.topics.get_mut("t").unwrap().partitions[8] =
+            partition(&[1000, 2000], &[1000, 2000], 1000);
+        assert_eq!(
+            rebalance_preferred_leaders(&mut state, &config).partitions,
+            0
+        );
+        let strict = BrokerConfig::load(
+            None,
+            &["leader.imbalance.per.broker.percentage=0".to_string()],
+        )
+        .unwrap();
+        assert_eq!(
+            rebalance_preferred_leaders(&mut state, &strict).partitions,
+            1
+        );
     }
 }

@@ -6,9 +6,9 @@
 //! and the change happens when the quorum has committed them and every broker applies them.
 //! Each command is validated in full before anything changes.
 
+pub mod alter_partition;
 pub mod election;
 
-use crate::controller_isr::{alter_partition, IsrChange};
 use crate::config::{
     validate_dynamic_broker_configs, BrokerConfig, ConfigError, ConfigKind, TopicConfigs,
 };
@@ -95,38 +95,18 @@ impl Controller {
                 next.next_producer_id += count.max(1);
                 (ControllerReply::ProducerIds { first }, true)
             }
-            ControllerCommand::AlterPartition {
-                topic,
-                partition,
-                leader,
-                leader_epoch,
-                partition_epoch,
-                new_isr,
+            ControllerCommand::ElectLeaders {
+                election,
+                partitions,
             } => {
-                let change = IsrChange {
-                    topic: &topic,
-                    partition,
-                    leader,
-                    leader_epoch,
-                    partition_epoch,
-                    new_isr: &new_isr,
+                let results = election::elect_leaders(&mut next, election, partitions);
+                let changed = results.iter().any(|o| o.error_code == 0);
+                let reply = ControllerReply::Elections {
+                    error_code: 0,
+                    error_message: None,
+                    results,
                 };
-                match alter_partition(&mut next, &change) {
-                    Ok(()) => (
-                        ControllerReply::AlterPartition {
-                            error_code: 0,
-                            error_message: None,
-                        },
-                        true,
-                    ),
-                    Err((code, why)) => (
-                        ControllerReply::AlterPartition {
-                            error_code: code.code(),
-                            error_message: Some(why),
-                        },
-                        false,
-                    ),
-                }
+                (reply, changed)
             }
         };
         (reply, changed.then_some(next))
@@ -539,10 +519,17 @@ fn grow(
 /// New partitions on the given replicas: each one's ISR is its live replicas, led by the first
 /// of them (the replicas were checked to include a live one).
 fn new_partitions(state: &ClusterState, assignments: Vec<Vec<i32>>) -> Vec<PartitionState> {
-    assignments
+    let count = assignments.len();
+    let partitions: Vec<PartitionState> = assignments
         .into_iter()
         .filter_map(|replicas| PartitionState::new(replicas, |n| state.is_live_node(n)))
-        .collect()
+        .collect();
+    debug_assert_eq!(
+        partitions.len(),
+        count,
+        "every new partition has a live replica"
+    );
+    partitions
 }
 
 /// Alters one resource's configs in `state` (unless `validate_only`).
@@ -697,16 +684,6 @@ pub fn fail_all(reply: ControllerReply, code: ResponseError, why: &str) -> Contr
             }
             ControllerReply::Configs(outcomes)
         }
-        ControllerReply::AlterPartition {
-            mut error_code,
-            mut error_message,
-        } => {
-            not_committed(&mut error_code, &mut error_message, code, why);
-            ControllerReply::AlterPartition {
-                error_code,
-                error_message,
-            }
-        }
         ControllerReply::ScramCredentials(outcomes) => ControllerReply::ScramCredentials(
             outcomes
                 .into_iter()
@@ -723,6 +700,22 @@ pub fn fail_all(reply: ControllerReply, code: ResponseError, why: &str) -> Contr
                 .collect(),
         ),
         ControllerReply::ProducerIds { .. } => ControllerReply::ProducerIds { first: -1 },
+        ControllerReply::Elections {
+            error_code,
+            error_message,
+            mut results,
+        } => {
+            for o in &mut results {
+                not_committed(&mut o.error_code, &mut o.error_message, code, why);
+            }
+            let (mut error_code, mut error_message) = (error_code, error_message);
+            not_committed(&mut error_code, &mut error_message, code, why);
+            ControllerReply::Elections {
+                error_code,
+                error_message,
+                results,
+            }
+        }
     }
 }
 

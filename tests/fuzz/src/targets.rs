@@ -108,6 +108,9 @@ pub fn decode_request_body(req: &RawRequest) -> bool {
         ApiKey::CreatePartitions => {
             let _ = decode::<CreatePartitionsRequest>(req);
         }
+        ApiKey::ElectLeaders => {
+            let _ = decode::<ElectLeadersRequest>(req);
+        }
         ApiKey::DescribeCluster => {
             let _ = decode::<DescribeClusterRequest>(req);
         }
