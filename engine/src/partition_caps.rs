@@ -155,8 +155,8 @@ impl PartitionBudget {
             return Err((
                 ResponseError::PolicyViolation,
                 format!(
-                    "Cannot add {replicas} partition replica(s) for topic '{topic}' ({count} partition(s) × replication factor {rf}): the {} live broker(s) hold {held} (with the \
-                     earlier topics of this request) and sluice.max.partitions.per.broker={} allows {broker_room} more ({WHY}). \
+                    "Cannot add {count} partition(s) for topic '{topic}' ({replicas} replica(s) at replication factor {rf}): the {} live broker(s) hold {held} partition(s), \
+                     replicas counted (with the earlier topics of this request), and sluice.max.partitions.per.broker={} allows {broker_room} more ({WHY}). \
                      Delete topics or raise the limit.",
                     self.brokers.len(),
                     self.per_broker
@@ -168,7 +168,7 @@ impl PartitionBudget {
             return Err((
                 ResponseError::PolicyViolation,
                 format!(
-                    "Cannot add {replicas} partition replica(s) for topic '{topic}' ({count} partition(s) × replication factor {rf}): sluice.max.partitions.per.shard={} allows {free} more \
+                    "Cannot add {count} partition(s) for topic '{topic}' ({replicas} replica(s) at replication factor {rf}): sluice.max.partitions.per.shard={} allows {free} more \
                      on the live brokers' {nodes} shard(s) ({WHY}). Delete topics or raise the limit.",
                     self.per_shard
                 ),
