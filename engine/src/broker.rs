@@ -126,6 +126,7 @@ pub fn run_broker(mut config: BrokerConfig, stop: Arc<AtomicBool>) -> Result<(),
     info!(shards, io_memory_kib = io_memory / 1024, applied, roles = ?config.process_roles, "starting node {}", config.broker_id);
 
     let gate = ServingGate::default();
+    let leadership_moved = Arc::new(AtomicBool::new(false));
     let mut controller_start = Some(ControllerStart {
         quorum: quorum.clone(),
         committed,
@@ -144,6 +145,7 @@ pub fn run_broker(mut config: BrokerConfig, stop: Arc<AtomicBool>) -> Result<(),
             router: router.clone(),
             inbox,
             stop: stop.clone(),
+            leadership_moved: leadership_moved.clone(),
             gate: gate.clone(),
             controller: if id == 0 {
                 controller_start.take()

@@ -47,6 +47,9 @@ const CLEAN_SHUTDOWN_MARKER: &str = ".kafka_cleanshutdown";
 const CHECKPOINT_INTERVAL_MS: i64 = 60_000;
 /// How often the shard's housekeeping runs (stop flag, `flush.ms`, checkpoints, retention).
 const TICK: Duration = Duration::from_millis(50);
+/// How long a stopping shard waits for shard 0's controlled shutdown (which gives up after
+/// five seconds) before it stops anyway.
+const STOP_WAIT_LIMIT: Duration = Duration::from_secs(10);
 /// How long shutdown waits for in-flight requests.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -64,6 +67,10 @@ pub struct ShardStart {
     pub inbox: UnboundedReceiver<ShardMessage>,
     /// Raised by the main thread on SIGTERM / SIGINT (or when another shard failed).
     pub stop: Arc<AtomicBool>,
+    /// Raised by shard 0 once the controlled shutdown is over (leadership moved away, or the
+    /// controller did not answer in time): the shards serve until then, so that clients
+    /// follow the leaders elsewhere instead of losing their connection first.
+    pub leadership_moved: Arc<AtomicBool>,
     /// Opens once this broker is unfenced: the shard listens from then on.
     pub gate: ServingGate,
     /// For shard 0: the metadata log's quorum and the state replayed from it.
@@ -103,6 +110,7 @@ pub async fn run_shard(start: ShardStart) -> Result<(), ShardError> {
         router,
         inbox,
         stop,
+        leadership_moved,
         gate,
         controller,
     } = start;
@@ -151,7 +159,11 @@ pub async fn run_shard(start: ShardStart) -> Result<(), ShardError> {
     // From here on the shard serves: slow file calls go to helper threads (see file_worker).
     forbid_blocking_file_calls();
     glommio::spawn_local(serve_inbox(shard.clone(), inbox)).detach();
-    let housekeeping = glommio::spawn_local(housekeeping(shard.clone(), stop));
+    let housekeeping = glommio::spawn_local(housekeeping(
+        shard.clone(),
+        stop.clone(),
+        leadership_moved.clone(),
+    ));
     let lifecycle = match (&shard.controller, controller_events) {
         (Some(service), Some((committed, calls))) => {
             glommio::spawn_local(service.clone().apply_committed(committed)).detach();
@@ -182,6 +194,9 @@ pub async fn run_shard(start: ShardStart) -> Result<(), ShardError> {
         }
         _ => None,
     };
+    if id == 0 {
+        glommio::spawn_local(controlled_stop(lifecycle.clone(), stop, leadership_moved)).detach();
+    }
     let stopping = shard.clone();
     if !gate.wait(move || stopping.shutdown.is_triggered()).await {
         housekeeping.await;
@@ -266,9 +281,6 @@ pub async fn run_shard(start: ShardStart) -> Result<(), ShardError> {
     while shard.open_connections() > 0 && std::time::Instant::now() < deadline {
         glommio::timer::sleep(Duration::from_millis(10)).await;
     }
-    if let Some(lifecycle) = lifecycle {
-        lifecycle.controlled_shutdown().await;
-    }
     housekeeping.await;
     shard.replicas.shutdown();
     allow_blocking_file_calls(|| finish(&shard));
@@ -325,17 +337,40 @@ async fn serve_inbox(shard: Rc<Shard>, mut inbox: UnboundedReceiver<ShardMessage
     }
 }
 
+/// Shard 0's part of a stop: once the stop flag is raised, the controlled shutdown (the
+/// controller fences this broker and moves its leaderships to other in-sync replicas), then
+/// `leadership_moved`, which lets every shard stop.
+async fn controlled_stop(
+    lifecycle: Option<Rc<BrokerLifecycle>>,
+    stop: Arc<AtomicBool>,
+    leadership_moved: Arc<AtomicBool>,
+) {
+    while !stop.load(Ordering::Relaxed) {
+        glommio::timer::sleep(TICK).await;
+    }
+    if let Some(lifecycle) = lifecycle {
+        lifecycle.controlled_shutdown().await;
+    }
+    leadership_moved.store(true, Ordering::Relaxed);
+}
+
 /// Periodic housekeeping: `flush.ms`, checkpoints, retention (every
-/// `log.retention.check.interval.ms`), and the stop flag.
-async fn housekeeping(shard: Rc<Shard>, stop: Arc<AtomicBool>) {
+/// `log.retention.check.interval.ms`), the ISR checks, and the stop: once the stop flag is
+/// raised, the shard stops when shard 0's controlled shutdown is over (or after
+/// [`STOP_WAIT_LIMIT`], should shard 0 not get there).
+async fn housekeeping(shard: Rc<Shard>, stop: Arc<AtomicBool>, leadership_moved: Arc<AtomicBool>) {
+    let mut stop_seen: Option<std::time::Instant> = None;
     let mut last_checkpoint = now_ms();
     let mut last_retention_check = last_checkpoint;
     let mut last_isr_check = last_checkpoint;
     while !shard.shutdown.is_triggered() {
         glommio::timer::sleep(TICK).await;
         if stop.load(Ordering::Relaxed) {
-            shard.shutdown.trigger();
-            break;
+            let since = *stop_seen.get_or_insert_with(std::time::Instant::now);
+            if leadership_moved.load(Ordering::Relaxed) || since.elapsed() >= STOP_WAIT_LIMIT {
+                shard.shutdown.trigger();
+                break;
+            }
         }
         let now = now_ms();
         for p in shard.all_partitions() {
