@@ -175,6 +175,17 @@ impl Shard {
         replica.leader.then(|| replica.partition.clone())
     }
 
+    /// The replica of `topic`/`index` that may answer a consumer's Fetch from v11 on (KIP-392,
+    /// where Kafka lets consumers read from followers): the leader or a follower on this shard,
+    /// while this broker is live (a fenced broker serves no reads). A follower serves records
+    /// up to its high watermark.
+    pub fn readable_replica(&self, topic: &str, index: i32) -> Option<Rc<Partition>> {
+        if !self.broker_live.get() {
+            return None;
+        }
+        self.replica(topic, index)
+    }
+
     /// The replica of `topic`/`index` on this shard, leader or follower (what replication
     /// appends to and reads from).
     pub fn replica(&self, topic: &str, index: i32) -> Option<Rc<Partition>> {

@@ -111,12 +111,27 @@ pub struct ClusterBuilder {
     brokers: u16,
     shards: u16,
     sets: Vec<(String, String)>,
+    /// Settings of one broker each: (broker id, key, value), after the common ones.
+    broker_sets: Vec<(u16, String, String)>,
 }
 
 impl ClusterBuilder {
     /// A `--set key=value` for every broker (e.g. `broker.session.timeout.ms`).
     pub fn set(mut self, key: &str, value: impl ToString) -> Self {
         self.sets.push((key.to_string(), value.to_string()));
+        self
+    }
+
+    /// A `--set key=value` for broker `n` alone (e.g. its `broker.rack`), applied after the
+    /// settings of every broker.
+    pub fn set_on(mut self, n: u16, key: &str, value: impl ToString) -> Self {
+        assert!(
+            n >= 1 && n <= self.brokers,
+            "no broker {n} in a {}-broker cluster",
+            self.brokers
+        );
+        self.broker_sets
+            .push((n, key.to_string(), value.to_string()));
         self
     }
 
@@ -142,6 +157,13 @@ impl ClusterBuilder {
                     .set("controller.listener.names", "CONTROLLER")
                     .set("controller.quorum.voters", &voters);
                 for (k, v) in &self.sets {
+                    b = b.set(k, v);
+                }
+                for (_, k, v) in self
+                    .broker_sets
+                    .iter()
+                    .filter(|(n, _, _)| *n as usize == i + 1)
+                {
                     b = b.set(k, v);
                 }
                 b.launch()
@@ -181,6 +203,7 @@ impl Cluster {
             brokers,
             shards,
             sets: Vec::new(),
+            broker_sets: Vec::new(),
         }
     }
 

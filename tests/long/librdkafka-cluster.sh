@@ -4,6 +4,13 @@
 # every broker a voter), with all three brokers as bootstrap, and the same test selection that
 # tests/run.sh runs against one broker (B0_PASSING, B_COORD and C_PASSING, read from it).
 #
+# Broker N sits in rack RACK<N>000 (the node id of its first shard) and the brokers use Kafka's
+# RackAwareReplicaSelector, as 0101_fetch_from_follower expects of upstream's trivup cluster: it
+# sets its consumer's client.rack to "RACK<node id of a follower>", so it reads from that
+# follower when the partition's replicas are on first shards (as on a fresh cluster, where
+# placement fills shard 0 first). Consumers without client.rack (every other test) still read
+# from leaders.
+#
 # Usage: tests/long/librdkafka-cluster.sh [--short]
 #   --short  only the B0_PASSING tests (no consumer groups)
 # Environment (all optional):
@@ -65,7 +72,9 @@ for n in 1 2 3; do
         --set "controller.quorum.voters=$VOTERS"
         --set "metrics.listener=127.0.0.1:$((BASE + n * 100 + 98))"
         --set "log.dirs=$WORK/data-$n"
-        --set num.partitions=4)
+        --set num.partitions=4
+        --set "broker.rack=RACK${n}000"
+        --set replica.selector.class=org.apache.kafka.common.replica.RackAwareReplicaSelector)
   echo "+ $BIN ${args[*]}   (log: $WORK/broker-$n.log)"
   NO_COLOR=1 RUST_LOG=${RUST_LOG:-info} "$BIN" "${args[@]}" >"$WORK/broker-$n.log" 2>&1 &
   PIDS+=($!)

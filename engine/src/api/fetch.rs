@@ -9,10 +9,21 @@
 //! Fetch sessions (KIP-227): the broker may decline to create a session, and does so for now
 //! (it always answers `session_id` 0, so clients keep sending full fetch requests); a request
 //! naming a session id gets FETCH_SESSION_ID_NOT_FOUND.
+//!
+//! Fetch from follower (KIP-392): from v11 a consumer's fetch names its rack (`client.rack`).
+//! A leader whose `replica.selector.class` is rack-aware answers such a fetch, when an in-sync
+//! follower on a live broker sits in that rack (and the leader does not), with that follower as
+//! `preferred_read_replica` and no records, as Kafka's `ReplicaManager.findPreferredReadReplica`
+//! does; the consumer then fetches from the follower. From v11 any replica serves consumers: a
+//! follower reads up to its high watermark (the leader's, learnt from its own fetches), answers
+//! an offset between its high watermark and its log end with no records, and one past its log
+//! end with OFFSET_OUT_OF_RANGE (the consumer then goes back to the leader), as Kafka's
+//! `UnifiedLog.read` does. Followers' fetches and ListOffsets stay with the leader.
 
 use super::{decode, HandlerResult};
+use crate::config::ReplicaSelector;
 use crate::error::read_error_code;
-use crate::partition::Partition;
+use crate::partition::{Partition, ReadReplicaView};
 use crate::replica_manager;
 use crate::shard::Shard;
 use crate::time::now_ms;
@@ -30,6 +41,13 @@ use uuid::Uuid;
 /// `isolation_level` READ_COMMITTED.
 const READ_COMMITTED: i8 = 1;
 
+/// The first Fetch version with the consumer's `rack_id` and the response's
+/// `preferred_read_replica` (KIP-392): from it consumers may read from followers.
+const FETCH_FROM_FOLLOWER_VERSION: i16 = 11;
+
+/// `preferred_read_replica` when the consumer should stay where it is.
+const NO_PREFERRED_REPLICA: i32 = -1;
+
 /// A follower replica fetching from this leader: its node id and broker epoch (-1 when the
 /// request carries none, below v15).
 #[derive(Clone, Copy)]
@@ -46,8 +64,21 @@ struct Wanted {
     fetch_offset: i64,
     max_bytes: i32,
     leader_epoch: i32,
+    /// The fetching follower's log start offset (-1 from consumers, and below v5).
+    follower_log_start_offset: i64,
     local: Option<Rc<Partition>>,
     missing_error: i16,
+}
+
+/// What the whole request asks of every partition (Kafka's `FetchParams`).
+struct ReadParams<'a> {
+    /// The request's `max_bytes`, shared by its partitions.
+    max_bytes: i32,
+    read_committed: bool,
+    /// The follower fetching, or `None` for a consumer.
+    replica: Option<FetchingReplica>,
+    /// The consumer's rack (`client.rack`, Fetch v11+), when it names one.
+    client_rack: Option<&'a str>,
 }
 
 /// One partition's answer.
@@ -56,6 +87,8 @@ struct Answer {
     high_watermark: i64,
     last_stable_offset: i64,
     log_start_offset: i64,
+    /// The replica the consumer should fetch this partition from instead (-1: stay).
+    preferred_read_replica: i32,
     records: Option<FileRegion>,
 }
 
@@ -71,16 +104,23 @@ pub async fn handle_fetch(shard: &Rc<Shard>, req: &RawRequest) -> HandlerResult 
         writer.tagged_fields();
         return Ok(Some(writer.finish(req.correlation_id)));
     }
-    let wanted = resolve(shard, req.api_version, &request);
     let replica = fetching_replica(req.api_version, &request);
+    let consumer_reads_followers =
+        replica.is_none() && req.api_version >= FETCH_FROM_FOLLOWER_VERSION;
+    let wanted = resolve(shard, req.api_version, &request, consumer_reads_followers);
     let deadline = Instant::now() + Duration::from_millis(request.max_wait_ms.max(0) as u64);
-    let read_committed = request.isolation_level == READ_COMMITTED;
+    let params = ReadParams {
+        max_bytes: request.max_bytes,
+        read_committed: request.isolation_level == READ_COMMITTED,
+        replica,
+        client_rack: Some(request.rack_id.as_str())
+            .filter(|rack| consumer_reads_followers && !rack.is_empty()),
+    };
     loop {
-        let (answers, bytes, any_error) =
-            read_all(shard, &wanted, request.max_bytes, read_committed, replica);
+        let (answers, bytes, answer_now) = read_all(shard, &wanted, &params);
         let now = Instant::now();
         let done = bytes >= request.min_bytes.max(0) as u64
-            || any_error
+            || answer_now
             || now >= deadline
             || shard.shutdown.is_triggered()
             || wanted.iter().all(|w| w.local.is_none());
@@ -123,7 +163,14 @@ fn fetching_replica(version: i16, request: &FetchRequest) -> Option<FetchingRepl
     (node >= 0).then_some(FetchingReplica { node, broker_epoch })
 }
 
-fn resolve(shard: &Shard, version: i16, request: &FetchRequest) -> Vec<Wanted> {
+/// Resolves every partition of the request against this shard: the leader's replica, or, when
+/// `consumer_reads_followers` (a consumer's fetch from v11), any replica here.
+fn resolve(
+    shard: &Shard,
+    version: i16,
+    request: &FetchRequest,
+    consumer_reads_followers: bool,
+) -> Vec<Wanted> {
     let image = shard.image();
     let mut wanted = Vec::new();
     for topic in &request.topics {
@@ -133,9 +180,13 @@ fn resolve(shard: &Shard, version: i16, request: &FetchRequest) -> Vec<Wanted> {
             Some(topic.topic.0.to_string())
         };
         for p in &topic.partitions {
-            let local = name
-                .as_deref()
-                .and_then(|n| shard.partition(n, p.partition));
+            let local = name.as_deref().and_then(|n| {
+                if consumer_reads_followers {
+                    shard.readable_replica(n, p.partition)
+                } else {
+                    shard.partition(n, p.partition)
+                }
+            });
             let missing_error = match &name {
                 None => ResponseError::UnknownTopicId.code(),
                 Some(n) => shard
@@ -149,6 +200,7 @@ fn resolve(shard: &Shard, version: i16, request: &FetchRequest) -> Vec<Wanted> {
                 fetch_offset: p.fetch_offset,
                 max_bytes: p.partition_max_bytes,
                 leader_epoch: p.current_leader_epoch,
+                follower_log_start_offset: p.log_start_offset,
                 local,
                 missing_error,
             });
@@ -157,30 +209,30 @@ fn resolve(shard: &Shard, version: i16, request: &FetchRequest) -> Vec<Wanted> {
     wanted
 }
 
-/// Reads every partition once; returns the answers, the record bytes found and whether any
-/// partition failed (an error makes the fetch return at once, as Kafka does). A consumer reads
-/// up to the high watermark; a follower `replica` reads up to the log end, and its fetch
-/// offset is recorded with the leader (which may move the high watermark and grow the ISR).
+/// Reads every partition once; returns the answers, the record bytes found and whether the
+/// fetch must be answered at once (a partition failed or was sent to a preferred read replica,
+/// as in Kafka). A consumer reads up to the high watermark (the leader's, or on a follower the
+/// one it learnt); a follower `replica` reads up to the log end, and its fetch offset is
+/// recorded with the leader (which may move the high watermark and grow the ISR).
 fn read_all(
     shard: &Rc<Shard>,
     wanted: &[Wanted],
-    max_bytes: i32,
-    read_committed: bool,
-    replica: Option<FetchingReplica>,
+    params: &ReadParams<'_>,
 ) -> (Vec<Answer>, u64, bool) {
     let mut total: u64 = 0;
-    let mut any_error = false;
-    let budget = max_bytes.max(0) as u64;
+    let mut answer_now = false;
+    let budget = params.max_bytes.max(0) as u64;
     let answers = wanted
         .iter()
         .map(|w| {
             let Some(p) = &w.local else {
-                any_error = true;
+                answer_now = true;
                 return Answer {
                     error_code: w.missing_error,
                     high_watermark: -1,
                     last_stable_offset: -1,
                     log_start_offset: -1,
+                    preferred_read_replica: NO_PREFERRED_REPLICA,
                     records: None,
                 };
             };
@@ -192,6 +244,7 @@ fn read_all(
                 high_watermark: hw,
                 last_stable_offset: lso,
                 log_start_offset: log_start,
+                preferred_read_replica: NO_PREFERRED_REPLICA,
                 records: None,
             };
             let epoch = p.leader_epoch.get();
@@ -201,23 +254,36 @@ fn read_all(
                 } else {
                     ResponseError::FencedLeaderEpoch.code()
                 };
-                any_error = true;
+                answer_now = true;
                 return answer;
             }
-            let max_offset = match replica {
+            let max_offset = match params.replica {
                 Some(follower) => {
                     let log_end = p.log_end_offset();
                     if let Err(code) = record_follower_fetch(shard, p, follower, w, log_end) {
                         answer.error_code = code;
-                        any_error = true;
+                        answer_now = true;
                         return answer;
                     }
                     answer.high_watermark = p.high_watermark();
                     answer.last_stable_offset = answer.high_watermark;
                     log_end
                 }
-                None if read_committed => lso,
-                None => hw,
+                None => {
+                    if let Some(node) = params
+                        .client_rack
+                        .and_then(|rack| preferred_read_replica(shard, p, rack, w.fetch_offset))
+                    {
+                        answer.preferred_read_replica = node;
+                        answer_now = true;
+                        return answer;
+                    }
+                    if params.read_committed {
+                        lso
+                    } else {
+                        hw
+                    }
+                }
             };
             let limit = (w.max_bytes.max(0) as u64).min(budget.saturating_sub(total));
             let min_one = total == 0;
@@ -233,13 +299,63 @@ fn read_all(
                 Ok(_) => {}
                 Err(e) => {
                     answer.error_code = read_error_code(&e);
-                    any_error = true;
+                    answer_now = true;
                 }
             }
             answer
         })
         .collect();
-    (answers, total, any_error)
+    (answers, total, answer_now)
+}
+
+/// On the leader of `p`, the replica a consumer in `client_rack` fetching from `fetch_offset`
+/// should fetch from instead, per `replica.selector.class` (Kafka's
+/// `findPreferredReadReplica`); `None` when it should stay with the leader (no selector, not
+/// the leader, or no better replica). Candidates are the in-sync followers holding
+/// `fetch_offset` on live brokers; their rack is their broker's `broker.rack`.
+fn preferred_read_replica(
+    shard: &Shard,
+    p: &Partition,
+    client_rack: &str,
+    fetch_offset: i64,
+) -> Option<i32> {
+    if shard.config.replica_selector != ReplicaSelector::RackAware {
+        return None;
+    }
+    let (leader, followers) = p.read_replicas(fetch_offset, now_ms())?;
+    let image = shard.image();
+    let rack_of = |node: i32| image.node(node).and_then(|n| n.rack.as_deref());
+    let live_followers: Vec<(ReadReplicaView, Option<&str>)> = followers
+        .into_iter()
+        .filter(|f| image.node(f.node).is_some())
+        .map(|f| (f, rack_of(f.node)))
+        .collect();
+    select_in_rack(client_rack, rack_of(leader.node), &live_followers)
+}
+
+/// Kafka's `RackAwareReplicaSelector`, with the leader left out of the answer: `None` (stay
+/// with the leader) when the leader is in `client_rack` or no follower is, else the follower in
+/// that rack with the largest log end offset, then the most recently caught up, then the
+/// largest node id.
+fn select_in_rack(
+    client_rack: &str,
+    leader_rack: Option<&str>,
+    followers: &[(ReadReplicaView, Option<&str>)],
+) -> Option<i32> {
+    if leader_rack == Some(client_rack) {
+        return None;
+    }
+    followers
+        .iter()
+        .filter(|(_, rack)| *rack == Some(client_rack))
+        .map(|(view, _)| view)
+        .max_by(|a, b| {
+            a.log_end_offset
+                .cmp(&b.log_end_offset)
+                .then(b.time_since_caught_up_ms.cmp(&a.time_since_caught_up_ms))
+                .then(a.node.cmp(&b.node))
+        })
+        .map(|view| view.node)
 }
 
 /// The leader's side of one partition of a follower's fetch: the follower's fetch offset is its
@@ -261,7 +377,7 @@ fn record_follower_fetch(
         leader_log_end,
         now_ms: now_ms(),
     };
-    match p.record_follower_fetch(&fetch) {
+    match p.record_follower_fetch(&fetch, w.follower_log_start_offset) {
         Ok(Some(expansion)) => {
             replica_manager::send_isr_proposal(shard, p, expansion);
             Ok(())
@@ -369,8 +485,8 @@ impl FetchResponseWriter {
         } else {
             self.buf.put_i32(-1);
         }
-        if self.version >= 11 {
-            self.buf.put_i32(-1); // preferred_read_replica
+        if self.version >= FETCH_FROM_FOLLOWER_VERSION {
+            self.buf.put_i32(a.preferred_read_replica);
         }
         let len = a.records.as_ref().map(|r| r.len).unwrap_or(0);
         if self.flexible() {
@@ -433,6 +549,7 @@ mod tests {
                 high_watermark: 10,
                 last_stable_offset: 10,
                 log_start_offset: 2,
+                preferred_read_replica: NO_PREFERRED_REPLICA,
                 records: Some(region.clone()),
             };
             w.partition(0, &full);
@@ -441,6 +558,7 @@ mod tests {
                 high_watermark: 5,
                 last_stable_offset: 5,
                 log_start_offset: 0,
+                preferred_read_replica: 2001,
                 records: None,
             };
             w.partition(3, &empty);
@@ -476,6 +594,56 @@ mod tests {
             if version >= 5 {
                 assert_eq!(p0.log_start_offset, 2);
             }
+            if version >= 11 {
+                assert_eq!(p0.preferred_read_replica, -1, "v{version}");
+                assert_eq!(p1.preferred_read_replica, 2001, "v{version}");
+            }
         }
+    }
+
+    fn view(node: i32, log_end_offset: i64, time_since_caught_up_ms: i64) -> ReadReplicaView {
+        ReadReplicaView {
+            node,
+            log_end_offset,
+            time_since_caught_up_ms,
+        }
+    }
+
+    /// Kafka's `RackAwareReplicaSelector`: the leader when it shares the client's rack or no
+    /// follower does, else the most caught-up follower in the rack.
+    #[test]
+    fn rack_aware_selection_prefers_the_leader_then_the_most_caught_up_follower_in_the_rack() {
+        let followers = [
+            (view(2000, 10, 5), Some("b")),
+            (view(3000, 12, 50), Some("b")),
+            (view(4000, 20, 0), Some("c")),
+            (view(5000, 30, 0), None),
+        ];
+        assert_eq!(
+            select_in_rack("a", Some("a"), &followers),
+            None,
+            "leader in rack"
+        );
+        assert_eq!(
+            select_in_rack("d", Some("a"), &followers),
+            None,
+            "nobody in rack"
+        );
+        assert_eq!(
+            select_in_rack("b", Some("a"), &followers),
+            Some(3000),
+            "largest log end"
+        );
+        assert_eq!(select_in_rack("c", None, &followers), Some(4000));
+        let tied = [
+            (view(2000, 10, 50), Some("b")),
+            (view(3000, 10, 5), Some("b")),
+            (view(4000, 10, 5), Some("b")),
+        ];
+        assert_eq!(
+            select_in_rack("b", Some("a"), &tied),
+            Some(4000),
+            "same log end: the most recently caught up, then the largest id"
+        );
     }
 }

@@ -59,6 +59,36 @@ pub const MAX_BROKER_ID: i32 = 2_147_482;
 const SECURITY_PROTOCOLS: &[&str] = &["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"];
 const LONG_MAX: &str = "9223372036854775807";
 
+/// Kafka's rack-aware replica selector class, the one `replica.selector.class` Sluice knows.
+pub const RACK_AWARE_REPLICA_SELECTOR: &str =
+    "org.apache.kafka.common.replica.RackAwareReplicaSelector";
+
+/// Which replica a partition's leader tells a consumer to fetch from (`replica.selector.class`,
+/// KIP-392).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplicaSelector {
+    /// Unset (Kafka's default): consumers always fetch from the leader.
+    Leader,
+    /// Kafka's `RackAwareReplicaSelector`: an in-sync replica in the consumer's rack (its
+    /// `client.rack`), the most caught-up one, unless the leader is in that rack.
+    RackAware,
+}
+
+impl ReplicaSelector {
+    /// The selector named by a `replica.selector.class` value (blank = unset). Other classes
+    /// are refused: Sluice cannot load Java classes.
+    pub fn from_class_name(name: &str) -> Result<ReplicaSelector, String> {
+        match name.trim() {
+            "" => Ok(ReplicaSelector::Leader),
+            RACK_AWARE_REPLICA_SELECTOR => Ok(ReplicaSelector::RackAware),
+            other => Err(format!(
+                "unknown replica selector '{other}': Sluice implements only \
+                 {RACK_AWARE_REPLICA_SELECTOR} (or leave it unset to fetch from leaders)"
+            )),
+        }
+    }
+}
+
 /// One broker key: name, type, default (None = unset), validation, one-line documentation.
 struct BrokerKey {
     name: &'static str,
@@ -90,8 +120,8 @@ const ANY_INT: Check = Check::Int {
 };
 
 use ConfigType::{
-    Boolean as BOOL, Double as DOUBLE, Int as INT, List as LIST, Long as LONG, Short as SHORT,
-    String as STR,
+    Boolean as BOOL, Class as CLASS, Double as DOUBLE, Int as INT, List as LIST, Long as LONG,
+    Short as SHORT, String as STR,
 };
 
 /// Every broker key Sluice knows, sorted by name.
@@ -277,6 +307,8 @@ static BROKER_KEYS: &[BrokerKey] = &[
         "Longest time the leader holds a follower's fetch waiting for replica.fetch.min.bytes; keep it below replica.lag.time.max.ms."),
     key("replica.lag.time.max.ms", LONG, Some("30000"), at_least(0),
         "A follower that has not caught up for this long leaves the ISR."),
+    key("replica.selector.class", CLASS, None, Check::Custom(check_replica_selector),
+        "How a leader picks the replica a consumer should fetch from (KIP-392): unset, the leader itself; org.apache.kafka.common.replica.RackAwareReplicaSelector, an in-sync replica in the consumer's client.rack (Fetch v11+ rack_id), the leader when it is in that rack or none is."),
     key("sasl.kerberos.kinit.cmd", STR, Some("/usr/bin/kinit"), Check::Any,
         "Kerberos kinit command (accepted for compatibility; Sluice has no GSSAPI mechanism)."),
     key("sasl.kerberos.min.time.before.relogin", LONG, Some("60000"), at_least(0),
@@ -572,6 +604,10 @@ fn check_cluster_id(value: &str) -> Result<(), String> {
     }
 }
 
+fn check_replica_selector(value: &str) -> Result<(), String> {
+    ReplicaSelector::from_class_name(value).map(|_| ())
+}
+
 fn check_metrics_listener(value: &str) -> Result<(), String> {
     let v = value.trim();
     if v.is_empty() || parse_host_port(v).is_some_and(|(h, _)| !h.is_empty()) {
@@ -727,6 +763,8 @@ pub struct BrokerConfig {
     pub unclean_leader_election_enable: bool,
     /// `replica.lag.time.max.ms`.
     pub replica_lag_time_max_ms: i64,
+    /// `replica.selector.class`: whether consumers are sent to a replica in their rack.
+    pub replica_selector: ReplicaSelector,
     /// `replica.fetch.wait.max.ms`.
     pub replica_fetch_wait_max_ms: i32,
     /// `replica.fetch.min.bytes`.
@@ -1106,6 +1144,10 @@ impl BrokerConfig {
             min_insync_replicas: to_i32(v.int("min.insync.replicas")),
             unclean_leader_election_enable: v.bool("unclean.leader.election.enable"),
             replica_lag_time_max_ms: v.int("replica.lag.time.max.ms"),
+            replica_selector: v
+                .get("replica.selector.class")
+                .and_then(|name| ReplicaSelector::from_class_name(name).ok())
+                .unwrap_or(ReplicaSelector::Leader),
             replica_fetch_wait_max_ms: to_i32(v.int("replica.fetch.wait.max.ms")),
             replica_fetch_min_bytes: to_i32(v.int("replica.fetch.min.bytes")),
             replica_fetch_max_bytes: to_i32(v.int("replica.fetch.max.bytes")),
@@ -1827,6 +1869,31 @@ mod tests {
             Some("/data/a, /data/b")
         );
         assert_eq!(c.explicitly_set().len(), 5);
+    }
+
+    #[test]
+    fn replica_selector_is_the_leader_unless_rack_aware_is_named() {
+        let c = BrokerConfig::load(None, &[]).unwrap();
+        assert_eq!(c.replica_selector, ReplicaSelector::Leader);
+        let c = BrokerConfig::load(
+            None,
+            &[format!(
+                "replica.selector.class= {RACK_AWARE_REPLICA_SELECTOR} "
+            )],
+        )
+        .unwrap();
+        assert_eq!(c.replica_selector, ReplicaSelector::RackAware);
+        let err = BrokerConfig::load(None, &["replica.selector.class=com.example.Mine".into()])
+            .unwrap_err();
+        let ConfigError::Invalid { problems } = &err else {
+            panic!("{err:?}")
+        };
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].contains("'replica.selector.class'")
+                && problems[0].contains(RACK_AWARE_REPLICA_SELECTOR),
+            "{problems:?}"
+        );
     }
 
     #[test]

@@ -34,7 +34,7 @@ use std::path::PathBuf;
 pub use alter::{AlterOp, ConfigAlteration, ConfigChange, ConfigKind};
 pub use broker::{
     describe_dynamic_defaults, is_dynamic_broker_config, validate_dynamic_broker_configs,
-    BrokerConfig, HostPort, Listener, MAX_BROKER_ID,
+    BrokerConfig, HostPort, Listener, ReplicaSelector, MAX_BROKER_ID, RACK_AWARE_REPLICA_SELECTOR,
 };
 pub use dynamic::DynamicBrokerConfigs;
 pub use kraft::{ProcessRoles, QuorumVoter};

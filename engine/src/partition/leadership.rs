@@ -13,6 +13,7 @@ use sluice_replication::leader::{
     AckError, AckPurgatory, AckWait, FollowerBrokerState, FollowerFetch, IsrProposal, IsrTracker,
     LeaderAndIsr, LeaderConfig, LeaderError, NotEnoughReplicas,
 };
+use std::collections::HashMap;
 
 /// What a replica is to its partition right now.
 pub(crate) enum ReplicaRole {
@@ -32,6 +33,23 @@ pub(crate) enum ReplicaRole {
 pub(crate) struct LeaderState {
     tracker: IsrTracker,
     purgatory: AckPurgatory,
+    /// Each follower's log start offset as its last fetch in this leadership said (Kafka's
+    /// `ReplicaState.logStartOffset`): a consumer is sent only to a follower that still holds
+    /// its fetch offset.
+    follower_log_starts: HashMap<i32, i64>,
+}
+
+/// A replica as the replica selector weighs it (Kafka's `ReplicaView`), for a consumer's fetch
+/// that the leader might send elsewhere (KIP-392).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadReplicaView {
+    /// The replica's node id.
+    pub node: i32,
+    /// Its log end offset: the leader's own, or a follower's last fetch offset.
+    pub log_end_offset: i64,
+    /// How long ago it last caught up with the leader's log end (0 for the leader; `i64::MAX`
+    /// for a follower that never has in this leadership).
+    pub time_since_caught_up_ms: i64,
 }
 
 impl Partition {
@@ -63,7 +81,9 @@ impl Partition {
         let moved = {
             let mut role = self.role.borrow_mut();
             match &mut *role {
-                ReplicaRole::Leader(leader) if leader.tracker.leader_epoch() == state.leader_epoch => {
+                ReplicaRole::Leader(leader)
+                    if leader.tracker.leader_epoch() == state.leader_epoch =>
+                {
                     let mut moved = leader.tracker.set_config(config, now_ms);
                     let update = leader.tracker.on_partition_state(state, log_end, now_ms)?;
                     moved = update.new_high_watermark.or(moved);
@@ -77,7 +97,11 @@ impl Partition {
                     if let ReplicaRole::Leader(old) = &*role {
                         old.purgatory.fail_all(AckError::NotLeaderOrFollower);
                     }
-                    *role = ReplicaRole::Leader(Box::new(LeaderState { tracker, purgatory }));
+                    *role = ReplicaRole::Leader(Box::new(LeaderState {
+                        tracker,
+                        purgatory,
+                        follower_log_starts: HashMap::new(),
+                    }));
                     moved
                 }
             }
@@ -116,11 +140,9 @@ impl Partition {
         now_ms: i64,
     ) {
         let moved = match &mut *self.role.borrow_mut() {
-            ReplicaRole::Leader(leader) => {
-                leader
-                    .tracker
-                    .update_follower_broker(follower, broker, now_ms)
-            }
+            ReplicaRole::Leader(leader) => leader
+                .tracker
+                .update_follower_broker(follower, broker, now_ms),
             ReplicaRole::Follower { .. } => None,
         };
         if moved.is_some() {
@@ -129,14 +151,22 @@ impl Partition {
     }
 
     /// The leader's side of a follower fetch (Kafka's `updateFollowerFetchState`): records the
-    /// follower's log end offset, moves the high watermark, and returns the ISR expansion to
+    /// follower's log end offset and its log start offset (`follower_log_start_offset`, -1 when
+    /// the request carries none), moves the high watermark, and returns the ISR expansion to
     /// send to the controller when the follower has caught up.
     pub fn record_follower_fetch(
         &self,
         fetch: &FollowerFetch,
+        follower_log_start_offset: i64,
     ) -> Result<Option<IsrProposal>, LeaderError> {
         let update = match &mut *self.role.borrow_mut() {
-            ReplicaRole::Leader(leader) => leader.tracker.record_follower_fetch(fetch)?,
+            ReplicaRole::Leader(leader) => {
+                let update = leader.tracker.record_follower_fetch(fetch)?;
+                leader
+                    .follower_log_starts
+                    .insert(fetch.replica_id, follower_log_start_offset);
+                update
+            }
             ReplicaRole::Follower { leader, .. } => {
                 return Err(LeaderError::NotLeader {
                     local: fetch.replica_id,
@@ -148,6 +178,45 @@ impl Partition {
             self.high_watermark_moved();
         }
         Ok(update.isr_expansion)
+    }
+
+    /// On the leader, the replicas that may serve a consumer's fetch at `fetch_offset` (the
+    /// candidates of Kafka's `findPreferredReadReplica`): the followers in the committed ISR
+    /// whose last fetch reached `fetch_offset` and whose log starts at or below it, and the
+    /// leader itself, returned first. `None` on a follower.
+    pub fn read_replicas(
+        &self,
+        fetch_offset: i64,
+        now_ms: i64,
+    ) -> Option<(ReadReplicaView, Vec<ReadReplicaView>)> {
+        let role = self.role.borrow();
+        let ReplicaRole::Leader(leader) = &*role else {
+            return None;
+        };
+        let tracker = &leader.tracker;
+        let followers = tracker
+            .followers()
+            .filter(|(node, _)| tracker.isr().contains(node))
+            .filter_map(|(node, progress)| {
+                let log_end_offset = progress.log_end?;
+                let log_start = *leader.follower_log_starts.get(&node)?;
+                (log_start <= fetch_offset && fetch_offset <= log_end_offset).then(|| {
+                    ReadReplicaView {
+                        node,
+                        log_end_offset,
+                        time_since_caught_up_ms: progress
+                            .last_caught_up_ms
+                            .map_or(i64::MAX, |at| now_ms.saturating_sub(at)),
+                    }
+                })
+            })
+            .collect();
+        let own = ReadReplicaView {
+            node: tracker.leader(),
+            log_end_offset: self.log_end_offset(),
+            time_since_caught_up_ms: 0,
+        };
+        Some((own, followers))
     }
 
     /// The follower's side of a fetch response: the leader's high watermark, capped at this
@@ -262,10 +331,90 @@ impl Partition {
     /// Wakes the acks=all waiters the high watermark now covers, and the parked fetches.
     fn high_watermark_moved(&self) {
         if let ReplicaRole::Leader(leader) = &*self.role.borrow() {
-            leader
-                .purgatory
-                .on_high_watermark(leader.tracker.high_watermark(), leader.tracker.ack_outcome());
+            leader.purgatory.on_high_watermark(
+                leader.tracker.high_watermark(),
+                leader.tracker.ack_outcome(),
+            );
         }
         self.appended.notify(usize::MAX);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::offsets::tests::batch;
+    use super::*;
+
+    fn follower_fetch(replica_id: i32, fetch_offset: i64, now_ms: i64) -> FollowerFetch {
+        FollowerFetch {
+            replica_id,
+            broker_epoch: -1,
+            fetch_offset,
+            leader_log_end: 4,
+            now_ms,
+        }
+    }
+
+    /// The candidates for a consumer's preferred read replica are the in-sync followers whose
+    /// log holds the fetch offset (Kafka's `findPreferredReadReplica`), with the leader first.
+    #[test]
+    fn read_replicas_are_the_in_sync_followers_holding_the_fetch_offset() {
+        let now = 1_700_000_000_000;
+        let dir = tempfile::tempdir().unwrap();
+        let p = Partition::open_for_tests(dir.path(), "t", now, |_| {});
+        let state = LeaderAndIsr {
+            leader: 0,
+            replicas: vec![0, 1, 2, 3],
+            isr: vec![0, 1, 2],
+            leader_epoch: 1,
+            partition_epoch: 1,
+        };
+        p.make_leader(&state, LeaderConfig::default(), now).unwrap();
+        p.append_as_leader(&batch(&[now; 4]), now).unwrap();
+        // Follower 1 is caught up; 2 is in the ISR but at offset 2; 3 is caught up but out of
+        // the ISR.
+        p.record_follower_fetch(&follower_fetch(1, 4, now), 0)
+            .unwrap();
+        p.record_follower_fetch(&follower_fetch(2, 2, now), 0)
+            .unwrap();
+        p.record_follower_fetch(&follower_fetch(3, 4, now), 0)
+            .unwrap();
+
+        let (leader, followers) = p.read_replicas(3, now + 10).unwrap();
+        assert_eq!(
+            leader,
+            ReadReplicaView {
+                node: 0,
+                log_end_offset: 4,
+                time_since_caught_up_ms: 0
+            }
+        );
+        assert_eq!(
+            followers,
+            vec![ReadReplicaView {
+                node: 1,
+                log_end_offset: 4,
+                time_since_caught_up_ms: 10
+            }]
+        );
+        let nodes = |offset| -> Vec<i32> {
+            let (_, followers) = p.read_replicas(offset, now).unwrap();
+            followers.iter().map(|f| f.node).collect()
+        };
+        assert_eq!(nodes(1), vec![1, 2]);
+        assert_eq!(nodes(5), Vec::<i32>::new(), "past every log end");
+
+        // Follower 1's log now starts at 2 (its own retention): it no longer holds offset 1.
+        p.record_follower_fetch(&follower_fetch(1, 4, now), 2)
+            .unwrap();
+        assert_eq!(nodes(1), vec![2]);
+        assert_eq!(nodes(2), vec![1, 2]);
+
+        p.make_follower(1, 2);
+        assert_eq!(
+            p.read_replicas(1, now),
+            None,
+            "only a leader picks read replicas"
+        );
     }
 }

@@ -20,6 +20,7 @@ pub mod offsets;
 pub mod replica;
 
 use crate::config::{EffectiveTopicConfig, TimestampType};
+pub use leadership::ReadReplicaView;
 use leadership::ReplicaRole;
 use bytes::Bytes;
 use event_listener::{Event, EventListener};
