@@ -176,6 +176,17 @@ mod checker {
     }
 
     #[test]
+    fn an_acknowledgement_without_an_offset_only_needs_its_partition() {
+        let mut h = clean_history();
+        h.acked[2] = acked(2, -1001);
+        let report = check::check(&h, &log_of(&[0, 1, 2]));
+        assert!(report.misplaced.is_empty(), "{report}");
+        assert!(report.lost.is_empty(), "{report}");
+        let report = check::check(&h, &log_of(&[0, 1]));
+        assert_eq!(report.lost.len(), 1, "{report}");
+    }
+
+    #[test]
     fn a_duplicate_is_detected() {
         let mut h = clean_history();
         h.sent = 4;

@@ -239,7 +239,7 @@ pub fn send_isr_proposal(shard: &Rc<Shard>, p: &Rc<Partition>, proposal: IsrProp
         let refusal =
             (outcome.error_code != 0).then(|| outcome.error_message.unwrap_or_default());
         if let Some(reason) = refusal {
-            warn!(
+            info!(
                 topic = %p.topic, partition = p.index, %reason,
                 "the controller did not take the ISR change"
             );
