@@ -14,6 +14,7 @@ pub fn append_error_code(e: &AppendError) -> i16 {
         AppendError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch.code(),
         AppendError::RecordListTooLarge { .. } => ResponseError::RecordListTooLarge.code(),
         AppendError::Io(_) => ResponseError::KafkaStorageError.code(),
+        AppendError::TruncationPending => ResponseError::NotLeaderOrFollower.code(),
     }
 }
 

@@ -30,7 +30,7 @@ use sluice_replication::fetcher::{
 };
 use sluice_replication::leader::{FollowerBrokerState, IsrProposal, LeaderAndIsr, LeaderConfig};
 use sluice_storage::{FollowerAppendError, LogTruncation, StorageError};
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::collections::HashSet;
 use std::rc::Rc;
 use tracing::{debug, info, warn};
@@ -253,8 +253,6 @@ pub fn send_isr_proposal(shard: &Rc<Shard>, p: &Rc<Partition>, proposal: IsrProp
 pub struct FollowerReplica {
     partition: Rc<Partition>,
     file_worker: FileWorker,
-    /// A truncation is being made durable on the file worker: appends wait for it.
-    truncation_pending: Rc<Cell<bool>>,
 }
 
 impl FollowerReplica {
@@ -263,14 +261,12 @@ impl FollowerReplica {
         FollowerReplica {
             partition,
             file_worker,
-            truncation_pending: Rc::new(Cell::new(false)),
         }
     }
 
-    /// Makes `truncation` durable off the shard's thread, then lets the log append again.
+    /// Makes `truncation` durable off the shard's thread, then lets the log append again
+    /// (until then, appends as follower or leader are refused).
     fn sync_in_background(&self, truncation: LogTruncation) {
-        self.truncation_pending.set(true);
-        let pending = self.truncation_pending.clone();
         let partition = self.partition.clone();
         let worker = self.file_worker.clone();
         glommio::spawn_local(async move {
@@ -280,10 +276,7 @@ impl FollowerReplica {
                 worker.run(move || truncation.sync()).await
             };
             match synced {
-                Ok(Ok(())) => {
-                    partition.complete_truncation(&truncation);
-                    pending.set(false);
-                }
+                Ok(Ok(())) => partition.complete_truncation(&truncation),
                 Ok(Err(e)) => warn!(
                     topic = %partition.topic, partition = partition.index, error = %e,
                     "cannot make a truncation durable; the replica stops appending"
@@ -317,7 +310,7 @@ impl FollowerLog for FollowerReplica {
     }
 
     fn append_as_follower(&self, records: &Bytes) -> Result<FollowerAppend, FollowerLogError> {
-        if self.truncation_pending.get() {
+        if self.partition.truncation_pending() {
             return Err(FollowerLogError::InvalidRecords(
                 "a truncation is still being made durable".into(),
             ));

@@ -89,7 +89,7 @@ pub fn append_error_code(e: &AppendError) -> i16 {
         AppendError::RecordListTooLarge { .. } | AppendError::Batch(_) => {
             E::InvalidCommitOffsetSize.code()
         }
-        AppendError::Io(_) => E::NotCoordinator.code(),
+        AppendError::Io(_) | AppendError::TruncationPending => E::NotCoordinator.code(),
         _ => E::UnknownServerError.code(),
     }
 }

@@ -121,10 +121,12 @@ impl Partition {
         records: &Bytes,
         now_ms: i64,
     ) -> Result<AppendInfo, AppendError> {
-        let info = self
-            .log
-            .borrow_mut()
-            .append(records, self.leader_epoch.get(), now_ms)?;
+        let mut log = self.log.borrow_mut();
+        if log.truncation_pending() {
+            return Err(AppendError::TruncationPending);
+        }
+        let info = log.append(records, self.leader_epoch.get(), now_ms)?;
+        drop(log);
         if !info.duplicate {
             self.appended.notify(usize::MAX);
             self.leader_appended(now_ms);

@@ -83,6 +83,11 @@ impl Partition {
         self.log.borrow_mut().complete_truncation(truncation);
     }
 
+    /// Whether a truncation is not durable yet: appends (as leader or follower) wait for it.
+    pub fn truncation_pending(&self) -> bool {
+        self.log.borrow().truncation_pending()
+    }
+
     /// The latest leader epoch of the log, if any: what a follower asks its leader about with
     /// OffsetForLeaderEpoch before fetching after a leader change.
     pub fn latest_epoch(&self) -> Option<i32> {

@@ -118,6 +118,10 @@ pub enum AppendError {
     /// Writing failed; the log directory should be taken offline.
     #[error("I/O error while appending: {0}")]
     Io(#[from] io::Error),
+    /// A truncation of the log (a follower cutting its divergent tail) is not durable yet;
+    /// nothing may be appended until it is (the caller retries shortly).
+    #[error("a truncation of the log is still being made durable")]
+    TruncationPending,
 }
 
 impl From<ProducerError> for AppendError {
@@ -520,6 +524,12 @@ impl PartitionLog {
         } else {
             self.appended_since_flush_began.or(self.unflushed_since)
         };
+    }
+
+    /// Whether a truncation is not durable yet (its [`LogTruncation`] not synced and
+    /// completed): appends are refused until it is.
+    pub fn truncation_pending(&self) -> bool {
+        self.truncations != self.synced_truncations
     }
 
     /// Flushes everything now, on the calling thread (shutdown, tests), a truncation not yet
