@@ -35,6 +35,8 @@ use tracing::{error, warn};
 const RECOVERY_CHECKPOINT: &str = "recovery-point-offset-checkpoint";
 /// Name of the per-shard log start offset checkpoint (Kafka's file name and format).
 const LOG_START_CHECKPOINT: &str = "log-start-offset-checkpoint";
+/// Name of the per-shard high watermark checkpoint (Kafka's file name and format).
+const HIGH_WATERMARK_CHECKPOINT: &str = "replication-offset-checkpoint";
 
 /// A partition replica on this shard, and whether this shard leads the partition.
 struct LocalReplica {
@@ -83,6 +85,8 @@ pub struct Shard {
     log_start_offsets: RefCell<HashMap<(String, i32), i64>>,
     /// A log start offset moved since the log start offset checkpoint was last written.
     log_start_checkpoint_due: Cell<bool>,
+    /// High watermarks read from the checkpoint at start, each taken when its log is opened.
+    high_watermarks: RefCell<HashMap<(String, i32), i64>>,
     shard_dir: PathBuf,
     connections: Cell<usize>,
     /// Whether this broker is registered and unfenced in the current image.
@@ -90,9 +94,9 @@ pub struct Shard {
 }
 
 impl Shard {
-    /// A shard's state at start, before any partition is open: reads the recovery point and
-    /// log start offset checkpoints in `shard_dir` (a missing file is empty), which the logs
-    /// are opened from. Fails with what could not be read.
+    /// A shard's state at start, before any partition is open: reads the recovery point, log
+    /// start offset and high watermark checkpoints in `shard_dir` (a missing file is empty),
+    /// which the replicas are opened from. Fails with what could not be read.
     pub(crate) fn new(
         id: u32,
         config: Arc<BrokerConfig>,
@@ -104,6 +108,7 @@ impl Shard {
     ) -> Result<Shard, String> {
         let recovery_points = load_offsets_checkpoint(&shard_dir.join(RECOVERY_CHECKPOINT))?;
         let log_start_offsets = load_offsets_checkpoint(&shard_dir.join(LOG_START_CHECKPOINT))?;
+        let high_watermarks = load_offsets_checkpoint(&shard_dir.join(HIGH_WATERMARK_CHECKPOINT))?;
         Ok(Shard {
             id,
             node_id: image.node_of(id),
@@ -123,6 +128,7 @@ impl Shard {
             recovery_points: RefCell::new(recovery_points),
             log_start_offsets: RefCell::new(log_start_offsets),
             log_start_checkpoint_due: Cell::new(false),
+            high_watermarks: RefCell::new(high_watermarks),
             shard_dir,
             connections: Cell::new(0),
             broker_live: Cell::new(false),
@@ -306,6 +312,7 @@ impl Shard {
             if !placed_here {
                 self.log_start_offsets.borrow_mut().remove(key);
                 self.recovery_points.borrow_mut().remove(key);
+                self.high_watermarks.borrow_mut().remove(key);
             }
             placed_here
         });
@@ -371,13 +378,17 @@ impl Shard {
             self.segment_files.clone(),
         ) {
             Ok((log, report)) => {
-                self.log_start_offsets
-                    .borrow_mut()
-                    .remove(&(topic.to_string(), index));
+                let key = (topic.to_string(), index);
+                self.log_start_offsets.borrow_mut().remove(&key);
+                let checkpointed = self.high_watermarks.borrow_mut().remove(&key);
                 if report.truncated_at_offset.is_some() {
                     warn!(shard = self.id, "recovery of {topic}-{index}: {report}");
                 }
-                let high_watermark = log.log_start_offset();
+                let high_watermark = initial_high_watermark(
+                    checkpointed,
+                    log.log_start_offset(),
+                    log.log_end_offset(),
+                );
                 Ok(Rc::new(Partition::new(
                     topic.to_string(),
                     index,
@@ -500,12 +511,37 @@ impl Shard {
         }
     }
 
-    /// Writes both checkpoints on the calling thread: for shutdown only, once nothing is
+    /// The entries of this shard's high watermark checkpoint: every replica's high watermark,
+    /// leader or follower (Kafka's `replication-offset-checkpoint`), and the entries read at
+    /// start of the partitions that are offline.
+    fn high_watermark_checkpoint_entries(&self) -> Vec<(String, i32, i64)> {
+        let mut entries: Vec<(String, i32, i64)> = self
+            .all_partitions()
+            .iter()
+            .map(|p| (p.topic.clone(), p.index, p.high_watermark()))
+            .collect();
+        entries.extend(self.offline_entries(&self.high_watermarks.borrow()));
+        entries
+    }
+
+    /// Writes the high watermark checkpoint (off the shard's thread), so that a restarted
+    /// replica does not hide committed records until its followers fetch again.
+    pub(crate) async fn write_high_watermark_checkpoint(&self) {
+        let entries = self.high_watermark_checkpoint_entries();
+        self.write_checkpoint(HIGH_WATERMARK_CHECKPOINT, entries)
+            .await;
+    }
+
+    /// Writes the three checkpoints on the calling thread: for shutdown only, once nothing is
     /// served any more (see [`crate::file_worker`]).
     pub(crate) fn write_checkpoints_at_shutdown(&self) {
         for (name, entries) in [
             (RECOVERY_CHECKPOINT, self.recovery_checkpoint_entries()),
             (LOG_START_CHECKPOINT, self.log_start_checkpoint_entries()),
+            (
+                HIGH_WATERMARK_CHECKPOINT,
+                self.high_watermark_checkpoint_entries(),
+            ),
         ] {
             if let Err(e) = write_checkpoint(&self.shard_dir.join(name), &entries) {
                 error!(shard = self.id, "cannot write {name}: {e}");
@@ -518,6 +554,14 @@ impl Shard {
     pub(crate) fn log_start_checkpoint_due(&self) -> bool {
         self.log_start_checkpoint_due.get()
     }
+}
+
+/// The high watermark a replica opens with (Kafka's `Partition.createLog` then
+/// `updateHighWatermark`): the checkpointed one, or 0 when there is none, kept within the log
+/// start and log end offsets of the log as recovered.
+fn initial_high_watermark(checkpointed: Option<i64>, log_start: i64, log_end: i64) -> i64 {
+    debug_assert!(log_start <= log_end, "a log starts before it ends");
+    checkpointed.unwrap_or(0).min(log_end).max(log_start)
 }
 
 /// Reads one of the shard's offset checkpoints (a missing file is empty).
@@ -553,4 +597,21 @@ fn delete_partition_dir(worker: &FileWorker, p: &Partition) {
         }
     })
     .detach();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::initial_high_watermark;
+
+    #[test]
+    fn a_replica_opens_with_its_checkpointed_high_watermark_within_its_log() {
+        assert_eq!(initial_high_watermark(Some(40), 10, 50), 40);
+        // A log that lost its unflushed tail in recovery: capped at the log end.
+        assert_eq!(initial_high_watermark(Some(70), 10, 50), 50);
+        // Records deleted below the checkpoint meanwhile: raised to the log start.
+        assert_eq!(initial_high_watermark(Some(5), 10, 50), 10);
+        // No checkpoint (a new replica, a crash before the first write): the log start.
+        assert_eq!(initial_high_watermark(None, 10, 50), 10);
+        assert_eq!(initial_high_watermark(None, 0, 0), 0);
+    }
 }

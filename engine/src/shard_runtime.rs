@@ -21,8 +21,8 @@ use crate::messages::{ShardMessage, ShardRouter};
 use crate::metadata::MetadataImage;
 use crate::metrics::http::serve_metrics;
 use crate::quorum_controller::{ControllerService, ControllerStart};
-use crate::retention;
 use crate::replica_manager;
+use crate::retention;
 use crate::shard::Shard;
 use crate::time::now_ms;
 use futures::channel::mpsc::UnboundedReceiver;
@@ -45,6 +45,9 @@ const CLEAN_SHUTDOWN_MARKER: &str = ".kafka_cleanshutdown";
 /// defaults). A moved log start offset is also written at the next tick, so that records
 /// deleted by DeleteRecords do not come back after a crash.
 const CHECKPOINT_INTERVAL_MS: i64 = 60_000;
+/// How often the shard writes its high watermark checkpoint (Kafka's
+/// `replica.high.watermark.checkpoint.interval.ms` default).
+const HIGH_WATERMARK_CHECKPOINT_INTERVAL_MS: i64 = 5_000;
 /// How often the shard's housekeeping runs (stop flag, `flush.ms`, checkpoints, retention).
 const TICK: Duration = Duration::from_millis(50);
 /// How long a stopping shard waits for shard 0's controlled shutdown (which gives up after
@@ -201,7 +204,7 @@ pub async fn run_shard(start: ShardStart) -> Result<(), ShardError> {
     if !gate.wait(move || stopping.shutdown.is_triggered()).await {
         housekeeping.await;
         shard.replicas.shutdown();
-    allow_blocking_file_calls(|| finish(&shard));
+        allow_blocking_file_calls(|| finish(&shard));
         info!(shard = id, "shard stopped before it served");
         return Ok(());
     }
@@ -361,6 +364,7 @@ async fn controlled_stop(
 async fn housekeeping(shard: Rc<Shard>, stop: Arc<AtomicBool>, leadership_moved: Arc<AtomicBool>) {
     let mut stop_seen: Option<std::time::Instant> = None;
     let mut last_checkpoint = now_ms();
+    let mut last_high_watermark_checkpoint = last_checkpoint;
     let mut last_retention_check = last_checkpoint;
     let mut last_isr_check = last_checkpoint;
     while !shard.shutdown.is_triggered() {
@@ -397,6 +401,10 @@ async fn housekeeping(shard: Rc<Shard>, stop: Arc<AtomicBool>, leadership_moved:
             shard.write_log_start_checkpoint().await;
         } else if shard.log_start_checkpoint_due() {
             shard.write_log_start_checkpoint().await;
+        }
+        if now - last_high_watermark_checkpoint >= HIGH_WATERMARK_CHECKPOINT_INTERVAL_MS {
+            last_high_watermark_checkpoint = now;
+            shard.write_high_watermark_checkpoint().await;
         }
     }
 }

@@ -113,6 +113,7 @@ pub struct ClusterBuilder {
     sets: Vec<(String, String)>,
     /// Settings of one broker each: (broker id, key, value), after the common ones.
     broker_sets: Vec<(u16, String, String)>,
+    metrics: bool,
 }
 
 impl ClusterBuilder {
@@ -135,11 +136,20 @@ impl ClusterBuilder {
         self
     }
 
+    /// Gives every broker a metrics endpoint on a port of its own ([`Cluster::metrics_port`]).
+    pub fn metrics(mut self) -> Self {
+        self.metrics = true;
+        self
+    }
+
     /// Chooses every port, launches every broker, and waits until all are registered and
     /// unfenced.
     pub fn start(self) -> Cluster {
         let client_ports: Vec<u16> = (0..self.brokers).map(|_| free_range(self.shards)).collect();
         let controller_ports: Vec<u16> = (0..self.brokers).map(|_| free_range(1)).collect();
+        let metrics_ports: Vec<Option<u16>> = (0..self.brokers)
+            .map(|_| self.metrics.then(|| free_range(1)))
+            .collect();
         let voters = controller_ports
             .iter()
             .enumerate()
@@ -166,6 +176,9 @@ impl ClusterBuilder {
                 {
                     b = b.set(k, v);
                 }
+                if let Some(port) = metrics_ports[i] {
+                    b = b.set("metrics.listener", format!("127.0.0.1:{port}"));
+                }
                 b.launch()
             })
             .collect();
@@ -173,6 +186,7 @@ impl ClusterBuilder {
             brokers,
             shards: self.shards,
             paused: vec![false; self.brokers as usize],
+            metrics_ports,
         };
         for b in &mut cluster.brokers {
             b.wait_ready();
@@ -188,6 +202,7 @@ pub struct Cluster {
     brokers: Vec<Broker>,
     shards: u16,
     paused: Vec<bool>,
+    metrics_ports: Vec<Option<u16>>,
 }
 
 impl Cluster {
@@ -204,6 +219,7 @@ impl Cluster {
             shards,
             sets: Vec::new(),
             broker_sets: Vec::new(),
+            metrics: false,
         }
     }
 
@@ -277,6 +293,13 @@ impl Cluster {
                 (0..self.shards).map(move |k| (n as i32 * 1000 + k as i32, b.addr(k)))
             })
             .collect()
+    }
+
+    /// The metrics endpoint port of broker `n` (the cluster was built with
+    /// [`ClusterBuilder::metrics`]).
+    pub fn metrics_port(&self, n: u16) -> u16 {
+        self.metrics_ports[Self::index(n, self.brokers.len())]
+            .expect("the cluster was built with metrics endpoints")
     }
 
     /// `log.dirs` of broker `n`.

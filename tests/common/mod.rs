@@ -7,8 +7,9 @@
 //!
 //! Submodules: [`cluster`] (several brokers as one KRaft-style cluster), [`admin`] (admin
 //! requests that report I/O errors instead of panicking), [`group`] (consumer-group members
-//! polled by their own threads), [`keyed`] (the keyed round trip) and [`replicated`] (partition
-//! states, load and read-back checks for replicated topics).
+//! polled by their own threads), [`keyed`] (the keyed round trip), [`metrics`] (scrapes of the
+//! Prometheus endpoint) and [`replicated`] (partition states, load and read-back checks for
+//! replicated topics).
 //!
 //! Everything here is bounded in time: every wait has a deadline, so a broken
 //! or hung broker fails a test quickly (with the broker's stderr attached)
@@ -45,6 +46,7 @@ pub mod admin;
 pub mod cluster;
 pub mod group;
 pub mod keyed;
+pub mod metrics;
 pub mod replicated;
 
 /// Path of the broker binary built by cargo for these tests.
