@@ -2,15 +2,22 @@
 //!
 //! * the high watermark checkpoint (Kafka's `replication-offset-checkpoint`): a replica restarted
 //!   while its leader cannot answer still knows which records are committed, whether the
-//!   checkpoint was written periodically (then `kill -9`) or at a clean shutdown.
+//!   checkpoint was written periodically (then `kill -9`) or at a clean shutdown;
+//! * DescribeLogDirs: each node lists its replicas, leaders and followers, in the broker's log
+//!   dir, with sizes that agree between replicas, and the volume's space (v4).
 mod common;
 
 use common::cluster::Cluster;
 use common::metrics::{try_scrape, value};
 use common::*;
+use kafka_protocol::messages::describe_log_dirs_request::DescribableLogDirTopic;
+use kafka_protocol::messages::describe_log_dirs_response::DescribeLogDirsResult;
+use kafka_protocol::messages::{DescribeLogDirsRequest, TopicName};
+use kafka_protocol::protocol::StrBytes;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::Consumer;
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -165,5 +172,113 @@ fn a_restarted_replica_keeps_its_high_watermark() {
             "high watermark and log end after a clean shutdown"
         );
         cluster.resume(2);
+    })
+}
+
+/// DescribeLogDirs at `version` to `addr`, for every replica (`None`) or the listed partitions.
+fn describe_log_dirs(
+    addr: std::net::SocketAddr,
+    version: i16,
+    partitions: Option<(&str, Vec<i32>)>,
+) -> Vec<DescribeLogDirsResult> {
+    let mut c = RawClient::connect_negotiated(addr);
+    let topics = partitions.map(|(topic, partitions)| {
+        vec![DescribableLogDirTopic::default()
+            .with_topic(TopicName(StrBytes::from_string(topic.to_string())))
+            .with_partitions(partitions)]
+    });
+    let resp = c
+        .send(
+            &DescribeLogDirsRequest::default().with_topics(topics),
+            version,
+        )
+        .expect("DescribeLogDirs");
+    assert_eq!(resp.error_code, 0);
+    resp.results
+}
+
+/// (partition, size, offset lag, is future) of `topic` in the one log dir of `results`.
+fn listed_replicas(results: &[DescribeLogDirsResult], topic: &str) -> Vec<(i32, i64, i64, bool)> {
+    assert_eq!(results.len(), 1, "one log dir: {results:?}");
+    results[0]
+        .topics
+        .iter()
+        .filter(|t| t.name.0.as_str() == topic)
+        .flat_map(|t| &t.partitions)
+        .map(|p| {
+            (
+                p.partition_index,
+                p.partition_size,
+                p.offset_lag,
+                p.is_future_key,
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn describe_log_dirs_lists_each_nodes_replicas() {
+    bounded(Duration::from_secs(180), || {
+        let broker = Broker::builder().cores(2).start();
+        let bs = broker.bootstrap();
+        let topic = unique("log-dirs");
+        // Two partitions, each with a replica on both shards (nodes 1000 and 1001).
+        create_assigned_topic(&bs, &topic, &[&[1000, 1001], &[1001, 1000]]);
+        let (p, log) = producer(&bs, &[("acks", "all"), ("linger.ms", "5")]);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        for i in 0..200 {
+            let m = Msg {
+                value: Some(vec![b'v'; 100]),
+                partition: Some(i as i32 % 2),
+                ..Msg::default()
+            };
+            send(&p, &topic, i, &m, deadline);
+        }
+        wait_delivered(&p, &log, 200, Duration::from_secs(60));
+        assert_eq!(log.failed(), 0, "{:?}", log.first_failures(5));
+
+        // Both nodes list both partitions (one leader, one follower each), with the same sizes
+        // once the followers caught up.
+        let mut sizes: BTreeMap<u16, Vec<(i32, i64, i64, bool)>> = BTreeMap::new();
+        let agreed = wait_until(Duration::from_secs(30), Duration::from_millis(100), || {
+            for shard in 0..2 {
+                let results = describe_log_dirs(broker.addr(shard), 4, None);
+                sizes.insert(shard, listed_replicas(&results, &topic));
+            }
+            sizes[&0] == sizes[&1]
+        });
+        assert!(agreed, "replica sizes differ between nodes: {sizes:?}");
+        let listed = &sizes[&0];
+        assert_eq!(
+            listed.iter().map(|r| r.0).collect::<Vec<_>>(),
+            vec![0, 1],
+            "{listed:?}"
+        );
+        assert!(
+            listed
+                .iter()
+                .all(|&(_, size, lag, future)| size >= 100 * 100 && lag == 0 && !future),
+            "{listed:?}"
+        );
+
+        let results = describe_log_dirs(broker.addr(0), 4, None);
+        assert_eq!(results[0].error_code, 0);
+        assert_eq!(
+            Path::new(results[0].log_dir.as_str()),
+            std::path::absolute(broker.data_dir()).unwrap()
+        );
+        assert!(
+            results[0].total_bytes > 0 && results[0].usable_bytes <= results[0].total_bytes,
+            "{:?}",
+            results[0]
+        );
+
+        // One partition asked for: only it; v1 has no volume space.
+        let results = describe_log_dirs(broker.addr(1), 1, Some((&topic, vec![1])));
+        let listed = listed_replicas(&results, &topic);
+        assert_eq!(listed.len(), 1, "{listed:?}");
+        assert_eq!(listed[0].0, 1);
+        let results = describe_log_dirs(broker.addr(1), 4, Some(("no-such-topic", vec![0])));
+        assert!(results[0].topics.is_empty(), "{results:?}");
     })
 }

@@ -88,6 +88,7 @@ pub fn default_frames() -> Vec<(ApiKey, i16, Bytes)> {
                 DescribeGroups => DescribeGroupsRequest,
                 DeleteGroups => DeleteGroupsRequest,
                 DeleteRecords => DeleteRecordsRequest,
+                DescribeLogDirs => DescribeLogDirsRequest,
                 DescribeUserScramCredentials => DescribeUserScramCredentialsRequest,
                 AlterUserScramCredentials => AlterUserScramCredentialsRequest,
             );

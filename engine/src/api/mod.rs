@@ -16,6 +16,7 @@ pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
+pub mod describe_log_dirs;
 pub mod describe_quorum;
 pub mod describe_user_scram_credentials;
 pub mod elect_leaders;
@@ -79,6 +80,7 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeGroups, 0, 6),
     (ApiKey::DeleteGroups, 0, 2),
     (ApiKey::DeleteRecords, 0, 2),
+    (ApiKey::DescribeLogDirs, 1, 4),
     (ApiKey::DescribeUserScramCredentials, 0, 0),
     (ApiKey::AlterUserScramCredentials, 0, 0),
 ];
@@ -178,6 +180,7 @@ pub async fn dispatch(shard: Rc<Shard>, req: RawRequest, client_host: &str) -> H
         ApiKey::DescribeGroups => describe_groups::handle_describe_groups(shard, req).await,
         ApiKey::DeleteGroups => delete_groups::handle_delete_groups(shard, req).await,
         ApiKey::DeleteRecords => delete_records::handle_delete_records(shard, req).await,
+        ApiKey::DescribeLogDirs => describe_log_dirs::handle_describe_log_dirs(shard, req).await,
         ApiKey::DescribeUserScramCredentials => {
             describe_user_scram_credentials::handle_describe_user_scram_credentials(shard, req)
                 .await

@@ -157,6 +157,9 @@ pub fn decode_request_body(req: &RawRequest) -> bool {
         ApiKey::DeleteRecords => {
             let _ = decode::<DeleteRecordsRequest>(req);
         }
+        ApiKey::DescribeLogDirs => {
+            let _ = decode::<DescribeLogDirsRequest>(req);
+        }
         ApiKey::DescribeUserScramCredentials => {
             let _ = decode::<DescribeUserScramCredentialsRequest>(req);
         }
