@@ -1,9 +1,13 @@
 //! The Prometheus endpoint: after real traffic the counters moved, histograms are consistent,
-//! and the document parses as Prometheus text.
+//! and the document parses as Prometheus text; in a cluster, the replication metrics follow a
+//! follower that stops and comes back (under-replicated and under-min-ISR partitions, ISR
+//! shrinks and expansions, offline partitions, follower lag).
 mod common;
 
-use common::metrics::{http_get, value};
+use common::cluster::Cluster;
+use common::metrics::{http_get, sum, try_scrape, value};
 use common::*;
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 #[test]
@@ -156,4 +160,139 @@ fn metrics_endpoint_reports_traffic() {
 
     let (status, _) = http_get(metrics_port, "/nope");
     assert!(status.contains("404"), "{status}");
+}
+
+/// The sum of `name` (with `labels`) over the scrapes of brokers `ns` (metrics ports in
+/// `ports`); `None` if one does not answer.
+fn sum_over(
+    ports: &BTreeMap<u16, u16>,
+    ns: &[u16],
+    name: &str,
+    labels: &[(&str, &str)],
+) -> Option<f64> {
+    ns.iter()
+        .map(|n| try_scrape(ports[n]).ok().map(|doc| sum(&doc, name, labels)))
+        .sum()
+}
+
+#[test]
+fn replication_metrics_follow_a_paused_follower() {
+    bounded(Duration::from_secs(300), || {
+        let mut cluster = Cluster::builder(3, 1)
+            .metrics()
+            .set("broker.session.timeout.ms", 3000)
+            .set("broker.heartbeat.interval.ms", 500)
+            .start();
+        let bs = cluster.bootstrap();
+        // The paused broker is neither the active controller nor the leader.
+        let (controller, _) = cluster.wait_active_controller(Duration::from_secs(30));
+        let controller = controller as u16;
+        let others: Vec<u16> = cluster
+            .ids()
+            .into_iter()
+            .filter(|n| *n != controller)
+            .collect();
+        let (leader, victim) = (others[0], others[1]);
+        let node = |n: u16| n as i32 * 1000;
+        let leader_node = node(leader).to_string();
+        let replicated = unique("replicated");
+        create_topic_assigned(
+            &bs,
+            &replicated,
+            &[&[node(leader), node(controller), node(victim)]],
+            &[("min.insync.replicas", "3")],
+        );
+        let lonely = unique("lonely");
+        create_topic_assigned(&bs, &lonely, &[&[node(victim)]], &[]);
+        let (p, log) = producer(&bs, &[("acks", "all"), ("linger.ms", "5")]);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        for i in 0..100 {
+            let m = Msg {
+                value: Some(vec![b'r'; 50]),
+                partition: Some(0),
+                ..Msg::default()
+            };
+            send(&p, &replicated, i, &m, deadline);
+        }
+        wait_delivered(&p, &log, 100, Duration::from_secs(60));
+        assert_eq!(log.failed(), 0, "{:?}", log.first_failures(5));
+
+        let all = cluster.ids();
+        let ports: BTreeMap<u16, u16> =
+            all.iter().map(|n| (*n, cluster.metrics_port(*n))).collect();
+        let leader_only = [leader];
+        let lag_labels = [
+            ("topic", replicated.as_str()),
+            ("partition", "0"),
+            ("leader", leader_node.as_str()),
+        ];
+        let mut last = Vec::new();
+        let steady = wait_until(Duration::from_secs(30), Duration::from_millis(200), || {
+            last = vec![
+                sum_over(&ports, &[controller], "sluice_follower_lag", &lag_labels),
+                sum_over(&ports, &[victim], "sluice_follower_lag", &lag_labels),
+                sum_over(&ports, &leader_only, "sluice_under_min_isr_partitions", &[]),
+                sum_over(&ports, &all, "sluice_offline_partitions", &[]),
+            ];
+            last == [Some(0.0); 4]
+        });
+        assert!(
+            steady,
+            "followers caught up, nothing under min ISR or offline: {last:?}"
+        );
+        let followers_lag = |n: u16| {
+            try_scrape(ports[&n])
+                .ok()
+                .and_then(|doc| value(&doc, "sluice_follower_lag", &lag_labels))
+        };
+        assert_eq!(
+            followers_lag(leader),
+            None,
+            "the leader follows nothing of the partition"
+        );
+        let counter = |name: &str| sum_over(&ports, &leader_only, name, &[]).unwrap_or(-1.0);
+        let (shrinks, expands) = (
+            counter("sluice_isr_shrinks_total"),
+            counter("sluice_isr_expands_total"),
+        );
+
+        cluster.pause(victim);
+        let live = [leader, controller];
+        let shrunk = wait_until(Duration::from_secs(60), Duration::from_millis(200), || {
+            last = vec![
+                sum_over(&ports, &leader_only, "sluice_under_min_isr_partitions", &[]),
+                sum_over(
+                    &ports,
+                    &leader_only,
+                    "sluice_under_replicated_partitions",
+                    &[],
+                )
+                .map(|n| n.min(1.0)),
+                sum_over(&ports, &live, "sluice_offline_partitions", &[]),
+            ];
+            last == [Some(1.0); 3] && counter("sluice_isr_shrinks_total") > shrinks
+        });
+        assert!(
+            shrunk,
+            "with broker {victim} paused: under min ISR, under-replicated, offline {last:?}; shrinks {} (before {shrinks})",
+            counter("sluice_isr_shrinks_total")
+        );
+
+        cluster.resume(victim);
+        cluster.wait_nodes(&cluster.all_nodes(), Duration::from_secs(60));
+        let expanded = wait_until(Duration::from_secs(60), Duration::from_millis(200), || {
+            last = vec![
+                sum_over(&ports, &leader_only, "sluice_under_min_isr_partitions", &[]),
+                sum_over(&ports, &all, "sluice_under_replicated_partitions", &[]),
+                sum_over(&ports, &all, "sluice_offline_partitions", &[]),
+            ];
+            last == [Some(0.0); 3] && counter("sluice_isr_expands_total") > expands
+        });
+        assert!(
+            expanded,
+            "with broker {victim} back: under min ISR, under-replicated, offline {last:?}; expands {} (before {expands})",
+            counter("sluice_isr_expands_total")
+        );
+        assert_eq!(followers_lag(victim), Some(0.0), "the follower caught up");
+    })
 }

@@ -14,45 +14,9 @@ use kafka_protocol::messages::describe_log_dirs_request::DescribableLogDirTopic;
 use kafka_protocol::messages::describe_log_dirs_response::DescribeLogDirsResult;
 use kafka_protocol::messages::{DescribeLogDirsRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::Consumer;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
-
-/// Creates `topic` with the replica assignment `replicas` (one list of node ids per partition,
-/// preferred leader first), then waits until Metadata shows every partition led.
-fn create_assigned_topic(bootstrap: &str, topic: &str, replicas: &[&[i32]]) {
-    let admin: AdminClient<DefaultClientContext> =
-        client_config(bootstrap).create().expect("admin client");
-    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
-    let new = NewTopic::new(
-        topic,
-        replicas.len() as i32,
-        TopicReplication::Variable(replicas),
-    );
-    let res = futures::executor::block_on(admin.create_topics([&new], &opts))
-        .expect("CreateTopics request failed");
-    for r in res {
-        if let Err((name, code)) = r {
-            panic!("CreateTopics {name}: {code:?}");
-        }
-    }
-    let consumer = plain_consumer(bootstrap);
-    let led = wait_until(Duration::from_secs(30), Duration::from_millis(100), || {
-        consumer
-            .fetch_metadata(Some(topic), Duration::from_secs(5))
-            .is_ok_and(|md| {
-                md.topics().iter().any(|t| {
-                    t.name() == topic
-                        && t.partitions().len() == replicas.len()
-                        && t.partitions().iter().all(|p| p.leader() >= 0)
-                })
-            })
-    });
-    assert!(led, "{topic} did not get leaders for all its partitions");
-}
 
 /// Produces `count` records to partition 0 of `topic` with acks=all and waits for every one.
 fn produce_acked(bootstrap: &str, topic: &str, count: usize) {
@@ -133,7 +97,7 @@ fn a_restarted_replica_keeps_its_high_watermark() {
             .start();
         let bs = cluster.bootstrap();
         let topic = unique("hw-checkpoint");
-        create_assigned_topic(&bs, &topic, &[&[2000, 1000]]);
+        create_topic_assigned(&bs, &topic, &[&[2000, 1000]], &[]);
 
         // The periodic checkpoint, then kill -9.
         produce_acked(&bs, &topic, 100);
@@ -223,7 +187,7 @@ fn describe_log_dirs_lists_each_nodes_replicas() {
         let bs = broker.bootstrap();
         let topic = unique("log-dirs");
         // Two partitions, each with a replica on both shards (nodes 1000 and 1001).
-        create_assigned_topic(&bs, &topic, &[&[1000, 1001], &[1001, 1000]]);
+        create_topic_assigned(&bs, &topic, &[&[1000, 1001], &[1001, 1000]], &[]);
         let (p, log) = producer(&bs, &[("acks", "all"), ("linger.ms", "5")]);
         let deadline = Instant::now() + Duration::from_secs(60);
         for i in 0..200 {

@@ -16,7 +16,7 @@ use crate::group::GroupCoordinator;
 use crate::group_commit::GroupCommit;
 use crate::messages::{OfflinePartition, ShardRouter};
 use crate::metadata::{MetadataImage, PartitionState};
-use crate::metrics::{PartitionStats, ShardMetrics, ShardSnapshot};
+use crate::metrics::{FollowerLag, PartitionStats, ReplicationStats, ShardMetrics, ShardSnapshot};
 use crate::partition::{log_config, Partition};
 use crate::quorum_controller::ControllerService;
 use crate::replica_manager::ReplicaManager;
@@ -244,9 +244,11 @@ impl Shard {
     /// Adopts `image`: opens the logs of replicas newly placed here (followers as well as
     /// leaders), notes which ones this shard leads, deletes logs of topics that were deleted,
     /// and applies topic configs (overrides and dynamic broker configs) and leader epochs to
-    /// the partitions and their logs, live. Returns the partitions whose logs it tried to open
-    /// and could not (they stay offline, and are tried again at the next image).
+    /// the partitions and their logs, live. Counts the ISR shrinks and expansions of the
+    /// partitions this shard led before and still leads. Returns the partitions whose logs it
+    /// tried to open and could not (they stay offline, and are tried again at the next image).
     pub fn apply_metadata(&self, image: Arc<MetadataImage>) -> Vec<OfflinePartition> {
+        let previous = self.image();
         let mut failed = Vec::new();
         let mut table = self.partitions.borrow_mut();
         let mut removed = Vec::new();
@@ -268,6 +270,15 @@ impl Shard {
                 let leader = image.leads(placement, self.id);
                 match &mut slots[index] {
                     Some(r) if here => {
+                        if r.leader && leader {
+                            let before = previous
+                                .topic(name)
+                                .filter(|t| t.id == topic.id)
+                                .and_then(|t| t.partitions.get(index));
+                            if let Some(before) = before {
+                                self.metrics.record_isr_change(&before.isr, &placement.isr);
+                            }
+                        }
                         r.partition.apply_config(&effective);
                         r.partition.leader_epoch.set(placement.leader_epoch);
                         r.leader = leader;
@@ -414,10 +425,28 @@ impl Shard {
         &self.shard_dir
     }
 
-    /// This shard's metrics, with its partitions' gauges.
+    /// This shard's metrics, with its partitions' gauges and replication state.
     pub fn metrics_snapshot(&self) -> ShardSnapshot {
-        let partitions = self
-            .all_partitions()
+        let replicas = self.all_partitions();
+        let count = |f: fn(&Partition) -> bool| replicas.iter().filter(|p| f(p)).count() as u64;
+        let replication = ReplicationStats {
+            under_replicated_partitions: count(Partition::is_under_replicated),
+            under_min_isr_partitions: count(Partition::is_under_min_isr),
+            follower_lags: self
+                .replicas
+                .follower_status()
+                .into_iter()
+                .filter_map(|f| {
+                    Some(FollowerLag {
+                        lag: f.lag?,
+                        topic: f.topic_partition.topic,
+                        partition: f.topic_partition.partition,
+                        leader: f.leader_id,
+                    })
+                })
+                .collect(),
+        };
+        let partitions = replicas
             .iter()
             .map(|p| PartitionStats {
                 topic: p.topic.clone(),
@@ -428,8 +457,12 @@ impl Shard {
                 size_bytes: p.size_bytes(),
             })
             .collect();
-        self.metrics
-            .snapshot(self.id, self.open_connections() as u64, partitions)
+        self.metrics.snapshot(
+            self.id,
+            self.open_connections() as u64,
+            partitions,
+            replication,
+        )
     }
 
     /// The entries of this shard's recovery point checkpoint. Offline partitions keep the

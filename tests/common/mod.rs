@@ -810,6 +810,48 @@ pub fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
     );
 }
 
+/// Creates `topic` with the replica assignment `replicas` (one list of node ids per partition,
+/// preferred leader first) and the topic configs `configs` with the AdminClient, then waits
+/// until Metadata shows every partition with a leader.
+pub fn create_topic_assigned(
+    bootstrap: &str,
+    topic: &str,
+    replicas: &[&[i32]],
+    configs: &[(&str, &str)],
+) {
+    let admin: AdminClient<DefaultClientContext> =
+        client_config(bootstrap).create().expect("admin client");
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    let mut new = NewTopic::new(
+        topic,
+        replicas.len() as i32,
+        TopicReplication::Variable(replicas),
+    );
+    for (k, v) in configs {
+        new = new.set(k, v);
+    }
+    let res = futures::executor::block_on(admin.create_topics([&new], &opts))
+        .expect("CreateTopics request failed");
+    for r in res {
+        if let Err((name, code)) = r {
+            panic!("CreateTopics {name}: {code:?}");
+        }
+    }
+    let consumer = plain_consumer(bootstrap);
+    let led = wait_until(Duration::from_secs(30), Duration::from_millis(100), || {
+        consumer
+            .fetch_metadata(Some(topic), Duration::from_secs(5))
+            .is_ok_and(|md| {
+                md.topics().iter().any(|t| {
+                    t.name() == topic
+                        && t.partitions().len() == replicas.len()
+                        && t.partitions().iter().all(|p| p.leader() >= 0)
+                })
+            })
+    });
+    assert!(led, "{topic} did not get leaders for all its partitions");
+}
+
 /// One message to produce.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Msg {

@@ -1,10 +1,12 @@
 //! The metrics HTTP endpoint (`metrics.listener`, default 127.0.0.1:9644), served by shard 0.
 //!
-//! It answers `GET /metrics` with every shard's snapshot in Prometheus text format and
-//! anything else with 404. Each scrape is one short HTTP/1.1 exchange (`Connection: close`);
+//! It answers `GET /metrics` with every shard's snapshot in Prometheus text format (and, on a
+//! controller, the quorum's gauges and the active controller's count of partitions without a
+//! leader) and anything else with 404. Each scrape is one short HTTP/1.1 exchange (`Connection: close`);
 //! a request head over 8 KiB or slower than 5 seconds is dropped.
 
-use super::render::{render, render_quorum};
+use super::offline_partitions;
+use super::render::{render, render_controller, render_quorum};
 use crate::shard::Shard;
 use futures_lite::io::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
@@ -62,7 +64,14 @@ async fn answer(mut stream: TcpStream, shard: &Shard) -> std::io::Result<()> {
                 Ok(snapshots) => {
                     let mut body = render(&snapshots);
                     if let Some(controller) = &shard.controller {
-                        body.push_str(&render_quorum(&controller.metrics()));
+                        let quorum = controller.metrics();
+                        let offline = if quorum.active {
+                            offline_partitions(&shard.image().state)
+                        } else {
+                            0
+                        };
+                        body.push_str(&render_quorum(&quorum));
+                        body.push_str(&render_controller(offline));
                     }
                     ("200 OK", "text/plain; version=0.0.4; charset=utf-8", body)
                 }

@@ -8,9 +8,21 @@
 pub mod http;
 pub mod render;
 
+use crate::metadata::ClusterState;
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::time::Duration;
+
+/// The partitions of `state` without a leader (Kafka's `OfflinePartitionsCount`): no replica
+/// can serve them until one is elected.
+pub fn offline_partitions(state: &ClusterState) -> usize {
+    state
+        .topics
+        .values()
+        .flat_map(|t| &t.partitions)
+        .filter(|p| p.leader < 0)
+        .count()
+}
 
 /// Upper bounds (seconds) of the request-latency histogram buckets.
 pub const LATENCY_BUCKETS: [f64; 16] = [
@@ -64,6 +76,8 @@ pub struct ShardMetrics {
     cleaner_runs: Cell<u64>,
     cleaner_bytes_read: Cell<u64>,
     cleaner_bytes_written: Cell<u64>,
+    isr_shrinks: Cell<u64>,
+    isr_expands: Cell<u64>,
 }
 
 /// Keeps a purgatory gauge raised while alive.
@@ -99,6 +113,18 @@ impl ShardMetrics {
             .set(self.cleaner_bytes_read.get() + bytes_read);
         self.cleaner_bytes_written
             .set(self.cleaner_bytes_written.get() + bytes_written);
+    }
+
+    /// Counts the change of a led partition's committed ISR from `old_isr` to `new_isr`
+    /// between two metadata images: a shrink when a member left, an expansion when one
+    /// joined (Kafka's `IsrShrinksPerSec` / `IsrExpandsPerSec`, once per change).
+    pub fn record_isr_change(&self, old_isr: &[i32], new_isr: &[i32]) {
+        if old_isr.iter().any(|r| !new_isr.contains(r)) {
+            self.isr_shrinks.set(self.isr_shrinks.get() + 1);
+        }
+        if new_isr.iter().any(|r| !old_isr.contains(r)) {
+            self.isr_expands.set(self.isr_expands.get() + 1);
+        }
     }
 
     /// Adds record bytes produced to `topic`.
@@ -144,9 +170,13 @@ impl ShardMetrics {
         shard: u32,
         connections: u64,
         partitions: Vec<PartitionStats>,
+        replication: ReplicationStats,
     ) -> ShardSnapshot {
         ShardSnapshot {
             shard,
+            replication,
+            isr_shrinks: self.isr_shrinks.get(),
+            isr_expands: self.isr_expands.get(),
             requests: self.requests.borrow().clone(),
             errors: self.errors.borrow().clone(),
             topics: self.topics.borrow().clone(),
@@ -180,6 +210,33 @@ pub struct PartitionStats {
     pub size_bytes: u64,
 }
 
+/// The replication gauges of one shard, measured at a scrape.
+#[derive(Debug, Clone, Default)]
+pub struct ReplicationStats {
+    /// Partitions led here whose committed ISR is smaller than their replica set (Kafka's
+    /// `UnderReplicatedPartitions`).
+    pub under_replicated_partitions: u64,
+    /// Partitions led here whose committed ISR is smaller than `min.insync.replicas` (Kafka's
+    /// `UnderMinIsrPartitionCount`).
+    pub under_min_isr_partitions: u64,
+    /// Every partition followed here whose fetcher knows its lag.
+    pub follower_lags: Vec<FollowerLag>,
+}
+
+/// How far one follower is behind its leader.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FollowerLag {
+    /// Topic name.
+    pub topic: String,
+    /// Partition index.
+    pub partition: i32,
+    /// The leader's node id.
+    pub leader: i32,
+    /// Records between the follower's log end and the leader's high watermark (Kafka's fetcher
+    /// `ConsumerLag`, never negative).
+    pub lag: i64,
+}
+
 /// Everything one shard reports to a scrape.
 #[derive(Debug, Clone)]
 pub struct ShardSnapshot {
@@ -193,8 +250,14 @@ pub struct ShardSnapshot {
     pub topics: BTreeMap<String, TopicBytes>,
     /// Open client connections.
     pub connections: u64,
-    /// Partitions led by the shard.
+    /// The partition replicas on the shard, leaders and followers.
     pub partitions: Vec<PartitionStats>,
+    /// Under-replicated and under-min-ISR counts, follower lags.
+    pub replication: ReplicationStats,
+    /// Shrinks of the committed ISR of partitions led here.
+    pub isr_shrinks: u64,
+    /// Expansions of the committed ISR of partitions led here.
+    pub isr_expands: u64,
     /// Fetches parked in long poll.
     pub fetch_waiting: u64,
     /// Produce requests waiting for an fsync.
@@ -221,7 +284,7 @@ mod tests {
         for us in [50, 300, 2_000, 20_000_000] {
             m.record_request(0, Duration::from_micros(us));
         }
-        let s = m.snapshot(0, 0, vec![]);
+        let s = m.snapshot(0, 0, vec![], ReplicationStats::default());
         let stats = &s.requests[&0];
         assert_eq!(stats.count, 4);
         assert_eq!(stats.buckets.iter().sum::<u64>(), 4);
@@ -233,13 +296,33 @@ mod tests {
     }
 
     #[test]
+    fn isr_changes_count_shrinks_and_expansions_once_each() {
+        let m = ShardMetrics::default();
+        m.record_isr_change(&[1, 2, 3], &[1, 2, 3]);
+        m.record_isr_change(&[1, 2, 3], &[1, 3]);
+        m.record_isr_change(&[1, 3], &[1, 2, 3]);
+        // A member swapped for another: both.
+        m.record_isr_change(&[1, 2], &[1, 3]);
+        let s = m.snapshot(0, 0, vec![], ReplicationStats::default());
+        assert_eq!((s.isr_shrinks, s.isr_expands), (2, 2));
+    }
+
+    #[test]
     fn purgatory_gauges_follow_guards() {
         let m = ShardMetrics::default();
         let a = m.fetch_parked();
         let b = m.fetch_parked();
-        assert_eq!(m.snapshot(0, 0, vec![]).fetch_waiting, 2);
+        assert_eq!(
+            m.snapshot(0, 0, vec![], ReplicationStats::default())
+                .fetch_waiting,
+            2
+        );
         drop(a);
         drop(b);
-        assert_eq!(m.snapshot(0, 0, vec![]).fetch_waiting, 0);
+        assert_eq!(
+            m.snapshot(0, 0, vec![], ReplicationStats::default())
+                .fetch_waiting,
+            0
+        );
     }
 }

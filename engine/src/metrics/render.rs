@@ -139,11 +139,21 @@ pub fn render(snapshots: &[ShardSnapshot]) -> String {
             }
         },
     );
-    let per_shard: [Gauge<ShardSnapshot, u64>; 4] = [
+    let per_shard: [Gauge<ShardSnapshot, u64>; 6] = [
         (
             "sluice_partitions",
-            "Partition replicas led by the shard.",
+            "Partition replicas on the shard, leaders and followers.",
             |s| s.partitions.len() as u64,
+        ),
+        (
+            "sluice_under_replicated_partitions",
+            "Partitions led by the shard whose in-sync replicas are fewer than their replicas.",
+            |s| s.replication.under_replicated_partitions,
+        ),
+        (
+            "sluice_under_min_isr_partitions",
+            "Partitions led by the shard whose in-sync replicas are fewer than min.insync.replicas.",
+            |s| s.replication.under_min_isr_partitions,
         ),
         (
             "sluice_connections_active",
@@ -168,6 +178,43 @@ pub fn render(snapshots: &[ShardSnapshot]) -> String {
             }
         });
     }
+    let per_shard_counters: [Gauge<ShardSnapshot, u64>; 2] = [
+        (
+            "sluice_isr_shrinks_total",
+            "Shrinks of the committed in-sync replica set of partitions led by the shard.",
+            |s| s.isr_shrinks,
+        ),
+        (
+            "sluice_isr_expands_total",
+            "Expansions of the committed in-sync replica set of partitions led by the shard.",
+            |s| s.isr_expands,
+        ),
+    ];
+    for (name, help, value) in per_shard_counters {
+        family(name, "counter", help, &mut |o| {
+            for s in snapshots {
+                sample(o, name, &[("shard", &s.shard.to_string())], value(s) as f64);
+            }
+        });
+    }
+    family(
+        "sluice_follower_lag",
+        "gauge",
+        "Records a followed partition's log end is behind its leader's high watermark.",
+        &mut |o| {
+            for s in snapshots {
+                for f in &s.replication.follower_lags {
+                    let labels = [
+                        ("shard", s.shard.to_string()),
+                        ("topic", f.topic.clone()),
+                        ("partition", f.partition.to_string()),
+                        ("leader", f.leader.to_string()),
+                    ];
+                    sample(o, "sluice_follower_lag", &as_refs(&labels), f.lag as f64);
+                }
+            }
+        },
+    );
     family(
         "sluice_fetch_reads_total",
         "counter",
@@ -315,6 +362,21 @@ pub fn render_quorum(q: &QuorumMetrics) -> String {
     out
 }
 
+/// Renders the gauges the active controller reports for the whole cluster: the partitions
+/// without a leader (`offline`; as Kafka's `OfflinePartitionsCount`, the other controllers
+/// report 0, so that a sum over the cluster counts each partition once).
+pub fn render_controller(offline: usize) -> String {
+    let mut out = String::with_capacity(256);
+    let name = "sluice_offline_partitions";
+    let _ = writeln!(
+        out,
+        "# HELP {name} Partitions without a leader (reported by the active controller, 0 elsewhere)."
+    );
+    let _ = writeln!(out, "# TYPE {name} gauge");
+    sample(&mut out, name, &[], offline as f64);
+    out
+}
+
 fn as_refs<'a>(labels: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
     labels.iter().map(|(k, v)| (*k, v.as_str())).collect()
 }
@@ -375,6 +437,40 @@ mod tests {
     use std::time::Duration;
 
     #[test]
+    fn replication_gauges_and_counters_are_rendered_per_shard() {
+        use crate::metrics::{FollowerLag, ReplicationStats};
+        let m = ShardMetrics::default();
+        m.record_isr_change(&[1000, 2000], &[1000]);
+        let replication = ReplicationStats {
+            under_replicated_partitions: 2,
+            under_min_isr_partitions: 1,
+            follower_lags: vec![FollowerLag {
+                topic: "t".to_string(),
+                partition: 4,
+                leader: 2001,
+                lag: 17,
+            }],
+        };
+        let text = render(&[m.snapshot(1, 0, vec![], replication)]);
+        for line in [
+            "sluice_under_replicated_partitions{shard=\"1\"} 2",
+            "sluice_under_min_isr_partitions{shard=\"1\"} 1",
+            "sluice_isr_shrinks_total{shard=\"1\"} 1",
+            "sluice_isr_expands_total{shard=\"1\"} 0",
+            "# TYPE sluice_isr_shrinks_total counter",
+            "sluice_follower_lag{shard=\"1\",topic=\"t\",partition=\"4\",leader=\"2001\"} 17",
+        ] {
+            assert!(text.contains(line), "{line} missing from\n{text}");
+        }
+        let controller = render_controller(3);
+        assert!(
+            controller
+                .contains("# TYPE sluice_offline_partitions gauge\nsluice_offline_partitions 3\n"),
+            "{controller}"
+        );
+    }
+
+    #[test]
     fn error_and_api_names_read_like_kafkas() {
         assert_eq!(error_name(6), "NOT_LEADER_OR_FOLLOWER");
         assert_eq!(error_name(2), "CORRUPT_MESSAGE");
@@ -387,7 +483,7 @@ mod tests {
         m.record_request(1, Duration::from_micros(700));
         m.record_request(1, Duration::from_millis(30));
         m.add_bytes_in("we\"ird", 10);
-        let text = render(&[m.snapshot(3, 2, vec![])]);
+        let text = render(&[m.snapshot(3, 2, vec![], Default::default())]);
         assert!(
             text.contains("sluice_topic_bytes_in_total{shard=\"3\",topic=\"we\\\"ird\"} 10"),
             "{text}"
