@@ -4,7 +4,10 @@
 //!   while its leader cannot answer still knows which records are committed, whether the
 //!   checkpoint was written periodically (then `kill -9`) or at a clean shutdown;
 //! * DescribeLogDirs: each node lists its replicas, leaders and followers, in the broker's log
-//!   dir, with sizes that agree between replicas, and the volume's space (v4).
+//!   dir, with sizes that agree between replicas, and the volume's space (v4);
+//! * `sluice cluster elect-leaders`: its usage errors and refusals, and a preferred election
+//!   that gives a partition back to its preferred replica after a restart took it away.
+mod cli_support;
 mod common;
 
 use common::cluster::Cluster;
@@ -245,4 +248,69 @@ fn describe_log_dirs_lists_each_nodes_replicas() {
         let results = describe_log_dirs(broker.addr(1), 4, Some(("no-such-topic", vec![0])));
         assert!(results[0].topics.is_empty(), "{results:?}");
     })
+}
+
+#[test]
+fn elect_leaders_cli_refuses_bad_usage_and_unknown_partitions() {
+    cli_support::help_mentions(
+        &["cluster", "elect-leaders"],
+        &[
+            "--election-type",
+            "preferred",
+            "unclean",
+            "--topic",
+            "--partition",
+            "--all-topic-partitions",
+        ],
+    );
+    let broker = Broker::builder().cores(2).start();
+    let bs = broker.bootstrap();
+    let topic = unique("elect-usage");
+    create_topic(&bs, &topic, 2);
+    let elect = |args: &[&str]| {
+        let mut all = vec!["cluster", "elect-leaders"];
+        all.extend_from_slice(args);
+        cli_support::sluice_at(&bs, &all)
+    };
+    elect(&["--election-type", "preferred"])
+        .failed_with(2)
+        .stderr_has(&["--topic", "--all-topic-partitions"]);
+    elect(&[
+        "--election-type",
+        "preferred",
+        "--topic",
+        &topic,
+        "--all-topic-partitions",
+    ])
+    .failed_with(2)
+    .stderr_has(&["cannot be used with"]);
+    elect(&["--election-type", "preferred", "--partition", "0"]).failed_with(2);
+    elect(&["--election-type", "sideways", "--topic", &topic])
+        .failed_with(2)
+        .stderr_has(&["possible values: preferred, unclean"]);
+    elect(&["--election-type", "unclean", "--topic", "no-such-topic"])
+        .failed_with(1)
+        .stderr_has(&["topic 'no-such-topic' does not exist"]);
+    elect(&[
+        "--election-type",
+        "preferred",
+        "--topic",
+        &topic,
+        "--partition",
+        "0,5",
+    ])
+    .failed_with(1)
+    .stderr_has(&[&format!(
+        "topic '{topic}' has 2 partitions, so there is no partition 5"
+    )]);
+    cli_support::unreachable_is_clear(
+        &format!("127.0.0.1:{}", free_range(1)),
+        &[
+            "cluster",
+            "elect-leaders",
+            "--election-type",
+            "preferred",
+            "--all-topic-partitions",
+        ],
+    );
 }

@@ -20,6 +20,8 @@ pub struct PartitionMetadata {
     pub replicas: Vec<i32>,
     /// The in-sync replicas.
     pub isr: Vec<i32>,
+    /// The replicas on brokers that are not live (Metadata v5+; empty before).
+    pub offline_replicas: Vec<i32>,
 }
 
 /// One topic as Metadata describes it.
@@ -167,6 +169,7 @@ impl Cluster {
                             error_code: p.error_code,
                             replicas: p.replica_nodes.iter().map(|n| n.0).collect(),
                             isr: p.isr_nodes.iter().map(|n| n.0).collect(),
+                            offline_replicas: p.offline_replicas.iter().map(|n| n.0).collect(),
                         },
                     )
                 })

@@ -4,9 +4,13 @@
 //! * `status` — the brokers (DescribeCluster: their shard nodes, fenced or not, rack) and the
 //!   controller quorum (DescribeQuorum: leader, epoch, every voter's and observer's log end
 //!   offset and lag), as tables or, with `--json`, as one JSON object.
+//! * `elect-leaders` — preferred or unclean leader elections on request (ElectLeaders), for a
+//!   topic's partitions or every partition, with a table of the outcomes.
 //!
-//! Exit status: 0 on success, 1 when a request failed, 2 for usage errors.
+//! Exit status: 0 on success, 1 when a request (or an election) failed, 2 for usage errors.
 
+/// `sluice cluster elect-leaders`.
+pub mod elect_leaders;
 /// `sluice cluster status`.
 pub mod status;
 
@@ -30,6 +34,9 @@ pub enum ClusterCommand {
     /// Show the brokers (node.id, shard nodes, fenced, rack) and the controller quorum (leader,
     /// epoch, log end offset and lag of every voter and observer).
     Status(status::StatusArgs),
+    /// Elect leaders on request: `preferred` gives partitions back to their preferred replica,
+    /// `unclean` elects out-of-sync replicas for partitions without a leader.
+    ElectLeaders(elect_leaders::ElectLeadersArgs),
 }
 
 /// Runs `sluice cluster …` and returns its exit status; output goes to stdout, errors to stderr.
@@ -38,6 +45,7 @@ pub fn run(args: &ClusterArgs) -> ExitCode {
         let cluster = args.common.connect("sluice-cluster").await?;
         match &args.command {
             ClusterCommand::Status(a) => status::run(&cluster, a).await,
+            ClusterCommand::ElectLeaders(a) => elect_leaders::run(&cluster, a).await,
         }
     })
 }

@@ -41,7 +41,8 @@ fn nodes(ids: &[i32]) -> String {
     ids.join(",")
 }
 
-/// The description of one topic: a summary line, its overridden configs, and a partition table.
+/// The description of one topic: a summary line, its overridden configs, and a partition table
+/// (with an OFFLINE column of the replicas on brokers that are not live, when there are any).
 pub fn render(name: &str, t: &TopicMetadata, configs: Result<&[ConfigValue], String>) -> String {
     let replication = t.partitions.values().next().map_or(0, |p| p.replicas.len());
     let mut out = format!(
@@ -65,7 +66,16 @@ pub fn render(name: &str, t: &TopicMetadata, configs: Result<&[ConfigValue], Str
         Err(e) => format!("(could not be read: {e})"),
     };
     out.push_str(&format!("Configs: {configs}\n"));
-    let mut table = Table::new(&["PARTITION", "LEADER", "REPLICAS", "ISR"]);
+    let any_offline = t
+        .partitions
+        .values()
+        .any(|p| !p.offline_replicas.is_empty());
+    let headers: &[&str] = if any_offline {
+        &["PARTITION", "LEADER", "REPLICAS", "ISR", "OFFLINE"]
+    } else {
+        &["PARTITION", "LEADER", "REPLICAS", "ISR"]
+    };
+    let mut table = Table::new(headers);
     for (index, p) in &t.partitions {
         let leader = if p.leader >= 0 {
             p.leader.to_string()
@@ -77,6 +87,7 @@ pub fn render(name: &str, t: &TopicMetadata, configs: Result<&[ConfigValue], Str
             leader,
             nodes(&p.replicas),
             nodes(&p.isr),
+            nodes(&p.offline_replicas),
         ]);
     }
     out.push_str(&table.render());
@@ -150,6 +161,7 @@ mod tests {
             error_code: 0,
             replicas: vec![1000],
             isr: if leader < 0 { vec![] } else { vec![1000] },
+            offline_replicas: vec![],
         };
         let t = TopicMetadata {
             error_code: 0,
@@ -170,6 +182,34 @@ mod tests {
              PARTITION  LEADER  REPLICAS  ISR\n\
              0          1000    1000      1000\n\
              1          none    1000      -\n"
+        );
+    }
+
+    #[test]
+    fn offline_replicas_get_a_column_when_there_are_any() {
+        let p = |replicas: Vec<i32>, isr: Vec<i32>, offline: Vec<i32>| PartitionMetadata {
+            leader: isr.first().copied().unwrap_or(-1),
+            error_code: 0,
+            replicas,
+            isr,
+            offline_replicas: offline,
+        };
+        let t = TopicMetadata {
+            error_code: 0,
+            topic_id: [0; 16],
+            is_internal: false,
+            partitions: BTreeMap::from([
+                (0, p(vec![1000, 2000, 3000], vec![1000, 2000], vec![3000])),
+                (1, p(vec![2000, 1000], vec![2000, 1000], vec![])),
+            ]),
+        };
+        assert_eq!(
+            render("orders", &t, Ok(&[])),
+            "Topic: orders  TopicId: AAAAAAAAAAAAAAAAAAAAAA  PartitionCount: 2  ReplicationFactor: 3\n\
+             Configs: (none overridden)\n\
+             PARTITION  LEADER  REPLICAS        ISR        OFFLINE\n\
+             0          1000    1000,2000,3000  1000,2000  3000\n\
+             1          2000    2000,1000       2000,1000  -\n"
         );
     }
 }
