@@ -129,6 +129,46 @@ pub struct ElectionOutcome {
     pub error_message: Option<String>,
 }
 
+/// One partition of an AlterPartitionReassignments request.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PartitionReassignment {
+    /// Topic name.
+    pub topic: String,
+    /// Partition index.
+    pub partition: i32,
+    /// The target replicas (node ids, preferred leader first); `None` cancels the
+    /// reassignment in progress.
+    pub replicas: Option<Vec<i32>>,
+}
+
+/// The controller's answer for one partition of an AlterPartitionReassignments request.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ReassignmentOutcome {
+    /// Topic name.
+    pub topic: String,
+    /// Partition index.
+    pub partition: i32,
+    /// Kafka error code (0: the reassignment started, completed, or was cancelled).
+    pub error_code: i16,
+    /// Why, when it failed.
+    pub error_message: Option<String>,
+}
+
+/// A reassignment in progress, as ListPartitionReassignments reports it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct OngoingReassignment {
+    /// Topic name.
+    pub topic: String,
+    /// Partition index.
+    pub partition: i32,
+    /// The partition's replicas now: the target replicas, then those being removed.
+    pub replicas: Vec<i32>,
+    /// The replicas being added.
+    pub adding_replicas: Vec<i32>,
+    /// The replicas being removed.
+    pub removing_replicas: Vec<i32>,
+}
+
 /// Work only the controller (shard 0) may do, because it changes the cluster metadata.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub enum ControllerCommand {
@@ -174,6 +214,18 @@ pub enum ControllerCommand {
     ElectLeaders {
         /// Which leader.
         election: ElectionType,
+        /// The partitions by topic; `None` means every partition.
+        partitions: Option<Vec<(String, Vec<i32>)>>,
+    },
+    /// Start, replace or cancel partition reassignments (AlterPartitionReassignments).
+    AlterPartitionReassignments {
+        /// The partitions and their target replicas, in request order.
+        reassignments: Vec<PartitionReassignment>,
+        /// Whether a target may have another replica count than the partition (KIP-860).
+        allow_replication_factor_change: bool,
+    },
+    /// The reassignments in progress (ListPartitionReassignments); reads, changes nothing.
+    ListPartitionReassignments {
         /// The partitions by topic; `None` means every partition.
         partitions: Option<Vec<(String, Vec<i32>)>>,
     },
@@ -272,6 +324,28 @@ impl ControllerCommand {
                     })
                     .collect(),
             },
+            ControllerCommand::AlterPartitionReassignments { reassignments, .. } => {
+                ControllerReply::Reassignments {
+                    error_code: code.code(),
+                    error_message: Some(why.to_string()),
+                    results: reassignments
+                        .iter()
+                        .map(|r| ReassignmentOutcome {
+                            topic: r.topic.clone(),
+                            partition: r.partition,
+                            error_code: code.code(),
+                            error_message: Some(why.to_string()),
+                        })
+                        .collect(),
+                }
+            }
+            ControllerCommand::ListPartitionReassignments { .. } => {
+                ControllerReply::OngoingReassignments {
+                    error_code: code.code(),
+                    error_message: Some(why.to_string()),
+                    reassignments: Vec::new(),
+                }
+            }
         }
     }
 }
@@ -299,6 +373,25 @@ pub enum ControllerReply {
         error_message: Option<String>,
         /// Per partition.
         results: Vec<ElectionOutcome>,
+    },
+    /// The answer to AlterPartitionReassignments: one outcome per partition, in request
+    /// order, and a request-level error.
+    Reassignments {
+        /// Kafka error code of the whole request (the controller could not be reached, say).
+        error_code: i16,
+        /// Why, when it failed.
+        error_message: Option<String>,
+        /// Per partition.
+        results: Vec<ReassignmentOutcome>,
+    },
+    /// The answer to ListPartitionReassignments.
+    OngoingReassignments {
+        /// Kafka error code of the whole request.
+        error_code: i16,
+        /// Why, when it failed.
+        error_message: Option<String>,
+        /// The reassignments in progress, by topic name then partition.
+        reassignments: Vec<OngoingReassignment>,
     },
 }
 

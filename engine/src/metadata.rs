@@ -28,29 +28,48 @@ pub const NO_LEADER: i32 = -1;
 ///
 /// Invariants ([`PartitionState::check`]): the replicas are distinct; the ISR is a non-empty,
 /// duplicate-free subset of them (its last member stays in it when it goes away, as in Kafka,
-/// so that it is the one to lead again); the leader is [`NO_LEADER`] or in the ISR.
+/// so that it is the one to lead again); the leader is [`NO_LEADER`] or in the ISR; a
+/// reassignment's adding and removing replicas are disjoint, distinct replicas, and leave at
+/// least one replica in place; at most one replica per broker keeps its data in the partition's
+/// shared directory (see [`PartitionState::uses_shared_dir`]).
 ///
 /// Stored forms of earlier releases still load (see [`StoredPartitionState`]).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(from = "StoredPartitionState")]
 pub struct PartitionState {
-    /// Node ids (`broker*1000+shard`) of the replicas, preferred leader first.
+    /// Node ids (`broker*1000+shard`) of the replicas, preferred leader first. While a
+    /// reassignment is in progress: its target replicas, then the replicas it removes.
     pub replicas: Vec<i32>,
     /// Node ids of the in-sync replicas, a subset of `replicas`.
     pub isr: Vec<i32>,
     /// Node id of the leader, [`NO_LEADER`] when there is none.
     pub leader: i32,
-    /// Bumped at every change of leader (to none included): fences requests and fetchers of
-    /// an earlier leadership.
+    /// Bumped at every change of leader (to none included), and when replicas leave the
+    /// partition: fences requests and fetchers of an earlier leadership.
     pub leader_epoch: i32,
     /// Bumped at every change of the replicas, the ISR or the leader: AlterPartition requests
     /// written against an older state are refused (INVALID_UPDATE_VERSION).
     pub partition_epoch: i32,
+    /// The replicas a reassignment in progress adds (KIP-455): in `replicas`, catching up.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub adding_replicas: Vec<i32>,
+    /// The replicas a reassignment in progress removes once the target replicas are in sync.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removing_replicas: Vec<i32>,
+    /// The replicas that keep their data in their shard's own directory
+    /// (`<log dir>/shard-<k>/<topic>-<index>`) rather than in the partition's shared one: those
+    /// placed on a broker that already held a replica of the partition. A replica keeps its
+    /// directory for as long as it lives, however the replicas are reordered or replaced
+    /// around it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shard_dir_replicas: Vec<i32>,
 }
 
 /// The stored forms of a [`PartitionState`]: this release's, and the single replica of the
 /// releases before replication (the metadata log of issue 11 and, once the importing broker's
 /// id is filled in by [`ClusterState::load`], the `cluster-metadata.json` of release 0.1).
+/// A replicated form without `shard_dir_replicas` (written before reassignments existed) had
+/// its directories decided by the replica order: [`shard_dir_replicas_by_order`].
 #[derive(Deserialize)]
 #[serde(untagged)]
 enum StoredPartitionState {
@@ -60,6 +79,12 @@ enum StoredPartitionState {
         leader: i32,
         leader_epoch: i32,
         partition_epoch: i32,
+        #[serde(default)]
+        adding_replicas: Vec<i32>,
+        #[serde(default)]
+        removing_replicas: Vec<i32>,
+        #[serde(default)]
+        shard_dir_replicas: Option<Vec<i32>>,
     },
     SingleReplica {
         broker: i32,
@@ -77,12 +102,19 @@ impl From<StoredPartitionState> for PartitionState {
                 leader,
                 leader_epoch,
                 partition_epoch,
+                adding_replicas,
+                removing_replicas,
+                shard_dir_replicas,
             } => PartitionState {
+                shard_dir_replicas: shard_dir_replicas
+                    .unwrap_or_else(|| shard_dir_replicas_by_order(&replicas)),
                 replicas,
                 isr,
                 leader,
                 leader_epoch,
                 partition_epoch,
+                adding_replicas,
+                removing_replicas,
             },
             StoredPartitionState::SingleReplica {
                 broker,
@@ -96,10 +128,29 @@ impl From<StoredPartitionState> for PartitionState {
                     leader: node,
                     leader_epoch,
                     partition_epoch: 0,
+                    adding_replicas: Vec::new(),
+                    removing_replicas: Vec::new(),
+                    shard_dir_replicas: Vec::new(),
                 }
             }
         }
     }
+}
+
+/// The replicas of `replicas` that use their shard's own directory when each broker's first
+/// replica (in this order) takes the shared one: the rule for new partitions, and the rule of
+/// the releases before reassignments.
+pub fn shard_dir_replicas_by_order(replicas: &[i32]) -> Vec<i32> {
+    replicas
+        .iter()
+        .enumerate()
+        .filter(|(i, r)| {
+            replicas[..*i]
+                .iter()
+                .any(|earlier| broker_of_node(*earlier) == broker_of_node(**r))
+        })
+        .map(|(_, r)| *r)
+        .collect()
 }
 
 impl PartitionState {
@@ -109,11 +160,14 @@ impl PartitionState {
         let isr: Vec<i32> = replicas.iter().copied().filter(|r| is_live(*r)).collect();
         let leader = *isr.first()?;
         let state = PartitionState {
+            shard_dir_replicas: shard_dir_replicas_by_order(&replicas),
             replicas,
             isr,
             leader,
             leader_epoch: 0,
             partition_epoch: 0,
+            adding_replicas: Vec::new(),
+            removing_replicas: Vec::new(),
         };
         debug_assert_eq!(state.check(), Ok(()));
         Some(state)
@@ -130,17 +184,71 @@ impl PartitionState {
     }
 
     /// Whether the replica on `node` keeps its data in the partition's shared directory
-    /// (`<log dir>/<topic>-<index>`, Kafka's layout, found in any log dir of the broker): it is
-    /// the first of its broker's replicas in `replicas`. A broker that holds several replicas
-    /// of one partition (a replication factor above the broker count) keeps the others in
-    /// their shard's own directory (`<log dir>/shard-<k>/<topic>-<index>`), so that no two
-    /// replicas share files.
+    /// (`<log dir>/<topic>-<index>`, Kafka's layout, found in any log dir of the broker) rather
+    /// than in its shard's own directory (`<log dir>/shard-<k>/<topic>-<index>`): a broker that
+    /// holds several replicas of one partition (a replication factor above the broker count,
+    /// or a reassignment moving a replica between its shards) keeps all but one of them in
+    /// their shard's directory, so that no two replicas share files. See
+    /// [`PartitionState::shard_dir_replicas`].
     pub fn uses_shared_dir(&self, node: i32) -> bool {
-        let broker = broker_of_node(node);
+        self.has_replica(node) && !self.shard_dir_replicas.contains(&node)
+    }
+
+    /// Whether a reassignment is in progress (KIP-455): replicas are being added or removed.
+    pub fn is_reassigning(&self) -> bool {
+        !self.adding_replicas.is_empty() || !self.removing_replicas.is_empty()
+    }
+
+    /// The replicas the partition had before the reassignment in progress (all of them when
+    /// none is): what cancelling it goes back to, in their order.
+    pub fn original_replicas(&self) -> Vec<i32> {
         self.replicas
             .iter()
-            .find(|r| broker_of_node(**r) == broker)
-            .is_some_and(|first| *first == node)
+            .copied()
+            .filter(|r| !self.adding_replicas.contains(r))
+            .collect()
+    }
+
+    /// The replicas the partition will have once the reassignment in progress completes (all
+    /// of them when none is).
+    pub fn target_replicas(&self) -> Vec<i32> {
+        self.replicas
+            .iter()
+            .copied()
+            .filter(|r| !self.removing_replicas.contains(r))
+            .collect()
+    }
+
+    /// Gives `replicas` (the partition's next replica set) their directories: a replica that
+    /// has one keeps it, a new one takes the shared directory when no replica of its broker
+    /// holds it, its shard's own directory otherwise. Replicas leaving the partition leave
+    /// [`PartitionState::shard_dir_replicas`].
+    pub fn set_replicas(&mut self, replicas: Vec<i32>) {
+        let mut shard_dirs: Vec<i32> = self
+            .shard_dir_replicas
+            .iter()
+            .copied()
+            .filter(|r| replicas.contains(r))
+            .collect();
+        let kept: Vec<i32> = replicas
+            .iter()
+            .copied()
+            .filter(|r| self.replicas.contains(r))
+            .collect();
+        let mut shared_brokers: Vec<i32> = kept
+            .iter()
+            .filter(|r| !shard_dirs.contains(r))
+            .map(|r| broker_of_node(*r))
+            .collect();
+        for &new in replicas.iter().filter(|r| !self.replicas.contains(r)) {
+            if shared_brokers.contains(&broker_of_node(new)) {
+                shard_dirs.push(new);
+            } else {
+                shared_brokers.push(broker_of_node(new));
+            }
+        }
+        self.replicas = replicas;
+        self.shard_dir_replicas = shard_dirs;
     }
 
     /// Checks the invariants (see the type's docs); the error says which one is broken.
@@ -170,6 +278,33 @@ impl PartitionState {
         }
         if self.leader_epoch < 0 || self.partition_epoch < 0 {
             return Err("negative epoch".to_string());
+        }
+        let replicas_only =
+            |nodes: &[i32]| distinct(nodes) && nodes.iter().all(|n| self.has_replica(*n));
+        if !replicas_only(&self.adding_replicas)
+            || !replicas_only(&self.removing_replicas)
+            || self
+                .adding_replicas
+                .iter()
+                .any(|n| self.removing_replicas.contains(n))
+            || self.removing_replicas.len() >= self.replicas.len()
+        {
+            return Err(format!(
+                "reassignment adding {:?} and removing {:?} not disjoint subsets of the replicas {:?} that leave one in place",
+                self.adding_replicas, self.removing_replicas, self.replicas
+            ));
+        }
+        let shared_brokers: Vec<i32> = self
+            .replicas
+            .iter()
+            .filter(|r| self.uses_shared_dir(**r))
+            .map(|r| broker_of_node(*r))
+            .collect();
+        if !replicas_only(&self.shard_dir_replicas) || !distinct(&shared_brokers) {
+            return Err(format!(
+                "shard directories {:?} of the replicas {:?} not distinct replicas leaving one shared directory per broker",
+                self.shard_dir_replicas, self.replicas
+            ));
         }
         Ok(())
     }
@@ -353,7 +488,13 @@ impl ClusterState {
                 load[shard as usize] += 1;
                 let target = node_id(broker_id, shard);
                 p.replicas[i] = target;
-                for member in p.isr.iter_mut().filter(|m| **m == node) {
+                for member in p
+                    .isr
+                    .iter_mut()
+                    .chain(p.adding_replicas.iter_mut())
+                    .chain(p.removing_replicas.iter_mut())
+                    .filter(|m| **m == node)
+                {
                     *member = target;
                 }
                 if p.leader == node {
@@ -616,6 +757,9 @@ mod tests {
             leader: node,
             leader_epoch: 0,
             partition_epoch: 0,
+            adding_replicas: vec![],
+            removing_replicas: vec![],
+            shard_dir_replicas: vec![],
         }
     }
 
@@ -691,13 +835,39 @@ mod tests {
             leader: 1000,
             leader_epoch: 4,
             partition_epoch: 9,
+            ..single(1000)
         };
         let json = serde_json::to_string(&current).unwrap();
         assert!(!json.contains("broker"), "{json}");
+        assert!(!json.contains("adding_replicas"), "{json}");
         assert_eq!(
             serde_json::from_str::<PartitionState>(&json).unwrap(),
             current
         );
+        let reassigning = PartitionState {
+            replicas: vec![1001, 2000, 1000],
+            isr: vec![1000, 2000],
+            adding_replicas: vec![1001],
+            removing_replicas: vec![1000],
+            shard_dir_replicas: vec![1001],
+            ..current.clone()
+        };
+        assert_eq!(reassigning.check(), Ok(()));
+        let json = serde_json::to_string(&reassigning).unwrap();
+        assert_eq!(
+            serde_json::from_str::<PartitionState>(&json).unwrap(),
+            reassigning
+        );
+    }
+
+    #[test]
+    fn partitions_written_before_reassignments_get_their_directories_by_replica_order() {
+        let before = r#"{"replicas":[1000,2000,1001],"isr":[1000],"leader":1000,"leader_epoch":1,"partition_epoch":2}"#;
+        let p: PartitionState = serde_json::from_str(before).unwrap();
+        assert_eq!(p.shard_dir_replicas, [1001]);
+        assert!(!p.is_reassigning());
+        assert_eq!(p.check(), Ok(()));
+        assert!(p.uses_shared_dir(1000) && p.uses_shared_dir(2000));
     }
 
     #[test]
@@ -716,6 +886,7 @@ mod tests {
             leader: NO_LEADER,
             leader_epoch: 1,
             partition_epoch: 2,
+            ..single(1000)
         };
         assert_eq!(ok.check(), Ok(()));
         let broken = [
@@ -735,6 +906,27 @@ mod tests {
                 leader: 1000,
                 ..ok.clone()
             },
+            PartitionState {
+                adding_replicas: vec![3000],
+                ..ok.clone()
+            },
+            PartitionState {
+                adding_replicas: vec![2000],
+                removing_replicas: vec![2000],
+                ..ok.clone()
+            },
+            PartitionState {
+                removing_replicas: vec![1000, 2000],
+                ..ok.clone()
+            },
+            PartitionState {
+                replicas: vec![1000, 1001],
+                ..ok.clone()
+            },
+            PartitionState {
+                shard_dir_replicas: vec![3000],
+                ..ok.clone()
+            },
         ];
         for p in broken {
             assert!(p.check().is_err(), "{p:?}");
@@ -745,8 +937,7 @@ mod tests {
                 replicas: vec![1000, 2000, 3000],
                 isr: vec![2000, 3000],
                 leader: 2000,
-                leader_epoch: 0,
-                partition_epoch: 0,
+                ..single(1000)
             })
         );
         assert_eq!(PartitionState::new(vec![1000], |_| false), None);
@@ -754,14 +945,34 @@ mod tests {
 
     #[test]
     fn the_first_replica_of_a_broker_uses_the_shared_directory() {
-        let p = PartitionState {
-            replicas: vec![2001, 1000, 2000],
-            ..single(2001)
-        };
+        let p = PartitionState::new(vec![2001, 1000, 2000], |_| true).unwrap();
         assert!(p.uses_shared_dir(2001));
         assert!(p.uses_shared_dir(1000));
         assert!(!p.uses_shared_dir(2000));
         assert!(!p.uses_shared_dir(3000));
+    }
+
+    #[test]
+    fn replicas_keep_their_directories_when_the_replicas_change() {
+        // A move from shard 0 to shard 1 of broker 1: the new replica goes in its shard's
+        // directory while the old one holds the shared one, and stays there after.
+        let mut p = PartitionState::new(vec![1000, 2000], |_| true).unwrap();
+        p.set_replicas(vec![1001, 2000, 1000]);
+        assert_eq!(p.shard_dir_replicas, [1001]);
+        assert!(p.uses_shared_dir(1000) && !p.uses_shared_dir(1001));
+        p.set_replicas(vec![1001, 2000]);
+        (p.isr, p.leader) = (vec![1001, 2000], 1001);
+        assert_eq!(p.shard_dir_replicas, [1001]);
+        assert!(!p.uses_shared_dir(1001));
+        assert_eq!(p.check(), Ok(()));
+        // Broker 1 no longer uses the shared directory: a replica added there takes it.
+        p.set_replicas(vec![1000, 1001, 2000]);
+        assert_eq!(p.shard_dir_replicas, [1001]);
+        assert!(p.uses_shared_dir(1000));
+        // Reordering moves nothing.
+        p.set_replicas(vec![2000, 1001, 1000]);
+        assert_eq!(p.shard_dir_replicas, [1001]);
+        assert_eq!(p.check(), Ok(()));
     }
 
     #[test]
@@ -782,11 +993,7 @@ mod tests {
     #[test]
     fn a_second_replica_on_a_missing_shard_stays_offline() {
         let mut s = ClusterState::new(Some("c".into()));
-        let both = PartitionState {
-            replicas: vec![1000, 1001],
-            isr: vec![1000, 1001],
-            ..single(1000)
-        };
+        let both = PartitionState::new(vec![1000, 1001], |_| true).unwrap();
         let moving = PartitionState {
             replicas: vec![1002, 2000],
             isr: vec![1002, 2000],

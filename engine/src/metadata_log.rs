@@ -332,16 +332,7 @@ mod tests {
         TopicState {
             id: Uuid::new_v4(),
             partitions: (0..partitions)
-                .map(|shard| {
-                    let node = node_id(1, shard);
-                    PartitionState {
-                        replicas: vec![node],
-                        isr: vec![node],
-                        leader: node,
-                        leader_epoch: 0,
-                        partition_epoch: 0,
-                    }
-                })
+                .map(|shard| PartitionState::new(vec![node_id(1, shard)], |_| true).unwrap())
                 .collect(),
             configs: TopicConfigs::default(),
             internal: false,

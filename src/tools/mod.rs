@@ -2,7 +2,8 @@
 //! through `sluice-net`'s lean client, so they work against any Kafka-compatible broker.
 //!
 //! * [`group`] — `sluice group`: list, describe, lag, reset offsets of and delete consumer groups.
-//! * [`topic`] — `sluice topic`: create, list, describe, alter, delete topics, add partitions.
+//! * [`topic`] — `sluice topic`: create, list, describe, alter, delete topics, add partitions,
+//!   reassign partitions.
 //! * [`config`] — `sluice config`: describe, set and delete topic and broker configs.
 //! * [`produce`] — `sluice produce`: stdin lines to records.
 //! * [`consume`] — `sluice consume`: records to stdout lines, optionally committing for a group.

@@ -74,6 +74,8 @@ pub fn default_frames() -> Vec<(ApiKey, i16, Bytes)> {
                 IncrementalAlterConfigs => IncrementalAlterConfigsRequest,
                 CreatePartitions => CreatePartitionsRequest,
                 ElectLeaders => ElectLeadersRequest,
+                AlterPartitionReassignments => AlterPartitionReassignmentsRequest,
+                ListPartitionReassignments => ListPartitionReassignmentsRequest,
                 DescribeCluster => DescribeClusterRequest,
                 DescribeQuorum => DescribeQuorumRequest,
                 FindCoordinator => FindCoordinatorRequest,

@@ -6,6 +6,7 @@
 //! does; everything else is answered with Kafka error codes.
 
 pub mod alter_configs;
+pub mod alter_partition_reassignments;
 pub mod alter_user_scram_credentials;
 pub mod api_versions;
 pub mod create_partitions;
@@ -29,6 +30,7 @@ pub mod join_group;
 pub mod leave_group;
 pub mod list_groups;
 pub mod list_offsets;
+pub mod list_partition_reassignments;
 pub mod metadata;
 pub mod offset_commit;
 pub mod offset_delete;
@@ -66,6 +68,8 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::ElectLeaders, 0, 2),
+    (ApiKey::AlterPartitionReassignments, 0, 1),
+    (ApiKey::ListPartitionReassignments, 0, 0),
     (ApiKey::DescribeCluster, 0, 2),
     (ApiKey::DescribeQuorum, 0, 2),
     (ApiKey::FindCoordinator, 0, 6),
@@ -157,6 +161,12 @@ pub async fn dispatch(shard: Rc<Shard>, req: RawRequest, client_host: &str) -> H
         ApiKey::DeleteTopics => delete_topics::handle_delete_topics(shard, req).await,
         ApiKey::CreatePartitions => create_partitions::handle_create_partitions(shard, req).await,
         ApiKey::ElectLeaders => elect_leaders::handle_elect_leaders(shard, req).await,
+        ApiKey::AlterPartitionReassignments => {
+            alter_partition_reassignments::handle_alter_partition_reassignments(shard, req).await
+        }
+        ApiKey::ListPartitionReassignments => {
+            list_partition_reassignments::handle_list_partition_reassignments(shard, req).await
+        }
         ApiKey::InitProducerId => init_producer_id::handle_init_producer_id(shard, req).await,
         ApiKey::OffsetForLeaderEpoch => {
             offset_for_leader_epoch::handle_offset_for_leader_epoch(shard, req).await

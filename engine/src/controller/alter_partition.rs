@@ -202,11 +202,9 @@ mod tests {
             TopicState {
                 id: TOPIC_ID,
                 partitions: vec![PartitionState {
-                    replicas: vec![1000, 2000, 3000],
-                    isr: vec![1000, 2000, 3000],
-                    leader: 1000,
                     leader_epoch: 3,
                     partition_epoch: 8,
+                    ..PartitionState::new(vec![1000, 2000, 3000], |_| true).unwrap()
                 }],
                 configs: TopicConfigs::default(),
                 internal: false,

@@ -1,8 +1,10 @@
 //! Partition leadership and ISR changes decided by the controller, as Kafka's
 //! `PartitionChangeBuilder` and `ReplicationControlManager` decide them.
 //!
-//! [`change_partition`] is the one rule every change goes through: given a partition, the ISR
-//! it should have and how to elect, it gives the next state (or nothing when nothing changes).
+//! [`change_partition_to`] is the one rule every change goes through: given a partition, the
+//! replicas and ISR it should have and how to elect, it gives the next state (or nothing when
+//! nothing changes), completing a reassignment whose target replicas are all in sync
+//! ([`change_partition`] is the common case: a new ISR).
 //! The leader is kept while it stays in the ISR and acceptable (its broker live), else the first
 //! replica (in `replicas` order, the preferred order) in the new ISR that is acceptable leads;
 //! with an unclean election allowed and none of them acceptable, the first acceptable replica
@@ -37,26 +39,76 @@ pub enum Election {
     Unclean,
 }
 
+/// What a change asks of a partition (the targets of Kafka's `PartitionChangeBuilder`): its
+/// replicas, the replicas a reassignment adds and removes, and the ISR.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionTarget {
+    /// The replicas, preferred leader first.
+    pub replicas: Vec<i32>,
+    /// The in-sync replicas (empty: keep the current ISR, whose last member stays).
+    pub isr: Vec<i32>,
+    /// The replicas a reassignment adds.
+    pub adding: Vec<i32>,
+    /// The replicas a reassignment removes.
+    pub removing: Vec<i32>,
+}
+
+impl PartitionTarget {
+    /// `p` with the ISR `isr` and its replicas and reassignment as they are.
+    pub fn with_isr(p: &PartitionState, isr: Vec<i32>) -> PartitionTarget {
+        PartitionTarget {
+            replicas: p.replicas.clone(),
+            isr,
+            adding: p.adding_replicas.clone(),
+            removing: p.removing_replicas.clone(),
+        }
+    }
+}
+
 /// The next state of `p` with the ISR `target_isr` (a subset of its replicas) and a leader
 /// elected by `election` among the replicas `acceptable` says may lead (live). `None` when
-/// nothing changes.
+/// nothing changes. A reassignment in progress completes when the ISR allows it (see
+/// [`change_partition_to`]).
 pub fn change_partition(
     p: &PartitionState,
     target_isr: Vec<i32>,
     election: Election,
     acceptable: impl Fn(i32) -> bool,
 ) -> Option<PartitionState> {
+    change_partition_to(
+        p,
+        PartitionTarget::with_isr(p, target_isr),
+        election,
+        acceptable,
+    )
+}
+
+/// The next state of `p` for `target`, `None` when nothing changes: first a reassignment in
+/// progress completes if the target ISR holds every target replica
+/// ([`super::reassignment::complete_if_in_sync`]); then the leader is elected by `election`
+/// among the target replicas, in their order; replicas leaving the partition bump the leader
+/// epoch even when the leader stays (they must not fetch in the old epoch), and every change
+/// bumps the partition epoch. Replicas keep their directories
+/// ([`PartitionState::set_replicas`]).
+pub fn change_partition_to(
+    p: &PartitionState,
+    target: PartitionTarget,
+    election: Election,
+    acceptable: impl Fn(i32) -> bool,
+) -> Option<PartitionState> {
+    let target = super::reassignment::complete_if_in_sync(target);
+    let target_isr = &target.isr;
     let valid = |n: i32| target_isr.contains(&n) && acceptable(n);
     let current_valid = p.leader != NO_LEADER && valid(p.leader);
-    let preferred = p.preferred_leader();
+    let preferred = target.replicas.first().copied().unwrap_or(NO_LEADER);
     let (leader, unclean) = if election == Election::Preferred && valid(preferred) {
         (preferred, false)
     } else if current_valid {
         (p.leader, false)
-    } else if let Some(n) = p.replicas.iter().copied().find(|n| valid(*n)) {
+    } else if let Some(n) = target.replicas.iter().copied().find(|n| valid(*n)) {
         (n, false)
     } else if election == Election::Unclean {
-        match p.replicas.iter().copied().find(|n| acceptable(*n)) {
+        match target.replicas.iter().copied().find(|n| acceptable(*n)) {
             Some(n) => (n, true),
             None => (NO_LEADER, false),
         }
@@ -64,15 +116,21 @@ pub fn change_partition(
         (NO_LEADER, false)
     };
     let mut next = p.clone();
-    if leader != p.leader {
+    let replicas_leave = p.replicas.iter().any(|r| !target.replicas.contains(r));
+    if leader != p.leader || replicas_leave {
         next.leader = leader;
         next.leader_epoch += 1;
     }
     if unclean && leader != p.leader {
         next.isr = vec![leader];
-    } else if !target_isr.is_empty() {
-        next.isr = target_isr;
+    } else if !target.isr.is_empty() {
+        next.isr = target.isr;
     }
+    if next.replicas != target.replicas {
+        next.set_replicas(target.replicas);
+    }
+    next.adding_replicas = target.adding;
+    next.removing_replicas = target.removing;
     if next == *p {
         return None;
     }
@@ -359,11 +417,11 @@ mod tests {
 
     fn partition(replicas: &[i32], isr: &[i32], leader: i32) -> PartitionState {
         PartitionState {
-            replicas: replicas.to_vec(),
             isr: isr.to_vec(),
             leader,
             leader_epoch: 5,
             partition_epoch: 9,
+            ..PartitionState::new(replicas.to_vec(), |_| true).unwrap()
         }
     }
 

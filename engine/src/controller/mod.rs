@@ -8,6 +8,7 @@
 
 pub mod alter_partition;
 pub mod election;
+pub mod reassignment;
 
 use crate::config::{
     validate_dynamic_broker_configs, BrokerConfig, ConfigError, ConfigKind, TopicConfigs,
@@ -107,6 +108,32 @@ impl Controller {
                     results,
                 };
                 (reply, changed)
+            }
+            ControllerCommand::AlterPartitionReassignments {
+                reassignments,
+                allow_replication_factor_change,
+            } => {
+                let results = reassignment::alter_partition_reassignments(
+                    &mut next,
+                    &self.config,
+                    reassignments,
+                    allow_replication_factor_change,
+                );
+                let changed = results.iter().any(|o| o.error_code == 0);
+                let reply = ControllerReply::Reassignments {
+                    error_code: 0,
+                    error_message: None,
+                    results,
+                };
+                (reply, changed)
+            }
+            ControllerCommand::ListPartitionReassignments { partitions } => {
+                let reply = ControllerReply::OngoingReassignments {
+                    error_code: 0,
+                    error_message: None,
+                    reassignments: reassignment::list_partition_reassignments(state, partitions),
+                };
+                (reply, false)
             }
         };
         (reply, changed.then_some(next))
@@ -282,26 +309,8 @@ impl Controller {
         let bad = |message: String| Err((ResponseError::InvalidReplicaAssignment, message));
         let mut replicas_per_partition = expected_replicas;
         for (index, replicas) in assignments.enumerate() {
-            if replicas.is_empty() {
-                return bad(
-                    "The manual partition assignment includes an empty replica list.".into(),
-                );
-            }
-            let mut nodes = replicas.to_vec();
-            nodes.sort_unstable();
-            for (i, node) in nodes.iter().enumerate() {
-                if !state.is_registered_node(*node) {
-                    return bad(format!(
-                        "The manual partition assignment includes node {node}, but no such node exists (the nodes of this cluster are {})",
-                        registered_nodes_text(state)
-                    ));
-                }
-                if i > 0 && nodes[i - 1] == *node {
-                    return bad(format!(
-                        "The manual partition assignment includes the node {node} more than once."
-                    ));
-                }
-            }
+            check_replica_list(state, replicas)?;
+            let nodes = replicas;
             match replicas_per_partition {
                 Some(expected) if expected != nodes.len() => {
                     return bad(format!(
@@ -614,6 +623,33 @@ pub fn validate_topic_name(name: &str) -> Check {
     Ok(())
 }
 
+/// Checks one partition's manual replica list as Kafka's `validateManualPartitionAssignment`
+/// does: an empty list, a node that does not exist (no registered broker has it) or a node
+/// named twice is INVALID_REPLICA_ASSIGNMENT. For CreateTopics, CreatePartitions and
+/// AlterPartitionReassignments alike.
+pub(crate) fn check_replica_list(state: &ClusterState, replicas: &[i32]) -> Check {
+    let bad = |message: String| Err((ResponseError::InvalidReplicaAssignment, message));
+    if replicas.is_empty() {
+        return bad("The manual partition assignment includes an empty replica list.".into());
+    }
+    let mut nodes = replicas.to_vec();
+    nodes.sort_unstable();
+    for (i, node) in nodes.iter().enumerate() {
+        if !state.is_registered_node(*node) {
+            return bad(format!(
+                "The manual partition assignment includes node {node}, but no such node exists (the nodes of this cluster are {})",
+                registered_nodes_text(state)
+            ));
+        }
+        if i > 0 && nodes[i - 1] == *node {
+            return bad(format!(
+                "The manual partition assignment includes the node {node} more than once."
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The registered nodes, for error messages: `1000..=1001, 2000..=2001`.
 fn registered_nodes_text(state: &ClusterState) -> String {
     let ranges: Vec<String> = state
@@ -716,6 +752,23 @@ pub fn fail_all(reply: ControllerReply, code: ResponseError, why: &str) -> Contr
                 results,
             }
         }
+        ControllerReply::Reassignments {
+            error_code,
+            error_message,
+            mut results,
+        } => {
+            for o in &mut results {
+                not_committed(&mut o.error_code, &mut o.error_message, code, why);
+            }
+            let (mut error_code, mut error_message) = (error_code, error_message);
+            not_committed(&mut error_code, &mut error_message, code, why);
+            ControllerReply::Reassignments {
+                error_code,
+                error_message,
+                results,
+            }
+        }
+        reply @ ControllerReply::OngoingReassignments { .. } => reply,
     }
 }
 

@@ -7,6 +7,8 @@
 //! * `alter` — IncrementalAlterConfigs on a topic.
 //! * `delete` — DeleteTopics.
 //! * `add-partitions` — CreatePartitions.
+//! * `reassign` — partition reassignments: `plan`, `execute`, `verify`, `cancel`, `list`
+//!   (AlterPartitionReassignments, ListPartitionReassignments).
 //!
 //! Exit status: 0 on success, 1 when a request or a topic failed, 2 for usage errors.
 
@@ -16,6 +18,7 @@ pub mod delete;
 pub mod describe;
 pub mod list;
 pub mod partitions;
+pub mod reassign;
 
 use crate::tools::common::{run_tool, CommonArgs};
 use std::process::ExitCode;
@@ -49,6 +52,9 @@ pub enum TopicCommand {
     /// Raise a topic's partition count (partitions can be added, never removed).
     #[command(name = "add-partitions")]
     AddPartitions(partitions::AddPartitionsArgs),
+    /// Move partitions to other nodes or change their replication factor: plan, execute,
+    /// verify, cancel or list reassignments (kafka-reassign-partitions.sh's plan format).
+    Reassign(reassign::ReassignArgs),
 }
 
 /// Runs `sluice topic …` and returns its exit status; output goes to stdout, errors to stderr.
@@ -62,6 +68,7 @@ pub fn run(args: &TopicArgs) -> ExitCode {
             TopicCommand::Alter(a) => alter::run(&cluster, a).await,
             TopicCommand::Delete(a) => delete::run(&cluster, a).await,
             TopicCommand::AddPartitions(a) => partitions::run(&cluster, a).await,
+            TopicCommand::Reassign(a) => reassign::run(&cluster, a).await,
         }
     })
 }

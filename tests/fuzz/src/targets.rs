@@ -111,6 +111,12 @@ pub fn decode_request_body(req: &RawRequest) -> bool {
         ApiKey::ElectLeaders => {
             let _ = decode::<ElectLeadersRequest>(req);
         }
+        ApiKey::AlterPartitionReassignments => {
+            let _ = decode::<AlterPartitionReassignmentsRequest>(req);
+        }
+        ApiKey::ListPartitionReassignments => {
+            let _ = decode::<ListPartitionReassignmentsRequest>(req);
+        }
         ApiKey::DescribeCluster => {
             let _ = decode::<DescribeClusterRequest>(req);
         }
