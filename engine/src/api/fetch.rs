@@ -89,6 +89,10 @@ pub async fn handle_fetch(shard: &Rc<Shard>, req: &RawRequest) -> HandlerResult 
                 shard.metrics.record_error(req.api_key as i16, a.error_code);
                 if let Some(r) = &a.records {
                     shard.metrics.add_bytes_out(&w.topic, r.len);
+                    if replica.is_some() {
+                        let throttle = shard.replicas.leader_throttle();
+                        throttle.record(&w.topic, w.partition, r.len);
+                    }
                 }
             }
             return Ok(Some(encode(req, &wanted, answers)));
@@ -161,6 +165,8 @@ fn resolve(shard: &Shard, version: i16, request: &FetchRequest) -> Vec<Wanted> {
 /// partition failed (an error makes the fetch return at once, as Kafka does). A consumer reads
 /// up to the high watermark; a follower `replica` reads up to the log end, and its fetch
 /// offset is recorded with the leader (which may move the high watermark and grow the ISR).
+/// A follower's partition that the leader replication throttle holds back (KIP-73) gets no
+/// records.
 fn read_all(
     shard: &Rc<Shard>,
     wanted: &[Wanted],
@@ -214,6 +220,10 @@ fn read_all(
                     }
                     answer.high_watermark = p.high_watermark();
                     answer.last_stable_offset = answer.high_watermark;
+                    let throttle = shard.replicas.leader_throttle();
+                    if throttle.should_throttle(p, follower.node) {
+                        return answer;
+                    }
                     log_end
                 }
                 None if read_committed => lso,
