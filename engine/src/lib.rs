@@ -42,6 +42,7 @@ pub mod partition;
 pub mod partition_caps;
 pub mod quorum_controller;
 pub mod replica_manager;
+pub mod replication_throttle;
 pub mod retention;
 pub mod scram;
 pub mod shard;

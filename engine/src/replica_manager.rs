@@ -16,11 +16,23 @@
 //! The follower side of a [`Partition`] is [`FollowerReplica`], the fetcher's view of it. A
 //! truncation is made durable on the shard's file worker before the replica appends again
 //! (no fsync on the shard's thread).
+//!
+//! Replication throttles (KIP-73, [`crate::replication_throttle`]) are applied with every
+//! image too: the fetchers get this shard's share of `follower.replication.throttled.rate`
+//! and each followed partition whether `follower.replication.throttled.replicas` names it;
+//! the leader side ([`ReplicaManager::leader_throttle`]) gets the leader rate and the
+//! partitions `leader.replication.throttled.replicas` names. The fetchers run with the
+//! broker's `replica.fetch.*` and `replication.quota.window.*` settings.
 
+use crate::config::BrokerConfig;
 use crate::controller_rpc::{alter_partition, AlterPartitionRequest, IsrMember};
 use crate::file_worker::FileWorker;
 use crate::metadata::{MetadataImage, PartitionState};
 use crate::partition::Partition;
+use crate::replication_throttle::{
+    describe_rate, follower_rate, quota_window, throttled_topics, LeaderThrottle,
+    FOLLOWER_THROTTLED_REPLICAS,
+};
 use crate::shard::Shard;
 use crate::time::now_ms;
 use bytes::Bytes;
@@ -33,12 +45,15 @@ use sluice_storage::{FollowerAppendError, LogTruncation, StorageError};
 use std::cell::RefCell;
 use std::collections::HashSet;
 use std::rc::Rc;
+use std::time::Duration;
 use tracing::{debug, info, warn};
 
-/// A shard's replica fetchers and the partitions they follow.
+/// A shard's replica fetchers and the partitions they follow, and the leader side of its
+/// replication throttle.
 pub struct ReplicaManager {
     fetchers: RefCell<Option<ReplicaFetcherManager>>,
     followed: RefCell<HashSet<TopicPartition>>,
+    leader_throttle: LeaderThrottle,
 }
 
 impl ReplicaManager {
@@ -47,7 +62,14 @@ impl ReplicaManager {
         ReplicaManager {
             fetchers: RefCell::new(None),
             followed: RefCell::new(HashSet::new()),
+            leader_throttle: LeaderThrottle::new(),
         }
+    }
+
+    /// The leader side of the shard's replication throttle, which the fetch handler asks
+    /// before it reads a throttled partition for a follower.
+    pub fn leader_throttle(&self) -> &LeaderThrottle {
+        &self.leader_throttle
     }
 
     /// The replication state of every partition this shard follows (for metrics and tools).
@@ -80,11 +102,25 @@ pub fn apply_roles(shard: &Rc<Shard>) {
     let image = shard.image();
     let now = now_ms();
     let manager = &shard.replicas;
+    manager
+        .leader_throttle
+        .apply(&shard.config, &image, shard.node_id);
     let mut fetchers = manager.fetchers.borrow_mut();
     let fetchers = fetchers.get_or_insert_with(|| {
-        ReplicaFetcherManager::new(shard.node_id, -1, ReplicaFetcherConfig::default())
+        ReplicaFetcherManager::new(shard.node_id, -1, fetcher_config(&shard.config))
     });
     fetchers.set_broker_epoch(local_broker_epoch(&image));
+    let rate = follower_rate(&shard.config, &image);
+    if fetchers.throttled_rate() != rate {
+        info!(
+            node = shard.node_id,
+            bytes_per_second = rate,
+            "follower replication throttle: {}",
+            describe_rate(rate)
+        );
+        fetchers.set_throttled_rate(rate);
+    }
+    let follower_throttled = throttled_topics(&image, FOLLOWER_THROTTLED_REPLICAS, shard.node_id);
     let mut still_followed = HashSet::new();
     for p in shard.all_partitions() {
         let Some(state) = image
@@ -112,6 +148,9 @@ pub fn apply_roles(shard: &Rc<Shard>) {
                     partition: p.index,
                     leader_epoch: state.leader_epoch,
                     log: Rc::new(FollowerReplica::new(p.clone(), shard.file_worker.clone())),
+                    throttled: follower_throttled
+                        .get(&p.topic)
+                        .is_some_and(|t| t.contains(p.index)),
                 };
                 if fetchers.become_follower(&endpoint, follower) {
                     debug!(
@@ -131,6 +170,31 @@ pub fn apply_roles(shard: &Rc<Shard>) {
         fetchers.remove_partition(gone);
     }
     *followed = still_followed;
+}
+
+/// The replica fetchers' settings from the broker config (`replica.fetch.*`,
+/// `replication.quota.window.*`); `replica.socket.timeout.ms` keeps Kafka's 30 s default,
+/// raised to `replica.fetch.wait.max.ms` if that is longer. Values the fetcher cannot work
+/// with (a zero size) are raised to the least that works.
+pub fn fetcher_config(config: &BrokerConfig) -> ReplicaFetcherConfig {
+    let millis = |ms: i32| Duration::from_millis(u64::try_from(ms).unwrap_or(0));
+    let fetch_wait_max = millis(config.replica_fetch_wait_max_ms);
+    let defaults = ReplicaFetcherConfig::default();
+    let fetcher = ReplicaFetcherConfig {
+        fetch_wait_max,
+        fetch_min_bytes: config.replica_fetch_min_bytes.max(1),
+        fetch_max_bytes: config.replica_fetch_max_bytes.max(1),
+        fetch_response_max_bytes: config.replica_fetch_response_max_bytes.max(1),
+        fetch_backoff: millis(config.replica_fetch_backoff_ms),
+        socket_timeout: defaults.socket_timeout.max(fetch_wait_max),
+        quota_window: quota_window(config),
+    };
+    debug_assert_eq!(
+        fetcher.validate(),
+        Ok(()),
+        "the broker's replica settings make a valid fetcher config"
+    );
+    fetcher
 }
 
 /// Makes `p` the leader of its partition with the image's replicas and ISR, and tells it the
@@ -236,8 +300,7 @@ pub fn send_isr_proposal(shard: &Rc<Shard>, p: &Rc<Partition>, proposal: IsrProp
             new_isr,
         };
         let outcome = alter_partition(&shard.router, request).await;
-        let refusal =
-            (outcome.error_code != 0).then(|| outcome.error_message.unwrap_or_default());
+        let refusal = (outcome.error_code != 0).then(|| outcome.error_message.unwrap_or_default());
         if let Some(reason) = refusal {
             info!(
                 topic = %p.topic, partition = p.index, %reason,

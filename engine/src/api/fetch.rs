@@ -129,6 +129,10 @@ pub async fn handle_fetch(shard: &Rc<Shard>, req: &RawRequest) -> HandlerResult 
                 shard.metrics.record_error(req.api_key as i16, a.error_code);
                 if let Some(r) = &a.records {
                     shard.metrics.add_bytes_out(&w.topic, r.len);
+                    if replica.is_some() {
+                        let throttle = shard.replicas.leader_throttle();
+                        throttle.record(&w.topic, w.partition, r.len);
+                    }
                 }
             }
             return Ok(Some(encode(req, &wanted, answers)));
@@ -214,6 +218,8 @@ fn resolve(
 /// as in Kafka). A consumer reads up to the high watermark (the leader's, or on a follower the
 /// one it learnt); a follower `replica` reads up to the log end, and its fetch offset is
 /// recorded with the leader (which may move the high watermark and grow the ISR).
+/// A follower's partition that the leader replication throttle holds back (KIP-73) gets no
+/// records.
 fn read_all(
     shard: &Rc<Shard>,
     wanted: &[Wanted],
@@ -267,6 +273,10 @@ fn read_all(
                     }
                     answer.high_watermark = p.high_watermark();
                     answer.last_stable_offset = answer.high_watermark;
+                    let throttle = shard.replicas.leader_throttle();
+                    if throttle.should_throttle(p, follower.node) {
+                        return answer;
+                    }
                     log_end
                 }
                 None => {

@@ -170,6 +170,8 @@ static BROKER_KEYS: &[BrokerKey] = &[
         "Replication factor of automatically created topics and of CreateTopics requests that leave it to the broker."),
     key("delete.topic.enable", BOOL, Some("true"), Check::Bool,
         "Allow topics to be deleted."),
+    key("follower.replication.throttled.rate", LONG, Some(LONG_MAX), at_least(0),
+        "Bytes per second this broker's follower replicas named in follower.replication.throttled.replicas may replicate (KIP-73); each shard gets an equal share. Dynamic."),
     key("group.initial.rebalance.delay.ms", INT, Some("3000"), at_least(0),
         "How long the coordinator waits for more members before the first rebalance of an empty group."),
     key("group.max.session.timeout.ms", INT, Some("1800000"), at_least(1),
@@ -184,6 +186,8 @@ static BROKER_KEYS: &[BrokerKey] = &[
         "How often the controller checks the partition leaders' balance (auto.leader.rebalance.enable)."),
     key("leader.imbalance.per.broker.percentage", INT, Some("10"), ANY_INT,
         "Share of the partitions a broker is the preferred leader of, led elsewhere, above which the controller rebalances them."),
+    key("leader.replication.throttled.rate", LONG, Some(LONG_MAX), at_least(0),
+        "Bytes per second this broker's leader replicas named in leader.replication.throttled.replicas may send to out-of-sync followers (KIP-73); each shard gets an equal share. Dynamic."),
     key("listener.security.protocol.map", STR,
         Some("PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL"),
         Check::Custom(check_protocol_map),
@@ -309,6 +313,10 @@ static BROKER_KEYS: &[BrokerKey] = &[
         "A follower that has not caught up for this long leaves the ISR."),
     key("replica.selector.class", CLASS, None, Check::Custom(check_replica_selector),
         "How a leader picks the replica a consumer should fetch from (KIP-392): unset, the leader itself; org.apache.kafka.common.replica.RackAwareReplicaSelector, an in-sync replica in the consumer's client.rack (Fetch v11+ rack_id), the leader when it is in that rack or none is."),
+    key("replication.quota.window.num", INT, Some("11"), at_least(1),
+        "Samples over which the replication throttles measure their rate."),
+    key("replication.quota.window.size.seconds", INT, Some("1"), at_least(1),
+        "Length of each sample of the replication throttles' rate."),
     key("sasl.kerberos.kinit.cmd", STR, Some("/usr/bin/kinit"), Check::Any,
         "Kerberos kinit command (accepted for compatibility; Sluice has no GSSAPI mechanism)."),
     key("sasl.kerberos.min.time.before.relogin", LONG, Some("60000"), at_least(0),
@@ -411,6 +419,13 @@ const DYNAMIC_CLEANER_KEYS: &[&str] = &[
     "log.cleaner.threads",
 ];
 
+/// Replication throttles Kafka lets operators change at runtime (its `DynamicConfig.Broker`
+/// quota keys, KIP-73); every shard applies a change with the metadata image that brings it.
+const DYNAMIC_REPLICATION_QUOTA_KEYS: &[&str] = &[
+    "follower.replication.throttled.rate",
+    "leader.replication.throttled.rate",
+];
+
 /// Kerberos settings Kafka lets operators change at runtime (its `DynamicListenerConfig`);
 /// Sluice has no GSSAPI mechanism, so they are stored and described but change nothing.
 const DYNAMIC_SASL_KERBEROS_KEYS: &[&str] = &[
@@ -426,10 +441,11 @@ const DYNAMIC_SASL_KERBEROS_KEYS: &[&str] = &[
 /// These are Kafka's dynamic broker configs that Sluice has: the primary broker synonym of
 /// every topic config (Kafka's `DynamicLogConfig.ReconfigurableConfigs`, e.g.
 /// `log.retention.ms` but not `log.retention.hours`), the thread-pool sizes, the log
-/// cleaner's settings and the Kerberos settings.
+/// cleaner's settings, the replication throttles and the Kerberos settings.
 pub fn is_dynamic_broker_config(name: &str) -> bool {
     DYNAMIC_THREAD_POOL_KEYS.contains(&name)
         || DYNAMIC_CLEANER_KEYS.contains(&name)
+        || DYNAMIC_REPLICATION_QUOTA_KEYS.contains(&name)
         || DYNAMIC_SASL_KERBEROS_KEYS.contains(&name)
         || TOPIC_CONFIGS
             .iter()
@@ -775,6 +791,15 @@ pub struct BrokerConfig {
     pub replica_fetch_response_max_bytes: i32,
     /// `replica.fetch.backoff.ms`.
     pub replica_fetch_backoff_ms: i32,
+    /// `leader.replication.throttled.rate` in the file or on the command line (bytes per
+    /// second, `i64::MAX`: unthrottled); a dynamic value wins over it.
+    pub leader_replication_throttled_rate: i64,
+    /// `follower.replication.throttled.rate`, as `leader_replication_throttled_rate`.
+    pub follower_replication_throttled_rate: i64,
+    /// `replication.quota.window.num`.
+    pub replication_quota_window_num: u32,
+    /// `replication.quota.window.size.seconds`.
+    pub replication_quota_window_size_seconds: u32,
     /// `auto.leader.rebalance.enable`.
     pub auto_leader_rebalance_enable: bool,
     /// `leader.imbalance.check.interval.seconds`.
@@ -1153,6 +1178,14 @@ impl BrokerConfig {
             replica_fetch_max_bytes: to_i32(v.int("replica.fetch.max.bytes")),
             replica_fetch_response_max_bytes: to_i32(v.int("replica.fetch.response.max.bytes")),
             replica_fetch_backoff_ms: to_i32(v.int("replica.fetch.backoff.ms")),
+            leader_replication_throttled_rate: v.int("leader.replication.throttled.rate"),
+            follower_replication_throttled_rate: v.int("follower.replication.throttled.rate"),
+            replication_quota_window_num: u32::try_from(v.int("replication.quota.window.num"))
+                .unwrap_or(1),
+            replication_quota_window_size_seconds: u32::try_from(
+                v.int("replication.quota.window.size.seconds"),
+            )
+            .unwrap_or(1),
             auto_leader_rebalance_enable: v.bool("auto.leader.rebalance.enable"),
             leader_imbalance_check_interval_seconds: v
                 .int("leader.imbalance.check.interval.seconds"),
@@ -1777,6 +1810,71 @@ mod tests {
         assert!(c.auto_leader_rebalance_enable);
         assert_eq!(c.leader_imbalance_check_interval_seconds, 300);
         assert_eq!(c.leader_imbalance_per_broker_percentage, 10);
+        assert_eq!(
+            (
+                c.leader_replication_throttled_rate,
+                c.follower_replication_throttled_rate,
+                c.replication_quota_window_num,
+                c.replication_quota_window_size_seconds
+            ),
+            (i64::MAX, i64::MAX, 11, 1)
+        );
+    }
+
+    #[test]
+    fn replication_throttles_are_validated_and_dynamic() {
+        let c = BrokerConfig::load(
+            None,
+            &[
+                "follower.replication.throttled.rate=1000".to_string(),
+                "replication.quota.window.num=5".to_string(),
+                "replication.quota.window.size.seconds=2".to_string(),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                c.leader_replication_throttled_rate,
+                c.follower_replication_throttled_rate,
+                c.replication_quota_window_num,
+                c.replication_quota_window_size_seconds
+            ),
+            (i64::MAX, 1000, 5, 2)
+        );
+        assert!(problems(&["leader.replication.throttled.rate=-1"])[0]
+            .contains("leader.replication.throttled.rate"));
+        assert!(problems(&["replication.quota.window.num=0"])[0]
+            .contains("replication.quota.window.num"));
+        let dynamic = BTreeMap::from([
+            (
+                "leader.replication.throttled.rate".to_string(),
+                " 2000".to_string(),
+            ),
+            (
+                "follower.replication.throttled.rate".to_string(),
+                "0".to_string(),
+            ),
+        ]);
+        assert_eq!(
+            validate_dynamic_broker_configs(&dynamic).unwrap()["leader.replication.throttled.rate"],
+            "2000"
+        );
+        let negative = BTreeMap::from([(
+            "follower.replication.throttled.rate".to_string(),
+            "-5".to_string(),
+        )]);
+        assert_eq!(
+            validate_dynamic_broker_configs(&negative)
+                .unwrap_err()
+                .to_string(),
+            "Invalid value -5 for configuration follower.replication.throttled.rate: Value must be at least 0"
+        );
+        let window =
+            BTreeMap::from([("replication.quota.window.num".to_string(), "3".to_string())]);
+        assert!(validate_dynamic_broker_configs(&window)
+            .unwrap_err()
+            .to_string()
+            .contains("Cannot update these configs dynamically"));
     }
 
     #[test]
@@ -2524,6 +2622,8 @@ mod tests {
             "sasl.kerberos.min.time.before.relogin",
             "log.cleaner.io.max.bytes.per.second",
             "log.cleaner.backoff.ms",
+            "leader.replication.throttled.rate",
+            "follower.replication.throttled.rate",
         ] {
             assert!(is_dynamic_broker_config(name), "{name}");
             assert!(is_known_key(name), "{name}");
@@ -2538,6 +2638,8 @@ mod tests {
             "listeners",
             "num.partitions",
             "log.retention.check.interval.ms",
+            "replication.quota.window.num",
+            "replication.quota.window.size.seconds",
         ] {
             assert!(!is_dynamic_broker_config(name), "{name}");
         }

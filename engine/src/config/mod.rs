@@ -41,7 +41,7 @@ pub use kraft::{ProcessRoles, QuorumVoter};
 pub use properties::{parse_properties, read_properties};
 pub use topic::{
     find_topic_config, validate_topic_config, CleanupPolicy, CompressionType, EffectiveTopicConfig,
-    TimestampType, TopicConfigDef, TopicConfigs, TOPIC_CONFIGS,
+    ThrottledReplicas, TimestampType, TopicConfigDef, TopicConfigs, TOPIC_CONFIGS,
 };
 
 /// Everything that can go wrong while reading or validating configuration.

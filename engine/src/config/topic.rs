@@ -19,7 +19,7 @@ use super::{
     ConfigError, ConfigSource, ConfigType,
 };
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Definition of one topic-level config.
 pub struct TopicConfigDef {
@@ -108,6 +108,60 @@ fn check_throttled_replicas(value: &str) -> Result<(), String> {
              [partitionId]:[brokerId],[partitionId]:[brokerId],..."
                 .to_string(),
         )
+    }
+}
+
+/// Which partitions of a topic a `leader.replication.throttled.replicas` or
+/// `follower.replication.throttled.replicas` list throttles on one shard (Kafka's
+/// `TopicConfigHandler.parseThrottledPartitions`, which keeps the pairs naming the local
+/// broker).
+///
+/// The replica id of a `partition:id` pair names a replica of this shard when it is either
+/// this broker's `node.id` (every shard of the broker: the broker ids operators write) or this
+/// shard's node id `node.id*1000 + shard` (the broker id Kafka clients see in Metadata for the
+/// shard that holds the replica, which Kafka's tools, such as `kafka-reassign-partitions.sh`,
+/// copy from there). The two readings collide only in a cluster with a `node.id` of 1000 or
+/// more that equals another broker's shard node id; such a pair then throttles both.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ThrottledReplicas {
+    /// `*`: every replica of the topic.
+    All,
+    /// The partitions whose pairs name this broker or shard (none for an empty list).
+    Partitions(BTreeSet<i32>),
+}
+
+impl ThrottledReplicas {
+    /// The partitions `value` (a validated throttled-replicas list) throttles on the shard
+    /// with node id `node_id` of broker `broker_id`. Pairs that do not parse (impossible once
+    /// validated) throttle nothing.
+    pub fn parse(value: &str, broker_id: i32, node_id: i32) -> ThrottledReplicas {
+        let items = parse_list(value);
+        if items.len() == 1 && items[0] == "*" {
+            return ThrottledReplicas::All;
+        }
+        let partitions = items
+            .iter()
+            .filter_map(|item| {
+                let (partition, replica) = item.split_once(':')?;
+                let partition: i32 = partition.trim().parse().ok()?;
+                let replica: i32 = replica.trim().parse().ok()?;
+                (replica == broker_id || replica == node_id).then_some(partition)
+            })
+            .collect();
+        ThrottledReplicas::Partitions(partitions)
+    }
+
+    /// Whether `partition` is throttled.
+    pub fn contains(&self, partition: i32) -> bool {
+        match self {
+            ThrottledReplicas::All => true,
+            ThrottledReplicas::Partitions(partitions) => partitions.contains(&partition),
+        }
+    }
+
+    /// Whether nothing is throttled.
+    pub fn is_empty(&self) -> bool {
+        matches!(self, ThrottledReplicas::Partitions(p) if p.is_empty())
     }
 }
 
@@ -695,6 +749,32 @@ mod tests {
         ] {
             validate_topic_config(n, v).unwrap_or_else(|e| panic!("{n}={v}: {e}"));
         }
+    }
+
+    #[test]
+    fn throttled_replicas_name_the_broker_or_the_shard_node() {
+        let of = |value: &str| ThrottledReplicas::parse(value, 2, 2001);
+        let partitions = |ps: &[i32]| ThrottledReplicas::Partitions(ps.iter().copied().collect());
+        assert_eq!(of("*"), ThrottledReplicas::All);
+        assert_eq!(of(" * "), ThrottledReplicas::All);
+        assert!(of("*").contains(12345));
+        assert!(of("").is_empty());
+        assert!(!of("*").is_empty());
+        // node.id 2 (every shard of the broker) or the shard's node id 2001; not the other
+        // brokers, nor broker 2's other shard (2000).
+        assert_eq!(
+            of("0:1,0:2, 1:3 ,2:2001,3:2000,4:1001,5:2"),
+            partitions(&[0, 2, 5])
+        );
+        assert!(of("0:2").contains(0));
+        assert!(!of("0:2").contains(1));
+        assert!(of("0:1,1:3").is_empty());
+        // Every validated form parses: what the validator accepts is what is applied.
+        for value in ["", "*", "0:2", "0:1,1:2", " 7 : 2001 "] {
+            validate_topic_config("follower.replication.throttled.replicas", value)
+                .unwrap_or_else(|e| panic!("{value}: {e}"));
+        }
+        assert_eq!(of(" 7 : 2001 "), partitions(&[7]));
     }
 
     #[test]

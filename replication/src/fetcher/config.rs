@@ -1,9 +1,10 @@
 //! The replica fetchers' settings: Kafka's `replica.*` broker configs, with Kafka's defaults.
 
+use super::QuotaWindow;
 use std::time::Duration;
 
-/// Settings of every replica fetcher of a broker (Kafka's `replica.fetch.*` and
-/// `replica.socket.timeout.ms`).
+/// Settings of every replica fetcher of a broker (Kafka's `replica.fetch.*`,
+/// `replica.socket.timeout.ms` and `replication.quota.window.*`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReplicaFetcherConfig {
     /// `replica.fetch.wait.max.ms` (default 500): the `max_wait_ms` of each Fetch, how long the
@@ -25,6 +26,9 @@ pub struct ReplicaFetcherConfig {
     /// `replica.socket.timeout.ms` (default 30000): the bound on connecting and on each request
     /// (a Fetch gets `replica.fetch.wait.max.ms` on top).
     pub socket_timeout: Duration,
+    /// `replication.quota.window.num` × `replication.quota.window.size.seconds` (default
+    /// 11 × 1 s): the window over which the follower's throttled rate is measured.
+    pub quota_window: QuotaWindow,
 }
 
 impl Default for ReplicaFetcherConfig {
@@ -36,6 +40,7 @@ impl Default for ReplicaFetcherConfig {
             fetch_response_max_bytes: 10_485_760,
             fetch_backoff: Duration::from_millis(1000),
             socket_timeout: Duration::from_millis(30_000),
+            quota_window: QuotaWindow::default(),
         }
     }
 }

@@ -1,11 +1,13 @@
 //! The replica fetchers of one shard, one per leader node (Kafka's `ReplicaFetcherManager`,
 //! with one fetcher per leader where Kafka has `num.replica.fetchers` per broker: a shard is a
-//! single thread, and its fetchers are tasks that cost nothing while they wait).
+//! single thread, and its fetchers are tasks that cost nothing while they wait). The fetchers
+//! share the shard's follower quota (Kafka's `quotaManagers.follower`, one per broker).
 
 use super::{
     FollowerIdentity, FollowerPartition, FollowerStatus, LeaderEndpoint, ReplicaFetcher,
-    ReplicaFetcherConfig, TopicPartition,
+    ReplicaFetcherConfig, ReplicationQuota, TopicPartition, UNTHROTTLED,
 };
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
@@ -13,24 +15,49 @@ use std::rc::Rc;
 pub struct ReplicaFetcherManager {
     identity: Rc<FollowerIdentity>,
     config: ReplicaFetcherConfig,
+    quota: Rc<RefCell<ReplicationQuota>>,
     fetchers: HashMap<i32, ReplicaFetcher>,
     leader_of: HashMap<TopicPartition, i32>,
 }
 
 impl ReplicaFetcherManager {
     /// No fetchers yet, for the follower node `node_id` registered with `broker_epoch` (-1
-    /// before the first registration).
+    /// before the first registration); the follower quota is unthrottled until
+    /// [`ReplicaFetcherManager::set_throttled_rate`].
     pub fn new(
         node_id: i32,
         broker_epoch: i64,
         config: ReplicaFetcherConfig,
     ) -> ReplicaFetcherManager {
+        let quota = ReplicationQuota::new(config.quota_window, UNTHROTTLED);
         ReplicaFetcherManager {
             identity: Rc::new(FollowerIdentity::new(node_id, broker_epoch)),
             config,
+            quota: Rc::new(RefCell::new(quota)),
             fetchers: HashMap::new(),
             leader_of: HashMap::new(),
         }
+    }
+
+    /// Bounds the throttled partitions' replication to `bytes_per_second` (this shard's share
+    /// of `follower.replication.throttled.rate`; [`UNTHROTTLED`] for none). A change applies
+    /// to the next Fetch of every fetcher: they are woken, so that partitions held back go at
+    /// once when the bound rises.
+    pub fn set_throttled_rate(&self, bytes_per_second: i64) {
+        let mut quota = self.quota.borrow_mut();
+        if quota.bound() == bytes_per_second.max(0) {
+            return;
+        }
+        quota.set_bound(bytes_per_second);
+        drop(quota);
+        for fetcher in self.fetchers.values() {
+            fetcher.wake();
+        }
+    }
+
+    /// The follower quota's bound, in bytes per second.
+    pub fn throttled_rate(&self) -> i64 {
+        self.quota.borrow().bound()
     }
 
     /// Adopts the broker epoch of a new registration; the next Fetch carries it.
@@ -56,7 +83,12 @@ impl ReplicaFetcherManager {
             }
         }
         let fetcher = self.fetchers.entry(leader.node_id).or_insert_with(|| {
-            ReplicaFetcher::start(leader.clone(), self.identity.clone(), self.config.clone())
+            ReplicaFetcher::start(
+                leader.clone(),
+                self.identity.clone(),
+                self.config.clone(),
+                self.quota.clone(),
+            )
         });
         fetcher.set_leader_address(&leader.addr);
         let rearmed = fetcher.add_partition(partition);
@@ -170,6 +202,7 @@ mod tests {
             partition: index,
             leader_epoch,
             log: Rc::new(FakeLog::new()),
+            throttled: false,
         }
     }
 

@@ -27,6 +27,16 @@
 //!   it over again.
 //!
 //! A connection failure closes the connection and retries after `replica.fetch.backoff.ms`.
+//!
+//! # Follower throttling (KIP-73)
+//!
+//! The fetchers of a shard share one [`ReplicationQuota`], bounded by the shard's share of
+//! `follower.replication.throttled.rate` ([`ReplicaFetcherManager::set_throttled_rate`]). A
+//! partition handed over as `throttled` (`follower.replication.throttled.replicas` names this
+//! replica) counts the bytes it appends against that quota, and while the quota is exceeded
+//! it is left out of the Fetch unless it is in sync (its log end has reached the leader's high
+//! watermark), as Kafka's `shouldFollowerThrottle` does. A fetcher whose partitions are all
+//! left out waits `replica.fetch.backoff.ms` before it looks again.
 //! All decisions live in the `partitions` and `truncation` modules, as functions of the
 //! answers, the time and the [`FollowerLog`] trait the engine implements for its
 //! `Partition`; the task only sends requests and waits.
@@ -49,6 +59,7 @@ mod config;
 mod log;
 mod manager;
 mod partitions;
+mod quota;
 mod replica_fetcher;
 mod truncation;
 
@@ -58,6 +69,7 @@ mod fake_log;
 pub use config::{FetcherConfigError, ReplicaFetcherConfig};
 pub use log::{FollowerAppend, FollowerLog, FollowerLogError};
 pub use manager::ReplicaFetcherManager;
+pub use quota::{QuotaWindow, ReplicationQuota, UNTHROTTLED};
 pub use replica_fetcher::ReplicaFetcher;
 pub use truncation::{
     follower_high_watermark, out_of_range_reset, truncation_for_epoch_end_offset, OutOfRangeReset,
@@ -109,6 +121,11 @@ pub struct FollowerPartition {
     pub leader_epoch: i32,
     /// The local log.
     pub log: Rc<dyn FollowerLog>,
+    /// Whether the replica's replication is throttled on the follower side
+    /// (`follower.replication.throttled.replicas` names it): its appended bytes count against
+    /// the follower quota, and it is not fetched while the quota is exceeded and it is out of
+    /// sync.
+    pub throttled: bool,
 }
 
 impl FollowerPartition {
@@ -195,4 +212,6 @@ pub struct FollowerStatus {
     pub lag: Option<i64>,
     /// The last error the partition met, cleared by the next success.
     pub last_error: Option<String>,
+    /// Whether the partition's replication is throttled on the follower side.
+    pub throttled: bool,
 }

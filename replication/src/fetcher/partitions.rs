@@ -88,6 +88,8 @@ struct PartitionFetchState {
     /// The high watermark of the last fetch response.
     leader_high_watermark: Option<i64>,
     last_error: Option<String>,
+    /// Whether `follower.replication.throttled.replicas` names this replica.
+    throttled: bool,
 }
 
 impl PartitionFetchState {
@@ -101,7 +103,23 @@ impl PartitionFetchState {
             delayed_until: None,
             leader_high_watermark: None,
             last_error: None,
+            throttled: p.throttled,
         }
+    }
+
+    /// Whether the replica has caught up with the leader: its log end has reached the high
+    /// watermark of the last fetch response (Kafka's `isReplicaInSync`, lag 0). Unknown before
+    /// the first response: not in sync.
+    fn in_sync(&self) -> bool {
+        self.leader_high_watermark
+            .is_some_and(|hw| self.log.log_end_offset() >= hw)
+    }
+
+    /// Whether the partition stays out of the next Fetch (Kafka's `shouldFollowerThrottle`):
+    /// throttled, the follower quota exceeded, and not in sync (an in-sync replica is never
+    /// held back, so that the ISR does not shrink because of the throttle).
+    fn follower_throttled(&self, quota_exceeded: bool) -> bool {
+        quota_exceeded && self.throttled && !self.in_sync()
     }
 
     /// Whether the partition may go in a request now.
@@ -239,6 +257,9 @@ pub struct FetchOutcome {
     pub out_of_range: Vec<OutOfRange>,
     /// Bytes of whole batches appended, over all partitions.
     pub appended_bytes: usize,
+    /// Bytes appended for the throttled partitions (in sync or not), which the fetcher
+    /// records against the follower quota, as Kafka's `processPartitionData` does.
+    pub throttled_bytes: usize,
 }
 
 /// The partitions of one fetcher, in fetch order.
@@ -276,6 +297,7 @@ impl FetcherPartitions {
             Some(state) => {
                 state.log = partition.log.clone();
                 state.topic_id = partition.topic_id;
+                state.throttled = partition.throttled;
                 if state.leader_epoch == partition.leader_epoch && state.phase != FetchPhase::Failed
                 {
                     return false;
@@ -505,6 +527,8 @@ impl FetcherPartitions {
     /// The Fetch request for the ready fetching partitions, `None` when there are none, at
     /// the highest version up to `negotiated` (see [`fetch_version`]). The follower identifies
     /// itself by `ReplicaState` {node id, broker epoch} from v15, by `replica_id` before.
+    /// While `follower_quota_exceeded`, the throttled partitions that are not in sync stay
+    /// out.
     pub fn fetch_round(
         &self,
         now: Instant,
@@ -512,6 +536,7 @@ impl FetcherPartitions {
         broker_epoch: i64,
         negotiated: i16,
         config: &ReplicaFetcherConfig,
+        follower_quota_exceeded: bool,
     ) -> Option<FetchRound> {
         let mut topics: Vec<FetchTopic> = Vec::new();
         let mut sent = HashMap::new();
@@ -521,7 +546,10 @@ impl FetcherPartitions {
             let Some(state) = self.states.get(tp) else {
                 continue;
             };
-            if state.phase != FetchPhase::Fetching || !state.ready(now) {
+            if state.phase != FetchPhase::Fetching
+                || !state.ready(now)
+                || state.follower_throttled(follower_quota_exceeded)
+            {
                 continue;
             }
             let log = &*state.log;
@@ -623,6 +651,9 @@ impl FetcherPartitions {
                     self.apply_fetched_partition(&tp, *sent, p, now, backoff, &mut outcome);
                 if appended > 0 {
                     outcome.appended_bytes += appended;
+                    if self.states.get(&tp).is_some_and(|s| s.throttled) {
+                        outcome.throttled_bytes += appended;
+                    }
                     received_data.insert(tp);
                 }
             }
@@ -847,6 +878,7 @@ impl FetcherPartitions {
                         .leader_high_watermark
                         .map(|hw| (hw - log_end_offset).max(0)),
                     last_error: state.last_error.clone(),
+                    throttled: state.throttled,
                 })
             })
             .collect()
@@ -949,6 +981,7 @@ mod tests {
             partition,
             leader_epoch,
             log: log.clone(),
+            throttled: false,
         }
     }
 
@@ -1066,7 +1099,8 @@ mod tests {
                 FOLLOWER,
                 BROKER_EPOCH,
                 15,
-                &ReplicaFetcherConfig::default()
+                &ReplicaFetcherConfig::default(),
+                false
             )
             .is_none());
         let round = table
@@ -1267,7 +1301,7 @@ mod tests {
         make_fetching(&mut table, now);
         let config = ReplicaFetcherConfig::default();
         let round = table
-            .fetch_round(now, FOLLOWER, BROKER_EPOCH, 17, &config)
+            .fetch_round(now, FOLLOWER, BROKER_EPOCH, 17, &config, false)
             .unwrap();
         assert_eq!(round.version, 17);
         let mut buf = BytesMut::new();
@@ -1305,7 +1339,7 @@ mod tests {
         let config = ReplicaFetcherConfig::default();
         for negotiated in [12, 13, 14] {
             let round = table
-                .fetch_round(now, FOLLOWER, BROKER_EPOCH, negotiated, &config)
+                .fetch_round(now, FOLLOWER, BROKER_EPOCH, negotiated, &config, false)
                 .unwrap();
             assert_eq!(round.version, negotiated);
             let mut buf = BytesMut::new();
@@ -1337,6 +1371,7 @@ mod tests {
                 BROKER_EPOCH,
                 17,
                 &ReplicaFetcherConfig::default(),
+                false,
             )
             .unwrap();
         assert_eq!(round.version, 12);
@@ -1358,6 +1393,7 @@ mod tests {
                 BROKER_EPOCH,
                 17,
                 &ReplicaFetcherConfig::default(),
+                false,
             )
             .unwrap();
         // Two whole batches and the start of a third, cut at the byte limit.
@@ -1387,6 +1423,7 @@ mod tests {
                 BROKER_EPOCH,
                 17,
                 &ReplicaFetcherConfig::default(),
+                false,
             )
             .unwrap();
         let p = &round.request.topics[0].partitions[0];
@@ -1408,6 +1445,7 @@ mod tests {
                 BROKER_EPOCH,
                 12,
                 &ReplicaFetcherConfig::default(),
+                false,
             )
             .unwrap();
         // A new leader with a lower HW; an empty answer still carries it.
@@ -1428,7 +1466,7 @@ mod tests {
         make_fetching(&mut table, now);
         let config = ReplicaFetcherConfig::default();
         let round = table
-            .fetch_round(now, FOLLOWER, BROKER_EPOCH, 17, &config)
+            .fetch_round(now, FOLLOWER, BROKER_EPOCH, 17, &config, false)
             .unwrap();
         let answer = fetch_answer(
             17,
@@ -1443,7 +1481,7 @@ mod tests {
         );
         table.apply_fetch_response(&round, &answer, now, BACKOFF);
         let round = table
-            .fetch_round(now, FOLLOWER, BROKER_EPOCH, 17, &config)
+            .fetch_round(now, FOLLOWER, BROKER_EPOCH, 17, &config, false)
             .unwrap();
         let order: Vec<i32> = round.request.topics[0]
             .partitions
@@ -1451,6 +1489,85 @@ mod tests {
             .map(|p| p.partition)
             .collect();
         assert_eq!(order, [1, 2, 0]);
+    }
+
+    /// The partitions of a fetch round, sorted.
+    fn fetched(round: &FetchRound) -> Vec<i32> {
+        let mut partitions: Vec<i32> = round.sent.keys().map(|tp| tp.partition).collect();
+        partitions.sort_unstable();
+        partitions
+    }
+
+    #[test]
+    fn throttled_partitions_out_of_sync_wait_while_the_follower_quota_is_exceeded() {
+        let now = Instant::now();
+        let config = ReplicaFetcherConfig::default();
+        let logs: Vec<_> = (0..3).map(|_| Rc::new(FakeLog::new())).collect();
+        let mut table = FetcherPartitions::new();
+        // 0: throttled; 1: not throttled; 2: throttled.
+        for (i, log) in logs.iter().enumerate() {
+            let mut p = follower("t", i as i32, 1, log);
+            p.throttled = i != 1;
+            table.upsert(&p);
+        }
+        make_fetching(&mut table, now);
+        // Under the quota every partition goes; before any response none is in sync.
+        let round = table
+            .fetch_round(now, FOLLOWER, BROKER_EPOCH, 17, &config, false)
+            .unwrap();
+        assert_eq!(fetched(&round), [0, 1, 2]);
+        let held = table
+            .fetch_round(now, FOLLOWER, BROKER_EPOCH, 17, &config, true)
+            .unwrap();
+        assert_eq!(fetched(&held), [1]);
+
+        // Partition 0 catches up with the leader (high watermark 5), partition 2 does not
+        // (high watermark 40): only the bytes of the throttled ones are charged.
+        let answer = fetch_answer(
+            17,
+            vec![(
+                "t",
+                vec![
+                    data(0, 5, 0, Some(records(&[(0, 5, 1)]))),
+                    data(1, 5, 0, Some(records(&[(0, 5, 1)]))),
+                    data(2, 40, 0, Some(records(&[(0, 5, 1)]))),
+                ],
+            )],
+        );
+        let outcome = table.apply_fetch_response(&round, &answer, now, BACKOFF);
+        let batch_bytes = records(&[(0, 5, 1)]).len();
+        assert_eq!(outcome.appended_bytes, 3 * batch_bytes);
+        assert_eq!(outcome.throttled_bytes, 2 * batch_bytes);
+
+        // An in-sync replica is never held back, so that the throttle cannot shrink the ISR.
+        let held = table
+            .fetch_round(now, FOLLOWER, BROKER_EPOCH, 17, &config, true)
+            .unwrap();
+        assert_eq!(fetched(&held), [0, 1]);
+        let status = table.status(1000, now);
+        let throttled: Vec<bool> = status.iter().map(|s| s.throttled).collect();
+        assert_eq!(throttled.iter().filter(|t| **t).count(), 2);
+
+        // Handing the partitions over again updates their throttle; nothing truncates.
+        for (i, log) in logs.iter().enumerate() {
+            assert!(!table.upsert(&follower("t", i as i32, 1, log)));
+        }
+        let round = table
+            .fetch_round(now, FOLLOWER, BROKER_EPOCH, 17, &config, true)
+            .unwrap();
+        assert_eq!(fetched(&round), [0, 1, 2]);
+        assert!(table.status(1000, now).iter().all(|s| !s.throttled));
+
+        // Every partition held back: no request at all.
+        let mut table = FetcherPartitions::new();
+        let mut p = follower("t", 0, 1, &logs[2]);
+        p.throttled = true;
+        table.upsert(&p);
+        make_fetching(&mut table, now);
+        assert!(table
+            .fetch_round(now, FOLLOWER, BROKER_EPOCH, 17, &config, true)
+            .is_none());
+        assert!(table.has_ready_work(now));
     }
 
     #[test]
@@ -1468,6 +1585,7 @@ mod tests {
                 BROKER_EPOCH,
                 17,
                 &ReplicaFetcherConfig::default(),
+                false,
             )
             .unwrap();
         let diverging = data(0, 40, 0, Some(records(&[(20, 5, 4)])))
@@ -1486,6 +1604,7 @@ mod tests {
                 BROKER_EPOCH,
                 17,
                 &ReplicaFetcherConfig::default(),
+                false,
             )
             .unwrap();
         let diverging = data(0, 40, 0, None)
@@ -1520,6 +1639,7 @@ mod tests {
                 BROKER_EPOCH,
                 17,
                 &ReplicaFetcherConfig::default(),
+                false,
             )
             .unwrap();
         let answer = fetch_answer(
@@ -1575,6 +1695,7 @@ mod tests {
                 BROKER_EPOCH,
                 17,
                 &ReplicaFetcherConfig::default(),
+                false,
             )
             .unwrap();
         let answer = FetchResponse::default().with_error_code(-1);
@@ -1596,6 +1717,7 @@ mod tests {
                 BROKER_EPOCH,
                 17,
                 &ReplicaFetcherConfig::default(),
+                false,
             )
             .unwrap();
         // The log moved while the fetch was in flight (the engine truncated it).
@@ -1624,7 +1746,7 @@ mod tests {
 
         log.fail_appends(FollowerLogError::InvalidRecords("bad crc".into()));
         let round = table
-            .fetch_round(now, FOLLOWER, BROKER_EPOCH, 17, &config)
+            .fetch_round(now, FOLLOWER, BROKER_EPOCH, 17, &config, false)
             .unwrap();
         table.apply_fetch_response(&round, &answer, now, BACKOFF);
         assert_eq!(phase(&table, "t", 0), FetchPhase::Fetching);
@@ -1634,7 +1756,7 @@ mod tests {
         log.fail_appends(FollowerLogError::Storage("disk full".into()));
         let later = now + BACKOFF;
         let round = table
-            .fetch_round(later, FOLLOWER, BROKER_EPOCH, 17, &config)
+            .fetch_round(later, FOLLOWER, BROKER_EPOCH, 17, &config, false)
             .unwrap();
         table.apply_fetch_response(&round, &answer, later, BACKOFF);
         assert_eq!(phase(&table, "t", 0), FetchPhase::Failed);
@@ -1654,6 +1776,7 @@ mod tests {
                 BROKER_EPOCH,
                 17,
                 &ReplicaFetcherConfig::default(),
+                false,
             )
             .unwrap();
         let answer = fetch_answer(
@@ -1732,6 +1855,7 @@ mod tests {
                 BROKER_EPOCH,
                 17,
                 &ReplicaFetcherConfig::default(),
+                false,
             )
             .unwrap();
         assert_eq!(round.request.topics[0].partitions[0].fetch_offset, 700);
@@ -1827,6 +1951,7 @@ mod tests {
             partition: 0,
             leader_epoch: 1,
             log,
+            throttled: false,
         });
         make_fetching(&mut table, now);
         let round = table
@@ -1836,6 +1961,7 @@ mod tests {
                 BROKER_EPOCH,
                 17,
                 &ReplicaFetcherConfig::default(),
+                false,
             )
             .unwrap();
         let answer = fetch_answer(

@@ -5,7 +5,9 @@
 //! The task and the handle share the partition table in a `RefCell` that each borrows only
 //! between two awaits. The task's loop: truncate (OffsetForLeaderEpoch), fetch, reset the
 //! partitions out of range (ListOffsets), and wait when nothing is ready: until the handle
-//! rings (a partition added or re-armed), or a delayed partition becomes ready.
+//! rings (a partition added or re-armed, the follower quota changed), or a delayed partition
+//! becomes ready. The follower quota is read before each Fetch is built and charged with the
+//! throttled partitions' bytes once they are appended.
 
 use super::partitions::{
     FetcherPartitions, OutOfRange, EARLIEST_TIMESTAMP, FETCH_MAX_VERSION, FETCH_MIN_VERSION,
@@ -14,7 +16,7 @@ use super::partitions::{
 };
 use super::{
     FollowerIdentity, FollowerPartition, FollowerStatus, LeaderEndpoint, ReplicaFetcherConfig,
-    TopicPartition,
+    ReplicationQuota, TopicPartition,
 };
 use futures::channel::mpsc;
 use futures::StreamExt as _;
@@ -34,6 +36,8 @@ struct FetcherShared {
     identity: Rc<FollowerIdentity>,
     config: ReplicaFetcherConfig,
     partitions: RefCell<FetcherPartitions>,
+    /// The follower quota, shared by every fetcher of the shard.
+    quota: Rc<RefCell<ReplicationQuota>>,
     /// Rings the task out of its idle wait; holds at most one ring.
     doorbell: RefCell<mpsc::Sender<()>>,
 }
@@ -54,11 +58,13 @@ pub struct ReplicaFetcher {
 
 impl ReplicaFetcher {
     /// Starts a fetcher from `leader` on the current glommio executor (the follower's shard),
-    /// with no partitions yet; it connects once it has one.
+    /// with no partitions yet; it connects once it has one. Its throttled partitions count
+    /// against `quota`, the follower quota of the shard.
     pub fn start(
         leader: LeaderEndpoint,
         identity: Rc<FollowerIdentity>,
         config: ReplicaFetcherConfig,
+        quota: Rc<RefCell<ReplicationQuota>>,
     ) -> ReplicaFetcher {
         let (doorbell, rings) = mpsc::channel(0);
         let shared = Rc::new(FetcherShared {
@@ -66,6 +72,7 @@ impl ReplicaFetcher {
             identity,
             config,
             partitions: RefCell::new(FetcherPartitions::new()),
+            quota,
             doorbell: RefCell::new(doorbell),
         });
         let task = glommio::spawn_local(run(shared.clone(), rings));
@@ -111,6 +118,12 @@ impl ReplicaFetcher {
             .update_leader_epoch(tp, leader_epoch);
         self.shared.ring();
         known
+    }
+
+    /// Wakes the task out of its wait (the follower quota changed: held-back partitions may
+    /// go now).
+    pub fn wake(&self) {
+        self.shared.ring();
     }
 
     /// Removes a partition; once this returns, the fetcher never touches its log again.
@@ -291,12 +304,14 @@ async fn round(shared: &FetcherShared, conn: &Connection) -> Result<bool, Client
     }
 
     let negotiated = version_in::<FetchRequest>(conn, FETCH_MIN_VERSION, FETCH_MAX_VERSION)?;
+    let quota_exceeded = shared.quota.borrow_mut().is_exceeded(Instant::now());
     let fetch_round = shared.partitions.borrow().fetch_round(
         Instant::now(),
         follower_id,
         shared.identity.broker_epoch(),
         negotiated,
         config,
+        quota_exceeded,
     );
     if let Some(fetch_round) = fetch_round {
         let response = conn
@@ -313,6 +328,10 @@ async fn round(shared: &FetcherShared, conn: &Connection) -> Result<bool, Client
             Instant::now(),
             backoff,
         );
+        if outcome.throttled_bytes > 0 {
+            let bytes = u64::try_from(outcome.throttled_bytes).unwrap_or(u64::MAX);
+            shared.quota.borrow_mut().record(bytes, Instant::now());
+        }
         if !outcome.out_of_range.is_empty() {
             reset_out_of_range(shared, conn, &outcome.out_of_range).await?;
         }
