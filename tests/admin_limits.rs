@@ -218,7 +218,7 @@ fn three_create_topics_of_32769_partitions_are_refused_and_the_broker_restarts()
             );
             let message = results[0].error_message.as_ref().unwrap().to_string();
             assert!(
-                message.contains("Cannot add 32769 partition replica(s) for topic 'huge-")
+                message.contains("Cannot add 32769 partition(s) for topic 'huge-")
                     && message.contains("sluice.max.partitions.per.broker=10000"),
                 "{message}"
             );
@@ -297,7 +297,7 @@ fn partition_caps_per_shard_and_per_broker() {
         assert_eq!(codes, [0, POLICY_VIOLATION, 0], "{r:?}");
         let message = r[1].error_message.as_ref().unwrap().to_string();
         assert!(
-            message.contains("the 1 live broker(s) hold 63 (with the earlier topics of this request)")
+            message.contains("the 1 live broker(s) hold 63 partition(s)")
                 && message.contains("allows 2 more"),
             "{message}"
         );
