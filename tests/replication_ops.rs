@@ -314,3 +314,130 @@ fn elect_leaders_cli_refuses_bad_usage_and_unknown_partitions() {
         ],
     );
 }
+
+/// The leader and ISR of `topic`/`partition` in Metadata from `bootstrap`.
+fn leader_and_isr(bootstrap: &str, topic: &str, partition: i32) -> Option<(i32, Vec<i32>)> {
+    use rdkafka::consumer::Consumer;
+    let md = plain_consumer(bootstrap)
+        .fetch_metadata(Some(topic), Duration::from_secs(5))
+        .ok()?;
+    let t = md.topics().iter().find(|t| t.name() == topic)?;
+    let p = t.partitions().iter().find(|p| p.id() == partition)?;
+    Some((p.leader(), p.isr().to_vec()))
+}
+
+/// The rows of an `elect-leaders` table (its cells split on whitespace) and its summary line.
+fn election_table(stdout: &str) -> (Vec<Vec<String>>, String) {
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(lines.len() >= 2, "a table and a summary:\n{stdout}");
+    assert_eq!(
+        lines[0].split_whitespace().collect::<Vec<_>>(),
+        ["TOPIC", "PARTITION", "RESULT"],
+        "{stdout}"
+    );
+    let rows = lines[1..lines.len() - 1]
+        .iter()
+        .map(|l| l.split_whitespace().map(str::to_string).collect())
+        .collect();
+    (rows, lines[lines.len() - 1].to_string())
+}
+
+#[test]
+fn elect_leaders_cli_gives_a_partition_back_to_its_preferred_replica() {
+    bounded(Duration::from_secs(300), || {
+        let mut cluster = Cluster::builder(3, 1)
+            .set("auto.leader.rebalance.enable", false)
+            .start();
+        let bs = cluster.bootstrap();
+        let topic = unique("elect");
+        create_topic_assigned(
+            &bs,
+            &topic,
+            &[&[1000, 2000, 3000], &[2000, 3000, 1000]],
+            &[],
+        );
+        let elect = |bootstrap: &str, election: &str| {
+            cli_support::sluice_at(
+                bootstrap,
+                &[
+                    "cluster",
+                    "elect-leaders",
+                    "--election-type",
+                    election,
+                    "--topic",
+                    &topic,
+                ],
+            )
+        };
+        let row = |partition: &str, result: &[&str]| {
+            let mut row = vec![topic.clone(), partition.to_string()];
+            row.extend(result.iter().map(|w| w.to_string()));
+            row
+        };
+
+        // Broker 1 stopped: its partition cannot go back to it.
+        cluster.stop(1);
+        let others = cluster.bootstrap_of(&[2, 3]);
+        let run = elect(&others, "preferred");
+        run.failed_with(1);
+        let (rows, summary) = election_table(&run.stdout);
+        assert_eq!(rows.len(), 2, "{}", run.show());
+        assert_eq!(
+            rows[0][..3],
+            row("0", &["PREFERRED_LEADER_NOT_AVAILABLE"])[..],
+            "{}",
+            run.show()
+        );
+        assert_eq!(rows[1], row("1", &["not", "needed"]), "{}", run.show());
+        assert_eq!(
+            summary,
+            "Preferred election: 0 elected, 1 not needed, 1 failed."
+        );
+
+        // Back and in sync, it does not lead again by itself (no automatic rebalance) until
+        // the election.
+        cluster.start_again(1);
+        cluster.wait_nodes(&cluster.all_nodes(), Duration::from_secs(90));
+        let mut last = None;
+        let in_sync = wait_until(Duration::from_secs(60), Duration::from_millis(200), || {
+            last = leader_and_isr(&bs, &topic, 0);
+            last.as_ref()
+                .is_some_and(|(leader, isr)| *leader != 1000 && isr.contains(&1000))
+        });
+        assert!(in_sync, "broker 1 back in partition 0's ISR: {last:?}");
+        let run = elect(&bs, "preferred");
+        let (rows, summary) = election_table(run.ok());
+        assert_eq!(
+            rows,
+            vec![row("0", &["elected"]), row("1", &["not", "needed"])],
+            "{}",
+            run.show()
+        );
+        assert_eq!(
+            summary,
+            "Preferred election: 1 elected, 1 not needed, 0 failed."
+        );
+        let led = wait_until(Duration::from_secs(30), Duration::from_millis(100), || {
+            last = leader_and_isr(&bs, &topic, 0);
+            last.as_ref().is_some_and(|(leader, _)| *leader == 1000)
+        });
+        assert!(
+            led,
+            "the preferred replica leads partition 0 again: {last:?}"
+        );
+
+        // Both partitions have leaders: an unclean election has nothing to do.
+        let run = elect(&bs, "unclean");
+        let (rows, summary) = election_table(run.ok());
+        assert_eq!(
+            rows,
+            vec![row("0", &["not", "needed"]), row("1", &["not", "needed"])],
+            "{}",
+            run.show()
+        );
+        assert_eq!(
+            summary,
+            "Unclean election: 0 elected, 2 not needed, 0 failed."
+        );
+    })
+}

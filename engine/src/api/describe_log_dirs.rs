@@ -174,10 +174,10 @@ fn absolute(path: &Path) -> PathBuf {
 /// blocking pool.
 fn volume_space(dir: &Path) -> std::io::Result<VolumeSpace> {
     let stat = nix::sys::statvfs::statvfs(dir).map_err(std::io::Error::from)?;
-    let fragment = u64::from(stat.fragment_size());
+    let fragment = stat.fragment_size();
     Ok(VolumeSpace {
-        total_bytes: u64::from(stat.blocks()).saturating_mul(fragment),
-        usable_bytes: u64::from(stat.blocks_available()).saturating_mul(fragment),
+        total_bytes: stat.blocks().saturating_mul(fragment),
+        usable_bytes: stat.blocks_available().saturating_mul(fragment),
     })
 }
 
