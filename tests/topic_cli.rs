@@ -81,6 +81,7 @@ fn help_describes_every_subcommand_and_option() {
             "alter",
             "delete",
             "add-partitions",
+            "reassign",
             "--bootstrap-server",
             "-b",
         ],
@@ -104,6 +105,20 @@ fn help_describes_every_subcommand_and_option() {
     );
     help_mentions(&["topic", "delete"], &["<NAME>...", "--if-exists"]);
     help_mentions(&["topic", "add-partitions"], &["<NAME>", "--partitions"]);
+    help_mentions(
+        &["topic", "reassign"],
+        &["plan", "execute", "verify", "cancel", "list"],
+    );
+    help_mentions(
+        &["topic", "reassign", "plan"],
+        &["--topics", "--brokers", "--replication-factor"],
+    );
+    help_mentions(
+        &["topic", "reassign", "execute"],
+        &["--plan", "--disallow-replication-factor-change"],
+    );
+    help_mentions(&["topic", "reassign", "verify"], &["--plan"]);
+    help_mentions(&["topic", "reassign", "cancel"], &["--plan"]);
     help_mentions(&["config"], &["describe", "set", "delete"]);
     help_mentions(
         &["config", "describe"],
@@ -133,6 +148,17 @@ fn usage_errors_exit_2() {
         &["topic", "create", "t", "--config", "novalue"],
         &["topic", "delete"],
         &["topic", "add-partitions", "t"],
+        &["topic", "reassign", "execute"],
+        &["topic", "reassign", "plan", "--topics", "t"],
+        &[
+            "topic",
+            "reassign",
+            "plan",
+            "--topics",
+            "t",
+            "--brokers",
+            "x",
+        ],
         &["config", "describe"],
         &["config", "describe", "--topic", "t", "--broker", "1"],
         &["config", "set", "--topic", "t"],
@@ -150,6 +176,7 @@ fn unreachable_broker_is_a_clear_error() {
         &["topic", "describe", "t"],
         &["topic", "create", "t"],
         &["topic", "delete", "t"],
+        &["topic", "reassign", "list"],
         &["config", "describe", "--topic", "t"],
         &["config", "set", "--topic", "t", "retention.ms=1"],
     ] {
