@@ -435,3 +435,49 @@ fn follower_append_error(e: FollowerAppendError) -> FollowerLogError {
 fn storage_error(e: StorageError) -> FollowerLogError {
     FollowerLogError::Storage(e.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn broker(overrides: &[&str]) -> BrokerConfig {
+        let o: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
+        BrokerConfig::load(None, &o).unwrap()
+    }
+
+    #[test]
+    fn fetchers_run_with_the_broker_replica_settings() {
+        assert_eq!(
+            fetcher_config(&broker(&[])),
+            ReplicaFetcherConfig::default()
+        );
+        let config = broker(&[
+            "replica.fetch.max.bytes=65536",
+            "replica.fetch.min.bytes=0",
+            "replica.fetch.response.max.bytes=1000000",
+            "replica.fetch.backoff.ms=50",
+            "replica.lag.time.max.ms=60000",
+            "replica.fetch.wait.max.ms=45000",
+            "replication.quota.window.num=4",
+        ]);
+        let fetcher = fetcher_config(&config);
+        assert_eq!(
+            (
+                fetcher.fetch_max_bytes,
+                fetcher.fetch_min_bytes,
+                fetcher.fetch_response_max_bytes
+            ),
+            (65536, 1, 1_000_000),
+            "a minimum of 0 bytes is raised to the 1 a fetcher needs"
+        );
+        assert_eq!(fetcher.fetch_backoff, Duration::from_millis(50));
+        assert_eq!(fetcher.fetch_wait_max, Duration::from_secs(45));
+        assert_eq!(
+            fetcher.socket_timeout,
+            Duration::from_secs(45),
+            "the socket timeout covers the fetch wait"
+        );
+        assert_eq!(fetcher.quota_window.num, 4);
+        assert_eq!(fetcher.validate(), Ok(()));
+    }
+}

@@ -235,6 +235,10 @@ mod tests {
                 ..ReplicaFetcherConfig::default()
             };
             let mut manager = ReplicaFetcherManager::new(2001, 5, config);
+            assert_eq!(manager.throttled_rate(), UNTHROTTLED);
+            manager.set_throttled_rate(-3);
+            assert_eq!(manager.throttled_rate(), 0, "a negative rate means 0");
+            manager.set_throttled_rate(UNTHROTTLED);
             let a = LeaderEndpoint {
                 node_id: 1000,
                 addr: closed_addr(),
