@@ -88,10 +88,8 @@ pub async fn handle_produce(shard: &Rc<Shard>, req: &RawRequest) -> HandlerResul
                     if acks == -1 {
                         if let Err(e) = p.check_min_isr() {
                             out.error_code = ResponseError::NotEnoughReplicas.code();
-                            out.error_message = Some(str_bytes(format!(
-                                "{}-{}: {e}",
-                                p.topic, p.index
-                            )));
+                            out.error_message =
+                                Some(str_bytes(format!("{}-{}: {e}", p.topic, p.index)));
                             partitions.push(out);
                             continue;
                         }

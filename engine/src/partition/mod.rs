@@ -20,10 +20,10 @@ pub mod offsets;
 pub mod replica;
 
 use crate::config::{EffectiveTopicConfig, TimestampType};
-pub use leadership::ReadReplicaView;
-use leadership::ReplicaRole;
 use bytes::Bytes;
 use event_listener::{Event, EventListener};
+pub use leadership::ReadReplicaView;
+use leadership::ReplicaRole;
 use sluice_storage::{
     AppendError, AppendInfo, FileSlice, LogConfig, PartitionLog, ReadError, ValidationConfig,
 };
@@ -85,9 +85,7 @@ impl Partition {
     pub fn high_watermark(&self) -> i64 {
         let known = self.role_high_watermark();
         let log = self.log.borrow();
-        known
-            .min(log.log_end_offset())
-            .max(log.log_start_offset())
+        known.min(log.log_end_offset()).max(log.log_start_offset())
     }
 
     /// Adopts a new effective topic config, and its storage settings in the log, when it
