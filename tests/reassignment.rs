@@ -304,7 +304,6 @@ fn other_shard(node: i32) -> i32 {
 }
 
 #[test]
-#[ignore = "known gap: a shard closes a replica that a reassignment moves away but keeps its directory (engine/src/shard.rs apply_metadata deletes only deleted topics' directories); run with --ignored once fixed"]
 fn a_partition_moves_to_other_nodes_under_load_and_an_unfinished_move_is_cancelled() {
     bounded(TEST_LIMIT, || {
         let mut cluster = Cluster::start(BROKERS, SHARDS);

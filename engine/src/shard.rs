@@ -328,10 +328,13 @@ impl Shard {
             placed_here
         });
         for p in removed {
-            let deleted = image
-                .topic(&p.topic)
-                .map(|t| t.id != p.topic_id)
-                .unwrap_or(true);
+            let deleted = match image.topic(&p.topic) {
+                Some(t) if t.id == p.topic_id => !t
+                    .partitions
+                    .get(p.index as usize)
+                    .is_some_and(|placement| image.is_replica_on(placement, self.id)),
+                _ => true,
+            };
             if deleted {
                 delete_partition_dir(&self.file_worker, &p);
             }

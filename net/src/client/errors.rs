@@ -71,6 +71,7 @@ pub fn error_name(code: i16) -> &'static str {
         82 => "FENCED_INSTANCE_ID",
         83 => "ELIGIBLE_LEADERS_NOT_AVAILABLE",
         84 => "ELECTION_NOT_NEEDED",
+        85 => "NO_REASSIGNMENT_IN_PROGRESS",
         86 => "GROUP_SUBSCRIBED_TO_TOPIC",
         87 => "INVALID_RECORD",
         88 => "UNSTABLE_OFFSET_COMMIT",
